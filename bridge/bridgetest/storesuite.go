@@ -1,0 +1,537 @@
+package bridgetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/compliance"
+)
+
+// StoreSuite is the conformance suite of bridge.Store: every implementation must pass it, so that
+// engine tests on one store say something about all of them. open returns a new, empty store.
+func StoreSuite(t *testing.T, open func(testing.TB) bridge.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s bridge.Store)
+	}{
+		{"EmployeesAndScenes", testEmployees},
+		{"Contacts", testContacts},
+		{"ChatsOnePerContact", testChats},
+		{"QueueFIFOAndFront", testQueue},
+		{"OutboxLanesInOrder", testOutboxLanes},
+		{"OutboxLeaseExpiry", testOutboxLease},
+		{"OutboxConcurrentClaimers", testOutboxConcurrentClaims},
+		{"TimersFireOnce", testTimers},
+		{"IdempotencyKeys", testFirstSeen},
+		{"ArchiveChains", testArchiveAppend},
+		{"RollbackLeavesNothing", testRollback},
+		{"ChatLockSerializes", testChatLock},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+// inTx runs fn and fails the test on error.
+func inTx(t *testing.T, s bridge.Store, fn func(bridge.Tx) error) {
+	t.Helper()
+	if err := s.InTx(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedChat creates a contact, an employee and their chat.
+func seedChat(t *testing.T, s bridge.Store, contact bridge.OpenID, emp bridge.EmployeeID) *bridge.Chat {
+	t.Helper()
+	ctx := context.Background()
+	c := &bridge.Chat{Contact: contact, Members: []bridge.EmployeeID{emp}, Status: bridge.StatusPending, CreatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error {
+		if err := tx.PutContact(ctx, &bridge.Contact{OpenID: contact, Following: true, UpdatedAt: t0}); err != nil {
+			return err
+		}
+		if _, err := tx.Employee(ctx, emp); errors.Is(err, bridge.ErrNotFound) {
+			if err := tx.PutEmployee(ctx, &bridge.Employee{ID: emp, Enabled: true, Scene: "emp:" + string(emp), Reachable: true, UpdatedAt: t0}); err != nil {
+				return err
+			}
+		}
+		return tx.CreateChat(ctx, c)
+	})
+	return c
+}
+
+func testEmployees(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	want := &bridge.Employee{ID: "e1", Tenant: "t", Name: "Ann Lee", Email: "ann@example.com", Enabled: true, Scene: "emp:e1",
+		Teams: bridge.TeamsAddress{ServiceURL: "https://smba.example/", ConversationID: "a:1", UserID: "29:1"}, Reachable: true, CurrentChat: 7, UpdatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.PutEmployee(ctx, want) })
+	inTx(t, s, func(tx bridge.Tx) error {
+		got, err := tx.Employee(ctx, "e1")
+		if err != nil {
+			return err
+		}
+		if *got != *want {
+			t.Errorf("Employee = %+v; want %+v", got, want)
+		}
+		got, err = tx.EmployeeByScene(ctx, "emp:e1")
+		if err != nil || got.ID != "e1" {
+			t.Errorf("EmployeeByScene = %v, %v; want e1", got, err)
+		}
+		if _, err := tx.Employee(ctx, "nobody"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("Employee(nobody) error = %v; want ErrNotFound", err)
+		}
+		if _, err := tx.EmployeeByScene(ctx, "emp:nobody"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("EmployeeByScene(nobody) error = %v; want ErrNotFound", err)
+		}
+		// Two employees without a scene are fine; two with the same scene are not.
+		if err := tx.PutEmployee(ctx, &bridge.Employee{ID: "e2", UpdatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.PutEmployee(ctx, &bridge.Employee{ID: "e3", UpdatedAt: t0})
+	})
+	err := s.InTx(ctx, func(tx bridge.Tx) error {
+		return tx.PutEmployee(ctx, &bridge.Employee{ID: "e4", Scene: "emp:e1", UpdatedAt: t0})
+	})
+	if !errors.Is(err, bridge.ErrConflict) {
+		t.Errorf("second employee with scene emp:e1: error = %v; want ErrConflict", err)
+	}
+}
+
+func testContacts(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	want := &bridge.Contact{OpenID: "o1", UnionID: "u1", Name: "Mr Wang", Language: "zh_CN", Following: true, UpdatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.PutContact(ctx, want) })
+	want.Following = false
+	inTx(t, s, func(tx bridge.Tx) error { return tx.PutContact(ctx, want) })
+	inTx(t, s, func(tx bridge.Tx) error {
+		got, err := tx.Contact(ctx, "o1")
+		if err != nil {
+			return err
+		}
+		if *got != *want {
+			t.Errorf("Contact = %+v; want %+v", got, want)
+		}
+		if _, err := tx.Contact(ctx, "o2"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("Contact(o2) error = %v; want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
+func testChats(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	c := seedChat(t, s, "o1", "e1")
+	if c.ID == 0 {
+		t.Fatal("CreateChat did not set the id")
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		return tx.PutEmployee(ctx, &bridge.Employee{ID: "e2", Enabled: true, UpdatedAt: t0})
+	})
+	inTx(t, s, func(tx bridge.Tx) error {
+		got, err := tx.LockChat(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		got.Status = bridge.StatusCapped
+		got.LastInboundAt = t0.Add(time.Hour)
+		got.SentSinceInbound, got.EmployeeStreak = 4, 3
+		got.OnHoldPrompted, got.Notified24h, got.ReinstateSent = true, true, true
+		got.Members = []bridge.EmployeeID{"e2", "e1"}
+		got.UpdatedAt = t0.Add(2 * time.Hour)
+		return tx.SaveChat(ctx, got)
+	})
+	inTx(t, s, func(tx bridge.Tx) error {
+		got, err := tx.LockChatByContact(ctx, "o1")
+		if err != nil {
+			return err
+		}
+		if got.ID != c.ID || got.Status != bridge.StatusCapped || !got.LastInboundAt.Equal(t0.Add(time.Hour)) ||
+			got.SentSinceInbound != 4 || got.EmployeeStreak != 3 || !got.OnHoldPrompted || !got.Notified24h ||
+			!got.ReinstateSent || !slices.Equal(got.Members, []bridge.EmployeeID{"e2", "e1"}) {
+			t.Errorf("chat after save = %+v", got)
+		}
+		if _, err := tx.LockChat(ctx, 999999); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("LockChat(999999) error = %v; want ErrNotFound", err)
+		}
+		if _, err := tx.LockChatByContact(ctx, "o2"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("LockChatByContact(o2) error = %v; want ErrNotFound", err)
+		}
+		return nil
+	})
+	// A customer has one chat.
+	err := s.InTx(ctx, func(tx bridge.Tx) error {
+		return tx.CreateChat(ctx, &bridge.Chat{Contact: "o1", Members: []bridge.EmployeeID{"e1"}, Status: bridge.StatusPending, CreatedAt: t0})
+	})
+	if !errors.Is(err, bridge.ErrConflict) {
+		t.Errorf("second chat for o1: error = %v; want ErrConflict", err)
+	}
+}
+
+func testQueue(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	c := seedChat(t, s, "o1", "e1")
+	push := func(id string, front bool) {
+		inTx(t, s, func(tx bridge.Tx) error {
+			return tx.PushQueue(ctx, &bridge.QueuedMessage{ChatID: c.ID, Employee: "e1", MessageID: id, Message: bridge.TextMessage("text " + id), QueuedAt: t0}, front)
+		})
+	}
+	push("m1", false)
+	push("m2", false)
+	push("m0", true)
+	push("m3", false)
+	var ids []int64
+	inTx(t, s, func(tx bridge.Tx) error {
+		q, err := tx.Queue(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, m := range q {
+			got = append(got, m.MessageID+"="+m.Message.Text)
+			ids = append(ids, m.ID)
+		}
+		if want := []string{"m0=text m0", "m1=text m1", "m2=text m2", "m3=text m3"}; !slices.Equal(got, want) {
+			t.Errorf("queue = %v; want %v", got, want)
+		}
+		locked, err := tx.LockChat(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if locked.QueueLen != 4 {
+			t.Errorf("QueueLen = %d; want 4", locked.QueueLen)
+		}
+		return tx.RemoveQueued(ctx, ids[0], ids[2])
+	})
+	inTx(t, s, func(tx bridge.Tx) error {
+		q, err := tx.Queue(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if len(q) != 2 || q[0].MessageID != "m1" || q[1].MessageID != "m3" {
+			t.Errorf("queue after removing m0, m2 = %v", q)
+		}
+		return nil
+	})
+}
+
+func addOutbox(t *testing.T, s bridge.Store, lane, msg string, notBefore time.Time) *bridge.OutboxItem {
+	t.Helper()
+	it := &bridge.OutboxItem{Channel: bridge.ChannelWeChat, Lane: lane, Contact: "o1", MessageID: msg,
+		WeChat: &bridge.WeChatMessage{Message: bridge.TextMessage(msg)}, State: bridge.OutboxPending, NotBefore: notBefore, CreatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.AddOutbox(context.Background(), it) })
+	if it.ID == 0 {
+		t.Fatal("AddOutbox did not set the id")
+	}
+	return it
+}
+
+func claimIDs(t *testing.T, s bridge.Store, now time.Time, limit int) []string {
+	t.Helper()
+	items, err := s.ClaimOutbox(context.Background(), now, now.Add(time.Minute), limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		if it.State != bridge.OutboxSending || it.Attempts < 1 {
+			t.Errorf("claimed %s in state %s attempt %d", it.MessageID, it.State, it.Attempts)
+		}
+		out = append(out, it.MessageID)
+	}
+	return out
+}
+
+func finishItem(t *testing.T, s bridge.Store, msg string, state bridge.OutboxState) {
+	t.Helper()
+	ctx := context.Background()
+	inTx(t, s, func(tx bridge.Tx) error {
+		for _, ch := range []bridge.Channel{bridge.ChannelWeChat, bridge.ChannelTeams} {
+			items, err := tx.ChatOutbox(ctx, 0, ch)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				if it.MessageID == msg {
+					it.State = state
+					return tx.UpdateOutbox(ctx, it)
+				}
+			}
+		}
+		t.Fatalf("outbox item %s not open", msg)
+		return nil
+	})
+}
+
+func testOutboxLanes(t *testing.T, s bridge.Store) {
+	addOutbox(t, s, "A", "a1", t0)
+	addOutbox(t, s, "A", "a2", t0)
+	addOutbox(t, s, "B", "b1", t0)
+	addOutbox(t, s, "C", "c1", t0.Add(30*time.Second)) // not due yet
+	if got, want := claimIDs(t, s, t0, 10), []string{"a1", "b1"}; !slices.Equal(got, want) {
+		t.Fatalf("first claim = %v; want the head of each due lane %v", got, want)
+	}
+	if got := claimIDs(t, s, t0, 10); len(got) != 0 {
+		t.Fatalf("claim while a1 and b1 are sending = %v; want nothing", got)
+	}
+	finishItem(t, s, "a1", bridge.OutboxDone)
+	if got, want := claimIDs(t, s, t0, 10), []string{"a2"}; !slices.Equal(got, want) {
+		t.Fatalf("claim after a1 done = %v; want %v", got, want)
+	}
+	if got, want := claimIDs(t, s, t0.Add(30*time.Second), 10), []string{"c1"}; !slices.Equal(got, want) {
+		t.Fatalf("claim when c1 falls due = %v; want %v", got, want)
+	}
+	next, err := s.NextWake(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !next.Equal(t0.Add(time.Minute)) { // the earliest lease (b1, a2) runs out a minute after t0
+		t.Errorf("NextWake = %v; want %v", next, t0.Add(time.Minute))
+	}
+}
+
+func testOutboxLease(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	addOutbox(t, s, "A", "a1", t0)
+	first, err := s.ClaimOutbox(ctx, t0, t0.Add(time.Minute), 10)
+	if err != nil || len(first) != 1 || first[0].Expired {
+		t.Fatalf("claim = %v, %v; want a1, not expired", first, err)
+	}
+	if got := claimIDs(t, s, t0.Add(59*time.Second), 10); len(got) != 0 {
+		t.Fatalf("claim before the lease ran out = %v; want nothing", got)
+	}
+	again, err := s.ClaimOutbox(ctx, t0.Add(time.Minute), t0.Add(2*time.Minute), 10)
+	if err != nil || len(again) != 1 || !again[0].Expired || again[0].Attempts != 2 {
+		t.Fatalf("claim after the lease ran out = %+v, %v; want a1 again, expired, attempt 2", again, err)
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		it, err := tx.LockOutbox(ctx, first[0].ID)
+		if err != nil {
+			return err
+		}
+		if it.Attempts != 2 || !it.LeaseUntil.Equal(t0.Add(2*time.Minute)) {
+			t.Errorf("stored item = attempt %d lease %v; want attempt 2 lease %v", it.Attempts, it.LeaseUntil, t0.Add(2*time.Minute))
+		}
+		return nil
+	})
+}
+
+func testOutboxConcurrentClaims(t *testing.T, s bridge.Store) {
+	const lanes, perLane = 20, 5
+	for i := range perLane {
+		for l := range lanes {
+			addOutbox(t, s, "L"+string(rune('a'+l)), "L"+string(rune('a'+l))+string(rune('0'+i)), t0)
+		}
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[string]int{}
+		order   = map[string][]string{}
+		wg      sync.WaitGroup
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for idle := 0; idle < 50; {
+				items, err := s.ClaimOutbox(context.Background(), t0, t0.Add(time.Hour), 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(items) == 0 {
+					idle++
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				for _, it := range items {
+					mu.Lock()
+					claimed[it.MessageID]++
+					order[it.Lane] = append(order[it.Lane], it.MessageID)
+					mu.Unlock()
+					finishItem(t, s, it.MessageID, bridge.OutboxDone)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != lanes*perLane {
+		t.Errorf("claimed %d items; want %d", len(claimed), lanes*perLane)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("item %s claimed %d times", id, n)
+		}
+	}
+	for lane, got := range order {
+		if !slices.IsSorted(got) {
+			t.Errorf("lane %s delivered out of order: %v", lane, got)
+		}
+	}
+}
+
+func testTimers(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	c1 := seedChat(t, s, "o1", "e1")
+	c2 := seedChat(t, s, "o2", "e1")
+	inTx(t, s, func(tx bridge.Tx) error {
+		if err := tx.SetTimer(ctx, c1.ID, bridge.TimerNotice, t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		if err := tx.SetTimer(ctx, c1.ID, bridge.TimerNotice, t0.Add(2*time.Hour)); err != nil { // rescheduled
+			return err
+		}
+		if err := tx.SetTimer(ctx, c1.ID, bridge.TimerInactive, t0.Add(3*time.Hour)); err != nil {
+			return err
+		}
+		return tx.SetTimer(ctx, c2.ID, bridge.TimerNotice, t0.Add(time.Hour))
+	})
+	next, err := s.NextWake(ctx)
+	if err != nil || !next.Equal(t0.Add(time.Hour)) {
+		t.Errorf("NextWake = %v, %v; want %v", next, err, t0.Add(time.Hour))
+	}
+	claim := func(now time.Time) (out []bridge.Timer) {
+		inTx(t, s, func(tx bridge.Tx) (err error) { out, err = tx.ClaimDueTimers(ctx, now, 10); return })
+		return out
+	}
+	if got := claim(t0.Add(90 * time.Minute)); len(got) != 1 || got[0].ChatID != c2.ID || got[0].Kind != bridge.TimerNotice {
+		t.Errorf("timers due at 1.5 h = %+v; want c2's notice only (c1's was rescheduled)", got)
+	}
+	if got := claim(t0.Add(90 * time.Minute)); len(got) != 0 {
+		t.Errorf("claiming again = %+v; want nothing: a timer fires once", got)
+	}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.ClearTimers(ctx, c1.ID, bridge.TimerInactive) })
+	if got := claim(t0.Add(4 * time.Hour)); len(got) != 1 || got[0].Kind != bridge.TimerNotice || !got[0].Due.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("timers due at 4 h = %+v; want c1's notice at 2 h", got)
+	}
+	if next, _ := s.NextWake(ctx); !next.IsZero() {
+		t.Errorf("NextWake with nothing waiting = %v; want zero", next)
+	}
+}
+
+func testFirstSeen(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	var first, second bool
+	inTx(t, s, func(tx bridge.Tx) (err error) { first, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
+	inTx(t, s, func(tx bridge.Tx) (err error) { second, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
+	if !first || second {
+		t.Errorf("FirstSeen twice = %v, %v; want true, false", first, second)
+	}
+}
+
+func testArchiveAppend(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	ev := func(stream, text string) compliance.Event {
+		return compliance.Event{Stream: stream, At: t0, Kind: compliance.KindCustomerMessage, Actor: "customer:o1",
+			Meta: compliance.Meta{Contact: "o1"}, Content: compliance.Content{Text: text}}
+	}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.Append(ctx, ev("chat:1", "a"), ev("chat:2", "x"), ev("chat:1", "b")) })
+	inTx(t, s, func(tx bridge.Tx) error { return tx.Append(ctx, ev("chat:1", "c")) })
+	reader, ok := s.(ArchiveReader)
+	if !ok {
+		t.Skip("store cannot read its archive back")
+	}
+	recs, err := reader.ArchiveStream(ctx, "chat:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := compliance.NewChainVerifier("chat:1")
+	var texts []string
+	for i := range recs {
+		if err := v.Add(&recs[i], true); err != nil {
+			t.Fatal(err)
+		}
+		c, err := compliance.DecodeContent(recs[i].Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, c.Text)
+	}
+	if !slices.Equal(texts, []string{"a", "b", "c"}) || v.Head().Seq != 3 {
+		t.Errorf("chat:1 = %v (head seq %d); want [a b c] chained to seq 3", texts, v.Head().Seq)
+	}
+	heads, err := reader.ArchiveHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Finish(heads["chat:1"]); err != nil {
+		t.Error(err)
+	}
+	if heads["chat:2"].Seq != 1 {
+		t.Errorf("chat:2 head = %+v; want seq 1", heads["chat:2"])
+	}
+}
+
+// ArchiveReader is implemented by stores that can read their archive back (for verification).
+type ArchiveReader interface {
+	ArchiveStream(ctx context.Context, stream string) ([]compliance.Record, error)
+	ArchiveHeads(ctx context.Context) (map[string]compliance.Head, error)
+}
+
+func testRollback(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := s.InTx(ctx, func(tx bridge.Tx) error {
+		if err := tx.PutContact(ctx, &bridge.Contact{OpenID: "o9", UpdatedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.Append(ctx, compliance.Event{Stream: "chat:9", At: t0, Kind: compliance.KindCustomerMessage, Actor: "x"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("InTx error = %v; want boom", err)
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		if _, err := tx.Contact(ctx, "o9"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("contact written by a rolled-back transaction: %v", err)
+		}
+		return nil
+	})
+	if reader, ok := s.(ArchiveReader); ok {
+		recs, err := reader.ArchiveStream(ctx, "chat:9")
+		if err != nil || len(recs) != 0 {
+			t.Errorf("archive after rollback = %d records, %v; want none", len(recs), err)
+		}
+	}
+}
+
+func testChatLock(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	c := seedChat(t, s, "o1", "e1")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				err := s.InTx(ctx, func(tx bridge.Tx) error {
+					got, err := tx.LockChat(ctx, c.ID)
+					if err != nil {
+						return err
+					}
+					got.SentSinceInbound++
+					return tx.SaveChat(ctx, got)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	inTx(t, s, func(tx bridge.Tx) error {
+		got, err := tx.LockChat(ctx, c.ID)
+		if err == nil && got.SentSinceInbound != 40 {
+			t.Errorf("after 40 locked increments the counter is %d: a lock let two through", got.SentSinceInbound)
+		}
+		return err
+	})
+}

@@ -1,0 +1,410 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxteams/wxteams/compliance"
+)
+
+// This file delivers the outbox, fires the chat timers, and applies what the channels answer.
+
+// Run delivers the outbox and fires timers until ctx is cancelled, then waits for deliveries in
+// flight to be recorded. Several processes may Run on one store.
+func (e *Engine) Run(ctx context.Context) error {
+	defer e.inflight.Wait()
+	slots := make(chan struct{}, e.workers)
+	for {
+		busy := false
+		if free := cap(slots) - len(slots); free > 0 {
+			items, err := e.claim(ctx, free)
+			if err != nil && ctx.Err() == nil {
+				e.log.Warn("claim outbox", zap.Error(err))
+			}
+			for _, it := range items {
+				slots <- struct{}{}
+				e.inflight.Add(1)
+				go func() {
+					defer func() { <-slots; e.inflight.Done(); e.poke() }()
+					e.deliver(context.WithoutCancel(ctx), it)
+				}()
+			}
+			busy = len(items) == free
+		}
+		fired, err := e.FireDueTimers(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("fire timers", zap.Error(err))
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if busy || fired > 0 {
+			continue
+		}
+		wait := e.pollInterval
+		if next, err := e.store.NextWake(ctx); err == nil && !next.IsZero() {
+			wait = min(wait, max(next.Sub(e.clock.Now()), time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-e.clock.After(wait):
+		}
+	}
+}
+
+// Drain delivers everything due and fires every due timer, one at a time, until nothing is left.
+// Tests and one-shot tools use it in place of Run.
+func (e *Engine) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		items, err := e.claim(ctx, 1)
+		if err != nil {
+			return total, err
+		}
+		for _, it := range items {
+			e.deliver(ctx, it)
+		}
+		fired, err := e.FireDueTimers(ctx)
+		if err != nil {
+			return total, err
+		}
+		if len(items) == 0 && fired == 0 {
+			return total, nil
+		}
+		total += len(items) + fired
+	}
+}
+
+func (e *Engine) claim(ctx context.Context, n int) ([]*OutboxItem, error) {
+	now := e.clock.Now()
+	// The lease outlives the send timeout, so a live sender always records its outcome first.
+	lease := now.Add(2*e.Policy().SendTimeout.D() + 5*time.Second)
+	return e.store.ClaimOutbox(ctx, now, lease, n)
+}
+
+// deliver sends one claimed item and records the outcome.
+func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
+	var (
+		d   Delivery
+		err error
+	)
+	switch {
+	case it.Expired && it.Channel == ChannelWeChat:
+		// A process died, or lost its database, while this was with WeChat. It may have arrived:
+		// never send it again.
+		err = fmt.Errorf("claim of attempt %d ran out while sending: %w", it.Attempts-1, ErrOutcomeUnknown)
+	default:
+		d, err = e.send(ctx, it)
+	}
+	for attempt := 0; ; attempt++ {
+		ferr := e.finish(ctx, it, d, err)
+		if ferr == nil {
+			return
+		}
+		if attempt == 4 || ctx.Err() != nil {
+			e.log.Error("record delivery outcome; the claim will run out and be resolved then",
+				zap.Int64("outbox_id", it.ID), zap.Error(ferr))
+			return
+		}
+		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
+	}
+}
+
+// send hands one item to its channel.
+func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
+	timeout := e.Policy().SendTimeout.D()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var (
+		d   Delivery
+		err error
+	)
+	switch it.Channel {
+	case ChannelWeChat:
+		var ct *Contact
+		if err = e.store.InTx(ctx, func(tx Tx) (err error) { ct, err = tx.Contact(ctx, it.Contact); return }); err != nil {
+			return d, fmt.Errorf("load contact: %w", errors.Join(err, ErrRetryLater))
+		}
+		d, err = e.wechat.SendWeChat(sctx, ct, it.WeChat)
+	case ChannelTeams:
+		var emp *Employee
+		if err = e.store.InTx(ctx, func(tx Tx) (err error) { emp, err = tx.Employee(ctx, it.Employee); return }); err != nil {
+			return d, fmt.Errorf("load employee: %w", errors.Join(err, ErrRetryLater))
+		}
+		d, err = e.teams.SendTeams(sctx, emp, it.Teams)
+	default:
+		return d, fmt.Errorf("unknown channel %q", it.Channel)
+	}
+	if err != nil && sctx.Err() != nil && !isClassified(err) {
+		// The deadline passed with the request possibly on the wire.
+		err = fmt.Errorf("no answer within %s: %w", timeout, errors.Join(err, ErrOutcomeUnknown))
+	}
+	return d, err
+}
+
+func isClassified(err error) bool {
+	for _, k := range []error{ErrWindowClosed, ErrQuotaUsed, ErrNotFollower, ErrRecipientGone, ErrRetryLater, ErrOutcomeUnknown} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// finish records a delivery's outcome and applies it to the chat (DESIGN §2, delivery results):
+// 45015 → inactive, message back to the head of the queue; 45047 → capped, back to the queue;
+// 43004/40003/48002 → closed; -1/45011 → retried with backoff; outcome unknown → archived as such,
+// never resent.
+func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, sendErr error) error {
+	return e.do(ctx, "", func(s *step) error {
+		var c *Chat
+		if claimed.ChatID != 0 {
+			var err error
+			if c, err = s.lock(claimed.ChatID); err != nil {
+				return err
+			}
+		}
+		it, err := s.tx.LockOutbox(s.ctx, claimed.ID)
+		if err != nil {
+			return err
+		}
+		if it.State != OutboxSending || it.Attempts != claimed.Attempts {
+			return nil // another claim took it over after ours ran out; its outcome is theirs to record
+		}
+		meta := compliance.Meta{
+			MessageID: it.MessageID, Channel: string(it.Channel), Contact: string(it.Contact),
+			Employee: string(it.Employee), Attempt: it.Attempts, ErrCode: channelCode(sendErr),
+		}
+		if sendErr != nil {
+			meta.Error = sendErr.Error()
+		}
+		stream := compliance.ContactStream(string(it.Contact))
+		if it.Channel == ChannelTeams {
+			stream = employeeStream(it.Employee)
+		}
+		record := func(kind compliance.Kind, content compliance.Content) {
+			s.archive(c, stream, kind, actorSystem, meta, content)
+		}
+		switch {
+		case sendErr == nil:
+			it.State = OutboxDone
+			meta.ExternalID = d.ID
+			record(compliance.KindDelivered, compliance.Content{Payload: d.Payload})
+		case errors.Is(sendErr, ErrRetryLater) && it.Attempts < s.policy.RetryAttempts:
+			it.State = OutboxPending
+			it.NotBefore = s.now.Add(s.backoff(it.Attempts, sendErr))
+			meta.Reason = "retry at " + it.NotBefore.UTC().Format(time.RFC3339)
+			record(compliance.KindDeliveryRetry, compliance.Content{})
+		case errors.Is(sendErr, ErrOutcomeUnknown):
+			it.State = OutboxUnknown
+			record(compliance.KindOutcomeUnknown, compliance.Content{})
+			if !it.Auto && c != nil {
+				s.notice(c, []EmployeeID{it.Employee}, "employee.outcome_unknown", s.employeeText(c, s.policy.Employee.OutcomeUnknown))
+			}
+		case c != nil && it.Channel == ChannelWeChat && (errors.Is(sendErr, ErrWindowClosed) || errors.Is(sendErr, ErrQuotaUsed)):
+			return s.requeue(c, it, sendErr, meta)
+		case c != nil && it.Channel == ChannelWeChat && errors.Is(sendErr, ErrNotFollower):
+			it.State = OutboxFailed
+			record(compliance.KindDeliveryFailed, compliance.Content{})
+			if err := s.tx.UpdateOutbox(s.ctx, it); err != nil {
+				return err
+			}
+			if ct, err := s.contact(c.Contact); err == nil && ct.Following {
+				ct.Following = false
+				if err := s.tx.PutContact(s.ctx, ct); err != nil {
+					return err
+				}
+			}
+			if c.Status.Live() {
+				return s.close(c, "WeChat cannot deliver to the customer", "employee.not_follower", s.policy.Employee.NotFollower, meta.ErrCode)
+			}
+			return nil
+		default:
+			it.State = OutboxFailed
+			record(compliance.KindDeliveryFailed, compliance.Content{})
+			if it.Channel == ChannelTeams && errors.Is(sendErr, ErrRecipientGone) {
+				if err := s.unreachable(it.Employee, meta.ErrCode); err != nil {
+					return err
+				}
+			}
+			if it.Channel == ChannelWeChat && !it.Auto && c != nil {
+				if c.SentSinceInbound > 0 {
+					c.SentSinceInbound--
+				}
+				if c.EmployeeStreak > 0 {
+					c.EmployeeStreak--
+				}
+				s.notice(c, []EmployeeID{it.Employee}, "employee.delivery_failed",
+					s.employeeText(c, s.policy.Employee.DeliveryFailed, "{code}", strconv.Itoa(meta.ErrCode)))
+			}
+		}
+		return s.tx.UpdateOutbox(s.ctx, it)
+	})
+}
+
+// backoff is the delay before retry number attempts: the channel's Retry-After if it gave one,
+// else RetryBackoff doubled per attempt.
+func (s *step) backoff(attempts int, err error) time.Duration {
+	var ra RetryAfter
+	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		return ra.RetryAfter()
+	}
+	return s.policy.RetryBackoff.D() << min(max(attempts-1, 0), 10)
+}
+
+// requeue puts an employee message WeChat refused for window (45015) or quota (45047) back at the
+// head of the queue, with the chat's later undelivered messages behind it in order, and moves the
+// chat to inactive or capped. Auto-messages are not requeued: they were about a moment now gone.
+func (s *step) requeue(c *Chat, it *OutboxItem, sendErr error, meta compliance.Meta) error {
+	later, err := s.tx.ChatOutbox(s.ctx, c.ID, ChannelWeChat)
+	if err != nil {
+		return err
+	}
+	items := []*OutboxItem{it}
+	for _, o := range later {
+		if o.ID != it.ID && o.State == OutboxPending {
+			items = append(items, o)
+		}
+	}
+	reason := "WeChat 45015: outside the window"
+	if errors.Is(sendErr, ErrQuotaUsed) {
+		reason = "WeChat 45047: quota used up"
+	}
+	var back []*OutboxItem
+	for _, o := range items {
+		m := meta
+		m.MessageID, m.Employee, m.Attempt = o.MessageID, string(o.Employee), o.Attempts
+		if o.ID != it.ID {
+			m.ErrCode, m.Error = 0, ""
+		}
+		m.Reason = reason
+		if c.SentSinceInbound > 0 {
+			c.SentSinceInbound--
+		}
+		if o.Auto {
+			o.State = OutboxCancelled
+			s.archiveChat(c, compliance.KindCancelled, actorSystem, m, compliance.Content{})
+		} else {
+			o.State = OutboxRequeued
+			if c.EmployeeStreak > 0 {
+				c.EmployeeStreak--
+			}
+			s.archiveChat(c, compliance.KindRequeued, actorSystem, m, compliance.Content{})
+			back = append(back, o)
+		}
+		if err := s.tx.UpdateOutbox(s.ctx, o); err != nil {
+			return err
+		}
+	}
+	// Push to the front in reverse, so the refused message ends up first.
+	for _, o := range slices.Backward(back) {
+		q := &QueuedMessage{ChatID: c.ID, Employee: o.Employee, MessageID: o.MessageID, Message: o.WeChat.Message, QueuedAt: s.now}
+		if err := s.tx.PushQueue(s.ctx, q, true); err != nil {
+			return err
+		}
+		c.QueueLen++
+	}
+	authors := map[EmployeeID]bool{}
+	var tell []EmployeeID
+	for _, o := range back {
+		if !authors[o.Employee] {
+			authors[o.Employee] = true
+			tell = append(tell, o.Employee)
+		}
+	}
+	if errors.Is(sendErr, ErrQuotaUsed) {
+		c.SentSinceInbound = s.policy.Quota // WeChat says so: no prompt can go out either
+		if c.Status == StatusActive {
+			s.setStatus(c, StatusCapped, reason)
+		}
+		s.notice(c, tell, "employee.requeued_quota", s.employeeText(c, s.policy.Employee.RequeuedQuota))
+		return nil
+	}
+	if c.Status == StatusActive || c.Status == StatusCapped {
+		s.setStatus(c, StatusInactive, reason)
+		if err := s.tx.ClearTimers(s.ctx, c.ID, TimerInactive); err != nil {
+			return err
+		}
+	}
+	s.notice(c, tell, "employee.requeued_window", s.employeeText(c, s.policy.Employee.RequeuedWindow))
+	return nil
+}
+
+// unreachable marks an employee Teams can no longer reach (app uninstalled, bot blocked).
+func (s *step) unreachable(id EmployeeID, code int) error {
+	emp, err := s.employee(id)
+	if err != nil || !emp.Reachable {
+		return err
+	}
+	emp.Reachable = false
+	emp.UpdatedAt = s.now
+	if err := s.tx.PutEmployee(s.ctx, emp); err != nil {
+		return err
+	}
+	s.archive(nil, employeeStream(id), compliance.KindEmployeeUpdated, actorSystem,
+		compliance.Meta{Employee: string(id), Reason: "unreachable in Teams", ErrCode: code}, compliance.Content{})
+	return nil
+}
+
+// FireDueTimers fires every chat deadline that is due and returns how many fired. Each timer fires
+// in the same transaction that removes it, so it fires exactly once, whichever process gets it.
+func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := e.do(ctx, "", func(s *step) error {
+			timers, err := s.tx.ClaimDueTimers(s.ctx, s.now, 16)
+			if err != nil {
+				return err
+			}
+			n = len(timers)
+			for _, t := range timers {
+				if err := s.fire(t); err != nil {
+					return fmt.Errorf("timer %s of chat %d: %w", t.Kind, t.ChatID, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// fire applies one due timer: the 24 h notice, or the 48 h inactivity.
+func (s *step) fire(t Timer) error {
+	c, err := s.lock(t.ChatID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Status != StatusActive && c.Status != StatusCapped {
+		return nil
+	}
+	switch t.Kind {
+	case TimerNotice:
+		if !c.Notified24h && !s.now.Before(c.LastInboundAt.Add(s.policy.NoticeAfter.D())) {
+			c.Notified24h = true
+			s.notice(c, c.Members, "employee.notice_24h", s.employeeText(c, s.policy.Employee.Notice24h))
+		}
+	case TimerInactive:
+		if !s.windowOpen(c) {
+			s.goInactive(c)
+		}
+	}
+	return nil
+}

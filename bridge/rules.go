@@ -1,0 +1,761 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"slices"
+	"strings"
+
+	"github.com/wxteams/wxteams/compliance"
+)
+
+// This file is the conversation policy of DESIGN §2, one function per thing that can happen.
+
+// Connect is a customer scanning an employee's QR code: a subscribe event with EventKey
+// qrscene_<scene>, or a SCAN event from a follower.
+type Connect struct {
+	Contact   OpenID
+	Scene     string
+	Event     string // "subscribe" or "SCAN", for the archive
+	Language  string // the customer's WeChat language, if known
+	DedupeKey string
+}
+
+// Connect binds the customer to the employee the scene names. WeChat resets its window on a scan
+// (3 messages within a minute, no longer the 48 h window), so the chat becomes pending until the
+// customer writes: queued messages wait, and they flush when the customer writes.
+func (e *Engine) Connect(ctx context.Context, in Connect) (Result, error) {
+	var res Result
+	if in.Contact == "" || in.Scene == "" {
+		return res, fmt.Errorf("connect: %w: contact and scene are required", ErrInvalid)
+	}
+	err := e.do(ctx, in.DedupeKey, func(s *step) error {
+		ct, err := s.contact(in.Contact)
+		if err != nil {
+			return err
+		}
+		ct.Following = true
+		if in.Language != "" {
+			ct.Language = in.Language
+		}
+		if err := s.tx.PutContact(s.ctx, ct); err != nil {
+			return err
+		}
+		chat, err := s.lockByContact(in.Contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		routing := compliance.Meta{Contact: string(in.Contact), Scene: in.Scene, Reason: in.Event}
+		if chat != nil && chat.Status.Live() {
+			// WeChat replaced the customer's window with the 3-in-a-minute window of a scan.
+			if err := s.scanned(chat, in.Event); err != nil {
+				return err
+			}
+		}
+		emp, err := s.tx.EmployeeByScene(s.ctx, in.Scene)
+		if errors.Is(err, ErrNotFound) || (err == nil && !emp.Enabled) {
+			routing.Reason = in.Event + ": no enabled employee has this scene"
+			if err == nil {
+				routing.Employee = string(emp.ID)
+			}
+			s.archive(chat, compliance.ContactStream(string(in.Contact)), compliance.KindRouting, actorCustomer(in.Contact), routing, compliance.Content{})
+			texts, _ := s.customerTexts(ct)
+			s.autoCustomer(chat, ct, "customer.unavailable", texts.Unavailable)
+			res.Outcome, res.Reason = OutcomeRefused, "unknown_scene"
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.employees[emp.ID] = emp
+		routing.Employee = string(emp.ID)
+
+		greetEmployee := true
+		switch {
+		case chat == nil:
+			chat = &Chat{Tenant: emp.Tenant, Contact: in.Contact, Members: []EmployeeID{emp.ID}, Status: StatusPending, CreatedAt: s.now}
+			if err := s.tx.CreateChat(s.ctx, chat); err != nil {
+				return err // ErrConflict: a concurrent connect created it; the caller retries
+			}
+			s.chats = append(s.chats, chat)
+			s.archiveChat(chat, compliance.KindStatus, actorSystem, compliance.Meta{To: string(StatusPending), Reason: "created"}, compliance.Content{})
+		case !chat.Status.Live():
+			// A customer who left or unfollowed starts afresh with this employee.
+			s.replaceMembers(chat, []EmployeeID{emp.ID}, "", "customer reconnected by QR")
+			if err := s.scanned(chat, in.Event); err != nil {
+				return err
+			}
+		case !chat.HasMember(emp.ID):
+			// The customer chose another employee: the chat is re-bound to them.
+			s.replaceMembers(chat, []EmployeeID{emp.ID}, "employee.rebind_other_member", "customer scanned another employee's QR code")
+		default:
+			greetEmployee = false
+		}
+		s.archiveChat(chat, compliance.KindRouting, actorCustomer(in.Contact), routing, compliance.Content{})
+		chat.ConnectedAt = s.now
+
+		texts, _ := s.customerTexts(ct)
+		s.autoCustomer(chat, ct, "customer.initial", joinText(texts.Initial, fill(texts.RecordingNotice, "{firm}", s.policy.FirmName)))
+		if greetEmployee {
+			s.notice(chat, []EmployeeID{emp.ID}, "employee.initial", s.policy.Employee.Initial)
+		}
+		res = Result{Chat: chat.ID, Outcome: OutcomeSent}
+		return nil
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("connect %s: %w", in.Contact, err)
+	}
+	return res, nil
+}
+
+// scanned resets a chat after a QR scan: WeChat's window is now the scan's (a few messages within a
+// minute), so the chat waits, pending, for the customer to write; queued messages stay queued.
+func (s *step) scanned(c *Chat, event string) error {
+	s.setStatus(c, StatusPending, "QR "+event)
+	c.SentSinceInbound, c.EmployeeStreak = 0, 0
+	c.OnHoldPrompted, c.Notified24h, c.ReinstateSent = false, false, false
+	return s.tx.ClearTimers(s.ctx, c.ID)
+}
+
+// replaceMembers sets a chat's members, archives the change and tells those who were removed.
+func (s *step) replaceMembers(c *Chat, members []EmployeeID, removedNotice, reason string) {
+	var removed []EmployeeID
+	for _, m := range c.Members {
+		if !contains(members, m) {
+			removed = append(removed, m)
+		}
+	}
+	var added []EmployeeID
+	for _, m := range members {
+		if !c.HasMember(m) {
+			added = append(added, m)
+		}
+	}
+	if len(added)+len(removed) == 0 {
+		return
+	}
+	s.archiveChat(c, compliance.KindMembers, actorSystem, compliance.Meta{Added: ids(added), Removed: ids(removed), Reason: reason}, compliance.Content{})
+	c.Members = append([]EmployeeID(nil), members...)
+	if removedNotice != "" && len(removed) > 0 {
+		s.notice(c, removed, removedNotice, s.employeeText(c, s.policy.Employee.RebindOtherMember))
+	}
+}
+
+// Inbound is a message from a WeChat customer.
+type Inbound struct {
+	Contact    OpenID
+	Message    Message
+	ExternalID string // WeChat MsgId
+	Language   string
+	DedupeKey  string
+}
+
+// CustomerWrites handles a customer's message: archive it; reset the window, counters and
+// on-hold prompt; make the chat active; deliver it to the chat's employees; flush the queue FIFO
+// while under the cap; and schedule the 24 h and 48 h timers afresh. "#LEAVE" leaves the chat.
+func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error) {
+	var res Result
+	if in.Contact == "" {
+		return res, fmt.Errorf("customer message: %w: contact is required", ErrInvalid)
+	}
+	err := e.do(ctx, in.DedupeKey, func(s *step) error {
+		ct, err := s.contact(in.Contact)
+		if err != nil {
+			return err
+		}
+		if in.Language != "" && in.Language != ct.Language {
+			ct.Language = in.Language
+			if err := s.tx.PutContact(s.ctx, ct); err != nil {
+				return err
+			}
+		}
+		chat, err := s.lockByContact(in.Contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		meta := compliance.Meta{
+			MessageID: newMessageID(), Channel: string(ChannelWeChat), Direction: "to_employee",
+			Contact: string(in.Contact), ExternalID: in.ExternalID, MsgType: in.Message.Type,
+		}
+		mediaMeta(&meta, in.Message.Media)
+		s.archive(chat, compliance.ContactStream(string(in.Contact)), compliance.KindCustomerMessage, actorCustomer(in.Contact), meta, compliance.Content{Text: in.Message.Text})
+		texts, _ := s.customerTexts(ct)
+
+		if chat == nil || !chat.Status.Live() {
+			// Not in a live chat: nobody to deliver to. The message is archived; tell the customer how to connect.
+			if chat != nil {
+				chat.LastInboundAt, chat.SentSinceInbound = s.now, 0
+			}
+			s.autoCustomer(chat, ct, "customer.not_connected", texts.NotConnected)
+			res.Outcome, res.Reason = OutcomeRefused, "not_connected"
+			if chat != nil {
+				res.Chat = chat.ID
+			}
+			return nil
+		}
+		res.Chat, res.MessageID, res.Outcome = chat.ID, meta.MessageID, OutcomeSent
+
+		// The customer wrote: the window and the counters start again.
+		chat.LastInboundAt = s.now
+		chat.SentSinceInbound, chat.EmployeeStreak = 0, 0
+		chat.OnHoldPrompted, chat.Notified24h, chat.ReinstateSent = false, false, false
+
+		if IsLeave(in.Message.Text) {
+			return s.leave(chat, ct)
+		}
+		s.setStatus(chat, StatusActive, "customer wrote")
+
+		recipients, err := s.enabledMembers(chat)
+		if err != nil {
+			return err
+		}
+		for _, emp := range recipients {
+			s.outbox = append(s.outbox, &OutboxItem{
+				ChatID: chat.ID, Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, Contact: chat.Contact,
+				MessageID: meta.MessageID, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
+				Teams: &TeamsMessage{Kind: TeamsCustomerMessage, ChatID: chat.ID, Contact: chat.Contact,
+					ContactName: ct.DisplayName(), Message: in.Message, SentAt: s.now},
+			})
+		}
+		if err := s.flushQueue(chat, ct, recipients); err != nil {
+			return err
+		}
+		if err := s.tx.SetTimer(s.ctx, chat.ID, TimerNotice, s.now.Add(s.policy.NoticeAfter.D())); err != nil {
+			return err
+		}
+		return s.tx.SetTimer(s.ctx, chat.ID, TimerInactive, s.now.Add(s.policy.Window.D()))
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("customer message from %s: %w", in.Contact, err)
+	}
+	return res, nil
+}
+
+// flushQueue sends queued messages, oldest first, while the cap and the quota allow, and tells the
+// employees how many went out.
+func (s *step) flushQueue(c *Chat, ct *Contact, tell []EmployeeID) error {
+	if c.QueueLen == 0 {
+		return nil
+	}
+	queue, err := s.tx.Queue(s.ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	var released []int64
+	for _, q := range queue {
+		if c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
+			break
+		}
+		s.archiveChat(c, compliance.KindReleased, actorSystem, compliance.Meta{MessageID: q.MessageID, Employee: string(q.Employee), Reason: "customer wrote"}, compliance.Content{})
+		s.sendEmployeeMessage(c, q.Employee, q.MessageID, q.Message)
+		released = append(released, q.ID)
+	}
+	if len(released) == 0 {
+		return nil
+	}
+	if err := s.tx.RemoveQueued(s.ctx, released...); err != nil {
+		return err
+	}
+	c.QueueLen -= len(released)
+	n := strconv.Itoa(len(released))
+	if c.QueueLen > 0 {
+		s.notice(c, tell, "employee.flushed_remaining", s.employeeText(c, s.policy.Employee.FlushedRemaining, "{n}", n, "{remaining}", strconv.Itoa(c.QueueLen)))
+	} else {
+		s.notice(c, tell, "employee.flushed", s.employeeText(c, s.policy.Employee.Flushed, "{n}", n))
+	}
+	s.capIfReached(c)
+	return nil
+}
+
+// sendEmployeeMessage hands an employee message to WeChat delivery and counts it.
+func (s *step) sendEmployeeMessage(c *Chat, author EmployeeID, messageID string, m Message) {
+	c.EmployeeStreak++
+	s.queueWeChat(c, c.Contact, author, messageID, &WeChatMessage{Message: m}, false)
+}
+
+// capIfReached caps the chat when the streak reached the cap (or the quota ran out) and gives the
+// employees the limit notice at once.
+func (s *step) capIfReached(c *Chat) {
+	if c.Status != StatusActive {
+		return
+	}
+	if c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
+		s.setStatus(c, StatusCapped, "cap of consecutive messages reached")
+		s.notice(c, c.Members, "employee.limit", s.employeeText(c, s.policy.Employee.Limit))
+	}
+}
+
+// leave handles #LEAVE: the chat is left, the queue cancelled, the customer gets a confirmation
+// and the employees are told. Scanning a QR code again reconnects.
+func (s *step) leave(c *Chat, ct *Contact) error {
+	s.archiveChat(c, compliance.KindLeave, actorCustomer(c.Contact), compliance.Meta{Contact: string(c.Contact)}, compliance.Content{})
+	s.setStatus(c, StatusLeft, "customer sent #LEAVE")
+	n, err := s.cancelPending(c, "customer left (#LEAVE)")
+	if err != nil {
+		return err
+	}
+	if err := s.tx.ClearTimers(s.ctx, c.ID); err != nil {
+		return err
+	}
+	texts, _ := s.customerTexts(ct)
+	s.autoCustomer(c, ct, "customer.leave_confirm", texts.LeaveConfirm)
+	s.notice(c, c.Members, "employee.customer_left", s.employeeText(c, s.policy.Employee.CustomerLeft, "{n}", strconv.Itoa(n)))
+	return nil
+}
+
+// cancelPending cancels a chat's queue and its employee messages not yet handed to WeChat, archiving
+// each as cancelled. It returns how many employee messages were cancelled.
+func (s *step) cancelPending(c *Chat, reason string) (int, error) {
+	n := 0
+	if c.QueueLen > 0 {
+		queue, err := s.tx.Queue(s.ctx, c.ID)
+		if err != nil {
+			return 0, err
+		}
+		var gone []int64
+		for _, q := range queue {
+			s.archiveChat(c, compliance.KindCancelled, actorSystem, compliance.Meta{MessageID: q.MessageID, Employee: string(q.Employee), Reason: reason}, compliance.Content{})
+			gone = append(gone, q.ID)
+		}
+		if err := s.tx.RemoveQueued(s.ctx, gone...); err != nil {
+			return 0, err
+		}
+		n += len(gone)
+		c.QueueLen = 0
+	}
+	items, err := s.tx.ChatOutbox(s.ctx, c.ID, ChannelWeChat)
+	if err != nil {
+		return 0, err
+	}
+	for _, it := range items {
+		if it.State != OutboxPending {
+			continue // already with WeChat; its outcome will be archived
+		}
+		it.State = OutboxCancelled
+		if err := s.tx.UpdateOutbox(s.ctx, it); err != nil {
+			return 0, err
+		}
+		s.archiveChat(c, compliance.KindCancelled, actorSystem, compliance.Meta{MessageID: it.MessageID, Employee: string(it.Employee), Reason: reason}, compliance.Content{})
+		if !it.Auto {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Unsubscribe closes the customer's chat: they unfollowed the Official Account. The archive keeps
+// everything (regulatory retention outranks WeChat's advice to delete the user's data).
+func (e *Engine) Unsubscribe(ctx context.Context, contact OpenID, dedupeKey string) error {
+	err := e.do(ctx, dedupeKey, func(s *step) error {
+		ct, err := s.contact(contact)
+		if err != nil {
+			return err
+		}
+		ct.Following = false
+		if err := s.tx.PutContact(s.ctx, ct); err != nil {
+			return err
+		}
+		chat, err := s.lockByContact(contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		s.archive(chat, compliance.ContactStream(string(contact)), compliance.KindUnsubscribe, actorCustomer(contact), compliance.Meta{Contact: string(contact)}, compliance.Content{})
+		if chat == nil || !chat.Status.Live() {
+			return nil
+		}
+		return s.close(chat, "customer unfollowed", "employee.unsubscribed", s.policy.Employee.Unsubscribed, 0)
+	})
+	if err != nil {
+		return fmt.Errorf("unsubscribe %s: %w", contact, err)
+	}
+	return nil
+}
+
+// close closes a chat: queue cancelled, timers gone, employees told.
+func (s *step) close(c *Chat, reason, template, text string, code int) error {
+	s.setStatus(c, StatusClosed, reason)
+	n, err := s.cancelPending(c, reason)
+	if err != nil {
+		return err
+	}
+	if err := s.tx.ClearTimers(s.ctx, c.ID); err != nil {
+		return err
+	}
+	s.notice(c, c.Members, template, s.employeeText(c, text, "{n}", strconv.Itoa(n), "{code}", strconv.Itoa(code)))
+	return nil
+}
+
+// EmployeeMessage is a message an employee wrote in Teams for a chat.
+type EmployeeMessage struct {
+	Employee   EmployeeID
+	Chat       ChatID
+	Message    Message
+	ExternalID string // Teams activity id
+	DedupeKey  string
+}
+
+// EmployeeWrites handles an employee's message: refused when they are not enabled, not in the chat,
+// the message is empty or too long, or the chat is left or closed; queued while the chat is pending,
+// inactive or capped (with the on-hold prompt to the customer once per pause); otherwise handed to
+// WeChat, and when that reaches the cap the employee gets the limit notice at once.
+func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result, error) {
+	var res Result
+	err := e.do(ctx, in.DedupeKey, func(s *step) error {
+		emp, err := s.employee(in.Employee)
+		if err != nil {
+			return err
+		}
+		res.MessageID = newMessageID()
+		meta := compliance.Meta{
+			MessageID: res.MessageID, Channel: string(ChannelTeams), Direction: "to_customer", Employee: string(emp.ID),
+			ExternalID: in.ExternalID, MsgType: in.Message.Type,
+		}
+		mediaMeta(&meta, in.Message.Media)
+		content := compliance.Content{Text: in.Message.Text}
+		actor := actorEmployee(emp.ID)
+
+		chat, err := s.lock(in.Chat)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		member := chat != nil && chat.HasMember(emp.ID)
+		if member {
+			meta.Contact = string(chat.Contact)
+			res.Chat = chat.ID
+			s.archiveChat(chat, compliance.KindEmployeeMessage, actor, meta, content)
+		} else {
+			s.archive(nil, employeeStream(emp.ID), compliance.KindEmployeeMessage, actor, meta, content)
+		}
+		switch {
+		case !emp.Enabled:
+			res = s.refuse(chatIf(member, chat), emp.ID, res.MessageID, "not_enabled", "employee.not_enabled", s.policy.Employee.NotEnabled)
+			return nil
+		case chat == nil:
+			res = s.refuse(nil, emp.ID, res.MessageID, "unknown_chat", "employee.not_member", s.policy.Employee.NotMember)
+			return nil
+		case !member:
+			res = s.refuse(nil, emp.ID, res.MessageID, "not_member", "employee.not_member", s.policy.Employee.NotMember)
+			return nil
+		}
+		switch p := s.policy; {
+		case strings.TrimSpace(in.Message.Text) == "" && in.Message.Media == nil:
+			res = s.refuse(chat, emp.ID, res.MessageID, "empty", "employee.empty", p.Employee.Empty)
+		case len(in.Message.Text) > p.MaxTextBytes:
+			res = s.refuse(chat, emp.ID, res.MessageID, "too_long", "employee.too_long", s.employeeText(chat, p.Employee.TooLong,
+				"{size}", strconv.Itoa(len(in.Message.Text)), "{max}", strconv.Itoa(p.MaxTextBytes)))
+		case chat.Status == StatusLeft:
+			res = s.refuse(chat, emp.ID, res.MessageID, "left", "employee.refused_left", s.employeeText(chat, p.Employee.RefusedLeft))
+		case chat.Status == StatusClosed:
+			res = s.refuse(chat, emp.ID, res.MessageID, "closed", "employee.refused_closed", s.employeeText(chat, p.Employee.RefusedClosed))
+		default:
+			res, err = s.employeeSends(chat, emp.ID, res.MessageID, in.Message)
+		}
+		return err
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("message from employee %s: %w", in.Employee, err)
+	}
+	return res, nil
+}
+
+// employeeSends delivers, or queues, an accepted employee message for a live chat.
+func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Message) (Result, error) {
+	if c.Status == StatusActive && !s.windowOpen(c) {
+		// The 48 h timer has not fired yet, but the window is gone.
+		s.goInactive(c)
+	}
+	if c.Status == StatusActive && (c.QueueLen > 0 || c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota) {
+		s.setStatus(c, StatusCapped, "cap of consecutive messages reached")
+	}
+	ct, err := s.contact(c.Contact)
+	if err != nil {
+		return Result{}, err
+	}
+	switch c.Status {
+	case StatusPending:
+		return s.enqueue(c, emp, messageID, m, "pending", "employee.queued_pending", s.policy.Employee.QueuedPending)
+	case StatusInactive:
+		return s.enqueue(c, emp, messageID, m, "inactive", "employee.queued_inactive", s.policy.Employee.QueuedInactive)
+	case StatusCapped:
+		res, err := s.enqueue(c, emp, messageID, m, "capped", "employee.queued_capped", s.policy.Employee.QueuedCapped)
+		if err == nil && !c.OnHoldPrompted && s.quotaAllows(c) {
+			texts, _ := s.customerTexts(ct)
+			s.autoCustomer(c, ct, "customer.on_hold", texts.OnHold)
+			c.OnHoldPrompted = true
+		}
+		return res, err
+	}
+	s.sendEmployeeMessage(c, emp, messageID, m)
+	s.capIfReached(c)
+	return Result{Chat: c.ID, MessageID: messageID, Outcome: OutcomeSent, Window: s.window(c)}, nil
+}
+
+// enqueue puts an employee message in the chat's queue, or refuses it when the queue is full.
+func (s *step) enqueue(c *Chat, emp EmployeeID, messageID string, m Message, reason, template, text string) (Result, error) {
+	limit := strconv.Itoa(s.policy.QueueLimit)
+	if c.QueueLen >= s.policy.QueueLimit {
+		return s.refuse(c, emp, messageID, "queue_full", "employee.queue_full", s.employeeText(c, s.policy.Employee.QueueFull, "{limit}", limit)), nil
+	}
+	q := &QueuedMessage{ChatID: c.ID, Employee: emp, MessageID: messageID, Message: m, QueuedAt: s.now}
+	if err := s.tx.PushQueue(s.ctx, q, false); err != nil {
+		return Result{}, err
+	}
+	c.QueueLen++
+	s.archiveChat(c, compliance.KindQueued, actorSystem, compliance.Meta{MessageID: messageID, Employee: string(emp), Reason: reason, QueueLength: c.QueueLen}, compliance.Content{})
+	s.notice(c, []EmployeeID{emp}, template, s.employeeText(c, text, "{n}", strconv.Itoa(c.QueueLen), "{limit}", limit))
+	return Result{Chat: c.ID, MessageID: messageID, Outcome: OutcomeQueued, Reason: reason, Window: s.window(c)}, nil
+}
+
+// refuse archives a refused employee message and tells the employee why.
+func (s *step) refuse(c *Chat, emp EmployeeID, messageID, reason, template, text string) Result {
+	s.archive(c, employeeStream(emp), compliance.KindRefused, actorSystem, compliance.Meta{MessageID: messageID, Employee: string(emp), Reason: reason}, compliance.Content{})
+	s.notice(c, []EmployeeID{emp}, template, text)
+	r := Result{MessageID: messageID, Outcome: OutcomeRefused, Reason: reason}
+	if c != nil {
+		r.Chat, r.Window = c.ID, s.window(c)
+	}
+	return r
+}
+
+// goInactive makes a chat inactive after 48 h without a customer message, tells the employees, and
+// sends the firm's reinstate template once, if it has one.
+func (s *step) goInactive(c *Chat) {
+	s.setStatus(c, StatusInactive, "no customer message within the window")
+	limit := strconv.Itoa(s.policy.QueueLimit)
+	s.notice(c, c.Members, "employee.inactive", s.employeeText(c, s.policy.Employee.Inactive, "{limit}", limit))
+	ct, err := s.contact(c.Contact)
+	if err != nil || s.policy.Reinstate == nil || c.ReinstateSent || !ct.Following {
+		return
+	}
+	t := s.policy.Reinstate
+	send := &TemplateSend{ID: t.ID, URL: t.URL, Data: map[string]string{}}
+	for k, v := range t.Data {
+		send.Data[k] = fill(v, "{firm}", s.policy.FirmName, "{contact}", ct.DisplayName())
+	}
+	id := newMessageID()
+	s.archiveChat(c, compliance.KindAutoMessage, actorSystem, compliance.Meta{
+		MessageID: id, Channel: string(ChannelWeChat), Direction: "to_customer", Contact: string(c.Contact),
+		Template: "customer.reinstate:" + t.ID, Version: s.policy.version, MsgType: "template",
+	}, compliance.Content{Text: templateText(send)})
+	s.outbox = append(s.outbox, &OutboxItem{
+		ChatID: c.ID, Channel: ChannelWeChat, Lane: wechatLane(c.Contact), Contact: c.Contact, MessageID: id, Auto: true,
+		WeChat: &WeChatMessage{Message: Message{Type: "template"}, Template: send}, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
+	})
+	c.ReinstateSent = true
+	s.notice(c, c.Members, "employee.reinstate_sent", s.employeeText(c, s.policy.Employee.ReinstateSent))
+}
+
+// MembersChange adds employees to a chat or removes them.
+type MembersChange struct {
+	Chat   ChatID
+	Add    []EmployeeID
+	Remove []EmployeeID
+	Actor  string // who did it, for the archive: "admin:<upn>" or "employee:<id>"
+}
+
+// ChangeMembers changes a chat's employees. While the chat is paused (capped, or the customer
+// silent for 24 h) the customer gets the members-changed notice if the quota allows; employees
+// are always told.
+func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
+	if in.Actor == "" || len(in.Add)+len(in.Remove) == 0 {
+		return fmt.Errorf("change members: %w: an actor and someone to add or remove are required", ErrInvalid)
+	}
+	err := e.do(ctx, "", func(s *step) error {
+		c, err := s.lock(in.Chat)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("chat %d: %w", in.Chat, ErrUnknownChat)
+		}
+		if err != nil {
+			return err
+		}
+		var added, removed []EmployeeID
+		for _, id := range in.Add {
+			emp, err := s.employee(id)
+			if err != nil {
+				return err
+			}
+			if !emp.Enabled {
+				return fmt.Errorf("%w: employee %s is not enabled for WeChat", ErrInvalid, id)
+			}
+			if !c.HasMember(id) && !contains(added, id) {
+				added = append(added, id)
+			}
+		}
+		for _, id := range in.Remove {
+			if c.HasMember(id) && !contains(removed, id) && !contains(added, id) {
+				removed = append(removed, id)
+			}
+		}
+		if len(added)+len(removed) == 0 {
+			return nil
+		}
+		var members []EmployeeID
+		for _, m := range c.Members {
+			if !contains(removed, m) {
+				members = append(members, m)
+			}
+		}
+		members = append(members, added...)
+		if len(members) == 0 {
+			return fmt.Errorf("%w: a chat must keep at least one employee", ErrInvalid)
+		}
+		s.archiveChat(c, compliance.KindMembers, in.Actor, compliance.Meta{Added: ids(added), Removed: ids(removed)}, compliance.Content{})
+		staying := make([]EmployeeID, 0, len(members))
+		for _, m := range members {
+			if !contains(added, m) {
+				staying = append(staying, m)
+			}
+		}
+		c.Members = members
+
+		paused := c.Status == StatusCapped || (c.Status == StatusActive && !s.now.Before(c.LastInboundAt.Add(s.policy.NoticeAfter.D())))
+		if paused && s.quotaAllows(c) {
+			ct, err := s.contact(c.Contact)
+			if err != nil {
+				return err
+			}
+			texts, _ := s.customerTexts(ct)
+			s.autoCustomer(c, ct, "customer.members_changed", texts.MembersChanged)
+			s.capIfReached(c)
+		}
+		names, err := s.names(added)
+		if err != nil {
+			return err
+		}
+		gone, err := s.names(removed)
+		if err != nil {
+			return err
+		}
+		s.notice(c, staying, "employee.members_changed", s.employeeText(c, s.policy.Employee.MembersChanged, "{added}", names, "{removed}", gone))
+		s.notice(c, added, "employee.added", s.employeeText(c, s.policy.Employee.Added))
+		s.notice(c, removed, "employee.removed", s.employeeText(c, s.policy.Employee.Removed))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("change members of chat %d: %w", in.Chat, err)
+	}
+	return nil
+}
+
+// enabledMembers are the chat's employees who may use WeChat: customer messages go to them.
+func (s *step) enabledMembers(c *Chat) ([]EmployeeID, error) {
+	out := make([]EmployeeID, 0, len(c.Members))
+	for _, id := range c.Members {
+		emp, err := s.employee(id)
+		if err != nil {
+			return nil, err
+		}
+		if emp.Enabled {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// names lists employees by display name for a notice.
+func (s *step) names(list []EmployeeID) (string, error) {
+	if len(list) == 0 {
+		return "nobody", nil
+	}
+	out := make([]string, 0, len(list))
+	for _, id := range list {
+		emp, err := s.employee(id)
+		if err != nil {
+			return "", err
+		}
+		name := emp.Name
+		if name == "" {
+			name = string(emp.ID)
+		}
+		out = append(out, name)
+	}
+	return strings.Join(out, ", "), nil
+}
+
+// employeeText fills an employee notice for a chat: {contact} and any further pairs.
+func (s *step) employeeText(c *Chat, text string, pairs ...string) string {
+	name := ""
+	if c != nil {
+		if ct, err := s.contact(c.Contact); err == nil {
+			name = ct.DisplayName()
+		}
+	}
+	return fill(text, append([]string{"{contact}", name}, pairs...)...)
+}
+
+// IsLeave reports whether a customer's text is the #LEAVE command: trimmed, in any case, with the
+// full-width ＃ (and full-width letters) accepted.
+func IsLeave(text string) bool {
+	text = strings.TrimSpace(text)
+	if len(text) > 32 {
+		return false
+	}
+	var b strings.Builder
+	for _, r := range text {
+		if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII forms
+			r -= 0xFEE0
+		}
+		b.WriteRune(r)
+	}
+	return strings.EqualFold(b.String(), "#leave")
+}
+
+// chatIf returns c when ok, else nil.
+func chatIf(ok bool, c *Chat) *Chat {
+	if ok {
+		return c
+	}
+	return nil
+}
+
+// mediaMeta records attached media in an event's meta.
+func mediaMeta(m *compliance.Meta, media *Media) {
+	if media == nil {
+		return
+	}
+	m.MediaSHA256, m.MediaType, m.MediaSize, m.MediaName = media.SHA256, media.ContentType, media.Size, media.Name
+}
+
+// templateText is a readable rendering of a template message for the archive.
+func templateText(t *TemplateSend) string {
+	keys := make([]string, 0, len(t.Data))
+	for k := range t.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("template " + t.ID)
+	for _, k := range keys {
+		b.WriteString("\n" + k + ": " + t.Data[k])
+	}
+	return b.String()
+}
+
+func joinText(a, b string) string {
+	switch {
+	case b == "":
+		return a
+	case a == "":
+		return b
+	}
+	return a + "\n\n" + b
+}
+
+func contains(list []EmployeeID, id EmployeeID) bool {
+	for _, x := range list {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func ids(list []EmployeeID) []string {
+	out := make([]string, len(list))
+	for i, id := range list {
+		out[i] = string(id)
+	}
+	return out
+}

@@ -1,0 +1,250 @@
+// Package sqlstore is the durable store of wxteams on SQLite (embedded, pure Go, modernc.org/sqlite)
+// and PostgreSQL (github.com/lib/pq): it implements bridge.Store and keeps the compliance archive.
+//
+// One SQL text serves both databases: queries are written for PostgreSQL ($1 placeholders,
+// FOR UPDATE … SKIP LOCKED) and rewritten for SQLite by rebind, which serializes writers with
+// BEGIN IMMEDIATE instead of row locks. Migrations are embedded and versioned (goose); a schema newer
+// than this code is refused. Archive rows are append-only in the database itself (triggers).
+//
+// It imports bridge and compliance, and nothing else of wxteams.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/wxteams/wxteams/bridge"
+)
+
+// Dialect is the database behind a Store.
+type Dialect string
+
+// Dialects.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// Store is a bridge.Store on SQLite or PostgreSQL.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	queries sync.Map // PostgreSQL text → this dialect's text
+}
+
+var _ bridge.Store = (*Store)(nil)
+
+// Open connects to the database named by url: "sqlite:PATH" (PATH may be ":memory:") or
+// "postgres://…" / "postgresql://…". It does not migrate; call Migrate or CheckSchema.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	s, err := open(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(rawURL string) (*Store, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := strings.TrimPrefix(rawURL, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return nil, errors.New(`database url "sqlite:" needs a file path, e.g. sqlite:wxteams.db`)
+		}
+		memory := path == ":memory:"
+		// WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
+		// writers queue on the busy timeout instead of failing half-way through a transaction.
+		params := "_busy_timeout=10000&_foreign_keys=1&_txlock=immediate"
+		if !memory {
+			params += "&_journal_mode=WAL&_synchronous=NORMAL"
+		}
+		db, err := sql.Open("sqlite", "file:"+path+"?"+params)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		if memory {
+			db.SetMaxOpenConns(1) // each connection to :memory: would be a database of its own
+		} else {
+			db.SetMaxOpenConns(8)
+		}
+		return &Store{db: db, dialect: SQLite}, nil
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		if _, err := url.Parse(rawURL); err != nil {
+			return nil, fmt.Errorf("database url is not a valid postgres:// url: %w", err)
+		}
+		db, err := sql.Open("postgres", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(32)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		return &Store{db: db, dialect: Postgres}, nil
+	}
+	return nil, fmt.Errorf("database url %q: want sqlite:PATH or postgres://…", redactURL(rawURL))
+}
+
+// redactURL hides a password in a database url for error messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// Dialect reports which database the store is on.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB exposes the connection pool (for tools and tests).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("%s database unreachable: %w", s.dialect, err)
+	}
+	return nil
+}
+
+var placeholder = regexp.MustCompile(`\$(\d+)`)
+
+// rebind turns a PostgreSQL query into this store's dialect: for SQLite, $n becomes ?n and row
+// locks are dropped (SQLite's write transaction already excludes other writers).
+func (s *Store) rebind(q string) string {
+	if s.dialect == Postgres {
+		return q
+	}
+	if v, ok := s.queries.Load(q); ok {
+		return v.(string)
+	}
+	out := placeholder.ReplaceAllString(q, "?$1")
+	if i := strings.Index(out, " FOR UPDATE"); i >= 0 {
+		out = out[:i]
+	}
+	s.queries.Store(q, out)
+	return out
+}
+
+// InTx runs fn in one transaction, retrying the whole transaction when the database reports a
+// serialization failure, a deadlock or (SQLite) a busy database.
+func (s *Store) InTx(ctx context.Context, fn func(bridge.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.inTx(ctx, fn)
+		if err == nil || !retryable(err) || attempt == 4 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(5<<attempt) * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", s.wrap(err))
+	}
+	tx := &tx{s: s, tx: sqlTx, members: map[bridge.ChatID]string{}}
+	defer func() {
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", s.wrap(err))
+	}
+	return nil
+}
+
+// ErrUnavailable marks errors that come from the database being unreachable or failing, as opposed
+// to a missing row or a conflict.
+var ErrUnavailable = errors.New("database unavailable")
+
+// wrap classifies a driver error: conflicts become bridge.ErrConflict; connection failures are
+// marked ErrUnavailable. Driver errors are matched by type and code, never by message text.
+func (s *Store) wrap(err error) error {
+	if err == nil || errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch {
+		case pqErr.Code == "23505": // unique_violation
+			return fmt.Errorf("%w: %v", bridge.ErrConflict, err)
+		case pqErr.Code.Class() == "08", pqErr.Code.Class() == "57": // connection exception, operator intervention
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return err
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT:
+			if liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+				return fmt.Errorf("%w: %v", bridge.ErrConflict, err)
+			}
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY:
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || isNetError(err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
+
+// retryable reports whether a whole transaction may simply be run again.
+func retryable(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == "40001" || pqErr.Code == "40P01" // serialization_failure, deadlock_detected
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		c := liteErr.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// us stores a time as unix microseconds; the zero time is 0.
+func us(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromUS reverses us.
+func fromUS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}

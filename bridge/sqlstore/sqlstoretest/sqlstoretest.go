@@ -1,0 +1,92 @@
+// Package sqlstoretest opens migrated sqlstore databases for tests: a fresh SQLite file, or a fresh
+// schema in the PostgreSQL named by WXTEAMS_TEST_POSTGRES.
+//
+// Without WXTEAMS_TEST_POSTGRES, PostgreSQL tests are skipped — except when CI is set, where a
+// missing database fails the test: CI must prove both databases.
+package sqlstoretest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	_ "github.com/lib/pq" // PostgreSQL driver
+
+	"github.com/wxteams/wxteams/bridge/sqlstore"
+)
+
+// EnvPostgres names the environment variable holding the test PostgreSQL URL.
+const EnvPostgres = "WXTEAMS_TEST_POSTGRES"
+
+// SQLite returns a migrated store on a new SQLite file in the test's temporary directory.
+func SQLite(t testing.TB) *sqlstore.Store {
+	t.Helper()
+	return open(t, "sqlite:"+filepath.Join(t.TempDir(), "wxteams.db"))
+}
+
+// PostgresURL returns the URL of a fresh, empty schema in the test PostgreSQL, dropped when the
+// test ends. It skips the test when no PostgreSQL is configured (fails it under CI).
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvPostgres)
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: under CI the PostgreSQL tests must run", EnvPostgres)
+		}
+		t.Skipf("%s not set; skipping PostgreSQL test", EnvPostgres)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "wxt_" + hex.EncodeToString(b[:])
+	admin, err := sql.Open("postgres", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", EnvPostgres, err)
+	}
+	if _, err := admin.ExecContext(context.Background(), `CREATE SCHEMA `+schema); err != nil {
+		admin.Close()
+		t.Fatalf("create test schema in %s: %v", EnvPostgres, err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
+		admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s is not a URL: %v", EnvPostgres, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Postgres returns a migrated store in a fresh schema of the test PostgreSQL.
+func Postgres(t testing.TB) *sqlstore.Store {
+	t.Helper()
+	return open(t, PostgresURL(t))
+}
+
+// Each runs fn once per database: SQLite always, PostgreSQL when configured.
+func Each(t *testing.T, fn func(t *testing.T, open func(testing.TB) *sqlstore.Store)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres) })
+}
+
+func open(t testing.TB, dbURL string) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}

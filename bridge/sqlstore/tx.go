@@ -1,0 +1,498 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/compliance"
+)
+
+// tx is one transaction; it implements bridge.Tx.
+type tx struct {
+	s  *Store
+	tx *sql.Tx
+	// members remembers each locked chat's members as loaded, so SaveChat rewrites them only on change.
+	members map[bridge.ChatID]string
+}
+
+var _ bridge.Tx = (*tx)(nil)
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r, err := t.tx.ExecContext(ctx, t.s.rebind(q), args...)
+	return r, t.s.wrap(err)
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	rows, err := t.tx.QueryContext(ctx, t.s.rebind(q), args...)
+	return rows, t.s.wrap(err)
+}
+
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.s.rebind(q), args...)
+}
+
+// notFound turns sql.ErrNoRows into bridge.ErrNotFound and classifies other errors.
+func (t *tx) notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, bridge.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, t.s.wrap(err))
+	}
+	return nil
+}
+
+func (t *tx) FirstSeen(ctx context.Context, key string, now time.Time) (bool, error) {
+	r, err := t.exec(ctx, `INSERT INTO seen (key, seen_us) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, us(now))
+	if err != nil {
+		return false, fmt.Errorf("record idempotency key: %w", err)
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+const employeeColumns = `id, tenant, name, email, enabled, COALESCE(scene, ''), teams_service_url, teams_conversation_id,
+	teams_user_id, reachable, current_chat, updated_us`
+
+func scanEmployee(row interface{ Scan(...any) error }) (*bridge.Employee, error) {
+	var (
+		e       bridge.Employee
+		current int64
+		updated int64
+	)
+	err := row.Scan(&e.ID, &e.Tenant, &e.Name, &e.Email, &e.Enabled, &e.Scene, &e.Teams.ServiceURL,
+		&e.Teams.ConversationID, &e.Teams.UserID, &e.Reachable, &current, &updated)
+	e.CurrentChat, e.UpdatedAt = bridge.ChatID(current), fromUS(updated)
+	return &e, err
+}
+
+func (t *tx) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
+	e, err := scanEmployee(t.queryRow(ctx, `SELECT `+employeeColumns+` FROM employees WHERE id = $1`, id))
+	return e, t.notFound(err, "employee "+string(id))
+}
+
+func (t *tx) EmployeeByScene(ctx context.Context, scene string) (*bridge.Employee, error) {
+	e, err := scanEmployee(t.queryRow(ctx, `SELECT `+employeeColumns+` FROM employees WHERE scene = $1`, scene))
+	return e, t.notFound(err, "employee with scene "+scene)
+}
+
+func (t *tx) PutEmployee(ctx context.Context, e *bridge.Employee) error {
+	var scene any
+	if e.Scene != "" {
+		scene = e.Scene
+	}
+	_, err := t.exec(ctx, `INSERT INTO employees (id, tenant, name, email, enabled, scene, teams_service_url,
+			teams_conversation_id, teams_user_id, reachable, current_chat, updated_us)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (id) DO UPDATE SET tenant = EXCLUDED.tenant, name = EXCLUDED.name, email = EXCLUDED.email,
+			enabled = EXCLUDED.enabled, scene = EXCLUDED.scene, teams_service_url = EXCLUDED.teams_service_url,
+			teams_conversation_id = EXCLUDED.teams_conversation_id, teams_user_id = EXCLUDED.teams_user_id,
+			reachable = EXCLUDED.reachable, current_chat = EXCLUDED.current_chat, updated_us = EXCLUDED.updated_us`,
+		e.ID, e.Tenant, e.Name, e.Email, e.Enabled, scene, e.Teams.ServiceURL, e.Teams.ConversationID,
+		e.Teams.UserID, e.Reachable, int64(e.CurrentChat), us(e.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("store employee %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+func (t *tx) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, error) {
+	var (
+		c       bridge.Contact
+		updated int64
+	)
+	err := t.queryRow(ctx, `SELECT open_id, union_id, name, language, following, updated_us FROM contacts WHERE open_id = $1`, id).
+		Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated)
+	c.UpdatedAt = fromUS(updated)
+	return &c, t.notFound(err, "contact "+string(id))
+}
+
+func (t *tx) PutContact(ctx context.Context, c *bridge.Contact) error {
+	_, err := t.exec(ctx, `INSERT INTO contacts (open_id, union_id, name, language, following, updated_us)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (open_id) DO UPDATE SET union_id = EXCLUDED.union_id, name = EXCLUDED.name,
+			language = EXCLUDED.language, following = EXCLUDED.following, updated_us = EXCLUDED.updated_us`,
+		c.OpenID, c.UnionID, c.Name, c.Language, c.Following, us(c.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("store contact %s: %w", c.OpenID, err)
+	}
+	return nil
+}
+
+const chatColumns = `id, tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound, employee_streak,
+	on_hold_prompted, notified_24h, reinstate_sent, created_us, updated_us,
+	(SELECT COUNT(*) FROM queue WHERE queue.chat_id = chats.id)`
+
+func (t *tx) LockChat(ctx context.Context, id bridge.ChatID) (*bridge.Chat, error) {
+	return t.lockChat(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = $1 FOR UPDATE`, int64(id), "chat "+id.String())
+}
+
+func (t *tx) LockChatByContact(ctx context.Context, contact bridge.OpenID) (*bridge.Chat, error) {
+	return t.lockChat(ctx, `SELECT `+chatColumns+` FROM chats WHERE contact = $1 FOR UPDATE`, string(contact), "chat of "+string(contact))
+}
+
+func (t *tx) lockChat(ctx context.Context, q string, arg any, what string) (*bridge.Chat, error) {
+	var (
+		c                                   bridge.Chat
+		id, lastIn, conn, created, updated int64
+	)
+	err := t.queryRow(ctx, q, arg).Scan(&id, &c.Tenant, &c.Contact, &c.Status, &lastIn, &conn, &c.SentSinceInbound,
+		&c.EmployeeStreak, &c.OnHoldPrompted, &c.Notified24h, &c.ReinstateSent, &created, &updated, &c.QueueLen)
+	if err := t.notFound(err, what); err != nil {
+		return nil, err
+	}
+	c.ID = bridge.ChatID(id)
+	c.LastInboundAt, c.ConnectedAt, c.CreatedAt, c.UpdatedAt = fromUS(lastIn), fromUS(conn), fromUS(created), fromUS(updated)
+	rows, err := t.query(ctx, `SELECT employee_id FROM chat_members WHERE chat_id = $1 ORDER BY position`, id)
+	if err != nil {
+		return nil, fmt.Errorf("members of %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m bridge.EmployeeID
+		if err := rows.Scan(&m); err != nil {
+			return nil, fmt.Errorf("members of %s: %w", what, err)
+		}
+		c.Members = append(c.Members, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("members of %s: %w", what, t.s.wrap(err))
+	}
+	t.members[c.ID] = memberKey(c.Members)
+	return &c, nil
+}
+
+func memberKey(m []bridge.EmployeeID) string {
+	parts := make([]string, len(m))
+	for i, id := range m {
+		parts[i] = string(id)
+	}
+	return strings.Join(parts, "\x00")
+}
+
+func (t *tx) CreateChat(ctx context.Context, c *bridge.Chat) error {
+	var id int64
+	err := t.queryRow(ctx, `INSERT INTO chats (tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound,
+			employee_streak, on_hold_prompted, notified_24h, reinstate_sent, created_us, updated_us)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (contact) DO NOTHING RETURNING id`,
+		c.Tenant, c.Contact, c.Status, us(c.LastInboundAt), us(c.ConnectedAt), c.SentSinceInbound, c.EmployeeStreak,
+		c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, us(c.CreatedAt), us(c.CreatedAt)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("chat of %s: %w", c.Contact, bridge.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create chat of %s: %w", c.Contact, t.s.wrap(err))
+	}
+	c.ID = bridge.ChatID(id)
+	t.members[c.ID] = ""
+	return t.saveMembers(ctx, c)
+}
+
+func (t *tx) SaveChat(ctx context.Context, c *bridge.Chat) error {
+	_, err := t.exec(ctx, `UPDATE chats SET status = $2, last_inbound_us = $3, connected_us = $4, sent_since_inbound = $5,
+			employee_streak = $6, on_hold_prompted = $7, notified_24h = $8, reinstate_sent = $9, updated_us = $10
+		WHERE id = $1`,
+		int64(c.ID), c.Status, us(c.LastInboundAt), us(c.ConnectedAt), c.SentSinceInbound, c.EmployeeStreak,
+		c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, us(c.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("save chat %d: %w", c.ID, err)
+	}
+	return t.saveMembers(ctx, c)
+}
+
+func (t *tx) saveMembers(ctx context.Context, c *bridge.Chat) error {
+	key := memberKey(c.Members)
+	if old, ok := t.members[c.ID]; ok && old == key {
+		return nil
+	}
+	if _, err := t.exec(ctx, `DELETE FROM chat_members WHERE chat_id = $1`, int64(c.ID)); err != nil {
+		return fmt.Errorf("members of chat %d: %w", c.ID, err)
+	}
+	for i, m := range c.Members {
+		if _, err := t.exec(ctx, `INSERT INTO chat_members (chat_id, employee_id, position) VALUES ($1, $2, $3)`, int64(c.ID), m, i); err != nil {
+			return fmt.Errorf("members of chat %d: %w", c.ID, err)
+		}
+	}
+	t.members[c.ID] = key
+	return nil
+}
+
+func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMessage, error) {
+	rows, err := t.query(ctx, `SELECT id, employee_id, message_id, message, queued_us FROM queue WHERE chat_id = $1 ORDER BY position`, int64(chat))
+	if err != nil {
+		return nil, fmt.Errorf("queue of chat %d: %w", chat, err)
+	}
+	defer rows.Close()
+	var out []*bridge.QueuedMessage
+	for rows.Next() {
+		var (
+			q      = &bridge.QueuedMessage{ChatID: chat}
+			body   []byte
+			queued int64
+		)
+		if err := rows.Scan(&q.ID, &q.Employee, &q.MessageID, &body, &queued); err != nil {
+			return nil, fmt.Errorf("queue of chat %d: %w", chat, err)
+		}
+		if err := json.Unmarshal(body, &q.Message); err != nil {
+			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, q.MessageID, err)
+		}
+		q.QueuedAt = fromUS(queued)
+		out = append(out, q)
+	}
+	return out, t.s.wrap(rows.Err())
+}
+
+func (t *tx) PushQueue(ctx context.Context, q *bridge.QueuedMessage, front bool) error {
+	body, err := json.Marshal(q.Message)
+	if err != nil {
+		return fmt.Errorf("encode queued message: %w", err)
+	}
+	pos := `COALESCE(MAX(position), 0) + 1`
+	if front {
+		pos = `COALESCE(MIN(position), 0) - 1`
+	}
+	err = t.queryRow(ctx, `INSERT INTO queue (chat_id, position, employee_id, message_id, message, queued_us)
+		SELECT $1, `+pos+`, $2, $3, $4, $5 FROM queue WHERE chat_id = $1 RETURNING id`,
+		int64(q.ChatID), q.Employee, q.MessageID, body, us(q.QueuedAt)).Scan(&q.ID)
+	if err != nil {
+		return fmt.Errorf("queue message in chat %d: %w", q.ChatID, t.s.wrap(err))
+	}
+	return nil
+}
+
+func (t *tx) RemoveQueued(ctx context.Context, ids ...int64) error {
+	for _, id := range ids {
+		if _, err := t.exec(ctx, `DELETE FROM queue WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("remove queued message %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// outboxPayload is how an outbox item's message is stored.
+type outboxPayload struct {
+	WeChat *bridge.WeChatMessage `json:"wechat,omitempty"`
+	Teams  *bridge.TeamsMessage  `json:"teams,omitempty"`
+}
+
+func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
+	for _, it := range items {
+		payload, err := json.Marshal(outboxPayload{WeChat: it.WeChat, Teams: it.Teams})
+		if err != nil {
+			return fmt.Errorf("encode outbox message: %w", err)
+		}
+		err = t.queryRow(ctx, `INSERT INTO outbox (chat_id, channel, lane, employee_id, contact, message_id, auto, payload,
+				state, attempts, not_before_us, lease_until_us, created_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+			int64(it.ChatID), it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
+			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt)).Scan(&it.ID)
+		if err != nil {
+			return fmt.Errorf("add outbox item: %w", t.s.wrap(err))
+		}
+	}
+	return nil
+}
+
+const outboxColumns = `id, chat_id, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts,
+	not_before_us, lease_until_us, created_us`
+
+func scanOutbox(row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
+	var (
+		it                                bridge.OutboxItem
+		chat, notBefore, lease, created int64
+		payload                           []byte
+	)
+	if err := row.Scan(&it.ID, &chat, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
+		&payload, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
+		return nil, err
+	}
+	var p outboxPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("outbox item %d: %w", it.ID, err)
+	}
+	it.ChatID, it.WeChat, it.Teams = bridge.ChatID(chat), p.WeChat, p.Teams
+	it.NotBefore, it.LeaseUntil, it.CreatedAt = fromUS(notBefore), fromUS(lease), fromUS(created)
+	return &it, nil
+}
+
+func (t *tx) LockOutbox(ctx context.Context, id int64) (*bridge.OutboxItem, error) {
+	it, err := scanOutbox(t.queryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1 FOR UPDATE`, id))
+	return it, t.notFound(err, fmt.Sprintf("outbox item %d", id))
+}
+
+func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) ([]*bridge.OutboxItem, error) {
+	rows, err := t.query(ctx, `SELECT `+outboxColumns+` FROM outbox
+		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending') ORDER BY id FOR UPDATE`, int64(chat), ch)
+	if err != nil {
+		return nil, fmt.Errorf("outbox of chat %d: %w", chat, err)
+	}
+	defer rows.Close()
+	var out []*bridge.OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("outbox of chat %d: %w", chat, t.s.wrap(err))
+		}
+		out = append(out, it)
+	}
+	return out, t.s.wrap(rows.Err())
+}
+
+func (t *tx) UpdateOutbox(ctx context.Context, it *bridge.OutboxItem) error {
+	_, err := t.exec(ctx, `UPDATE outbox SET state = $2, attempts = $3, not_before_us = $4, lease_until_us = $5 WHERE id = $1`,
+		it.ID, it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil))
+	if err != nil {
+		return fmt.Errorf("update outbox item %d: %w", it.ID, err)
+	}
+	return nil
+}
+
+func (t *tx) SetTimer(ctx context.Context, chat bridge.ChatID, kind bridge.TimerKind, due time.Time) error {
+	_, err := t.exec(ctx, `INSERT INTO timers (chat_id, kind, due_us) VALUES ($1, $2, $3)
+		ON CONFLICT (chat_id, kind) DO UPDATE SET due_us = EXCLUDED.due_us`, int64(chat), kind, us(due))
+	if err != nil {
+		return fmt.Errorf("set %s timer of chat %d: %w", kind, chat, err)
+	}
+	return nil
+}
+
+func (t *tx) ClearTimers(ctx context.Context, chat bridge.ChatID, kinds ...bridge.TimerKind) error {
+	var err error
+	if len(kinds) == 0 {
+		_, err = t.exec(ctx, `DELETE FROM timers WHERE chat_id = $1`, int64(chat))
+	}
+	for _, k := range kinds {
+		if _, err = t.exec(ctx, `DELETE FROM timers WHERE chat_id = $1 AND kind = $2`, int64(chat), k); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("clear timers of chat %d: %w", chat, err)
+	}
+	return nil
+}
+
+func (t *tx) ClaimDueTimers(ctx context.Context, now time.Time, limit int) ([]bridge.Timer, error) {
+	// Lock the chats first (the order every step takes), skipping chats another transaction holds.
+	rows, err := t.query(ctx, `SELECT t.chat_id, t.kind, t.due_us FROM timers t JOIN chats c ON c.id = t.chat_id
+		WHERE t.due_us <= $1 ORDER BY t.due_us, t.chat_id LIMIT $2 FOR UPDATE OF c SKIP LOCKED`, us(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due timers: %w", err)
+	}
+	var due []bridge.Timer
+	for rows.Next() {
+		var (
+			tm      bridge.Timer
+			chat, d int64
+		)
+		if err := rows.Scan(&chat, &tm.Kind, &d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("due timers: %w", t.s.wrap(err))
+		}
+		tm.ChatID, tm.Due = bridge.ChatID(chat), fromUS(d)
+		due = append(due, tm)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("due timers: %w", t.s.wrap(err))
+	}
+	claimed := due[:0]
+	for _, tm := range due {
+		r, err := t.exec(ctx, `DELETE FROM timers WHERE chat_id = $1 AND kind = $2 AND due_us = $3`, int64(tm.ChatID), tm.Kind, us(tm.Due))
+		if err != nil {
+			return nil, fmt.Errorf("claim timer: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			claimed = append(claimed, tm)
+		}
+	}
+	return claimed, nil
+}
+
+// Append chains each event onto the head of its stream. The head row is locked (upserted) first,
+// so two transactions appending to one stream take turns.
+func (t *tx) Append(ctx context.Context, events ...compliance.Event) error {
+	var streams []string
+	byStream := map[string][]compliance.Event{}
+	for _, ev := range events {
+		if _, ok := byStream[ev.Stream]; !ok {
+			streams = append(streams, ev.Stream)
+		}
+		byStream[ev.Stream] = append(byStream[ev.Stream], ev)
+	}
+	for _, stream := range streams {
+		if err := t.appendStream(ctx, stream, byStream[stream]); err != nil {
+			return fmt.Errorf("archive stream %s: %w", stream, err)
+		}
+	}
+	return nil
+}
+
+func (t *tx) appendStream(ctx context.Context, stream string, events []compliance.Event) error {
+	var (
+		head     compliance.Head
+		hashByte []byte
+		zero     compliance.Hash
+		now      = us(events[len(events)-1].At)
+	)
+	err := t.queryRow(ctx, `INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES ($1, 0, $2, $3)
+		ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING seq, hash`, stream, zero[:], now).
+		Scan(&head.Seq, &hashByte)
+	if err != nil {
+		return fmt.Errorf("lock head: %w", t.s.wrap(err))
+	}
+	copy(head.Hash[:], hashByte)
+	for _, ev := range events {
+		r, err := compliance.Seal(head, ev)
+		if err != nil {
+			return err
+		}
+		_, err = t.exec(ctx, `INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key,
+				body_hash, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10, $11, $12)`,
+			r.Stream, r.Seq, r.Tenant, r.At.UnixMicro(), string(r.Kind), r.Actor, r.ChatID, r.Meta, nullBytes(r.Body),
+			r.BodyHash[:], r.PrevHash[:], r.Hash[:])
+		if err != nil {
+			return fmt.Errorf("insert seq %d: %w", r.Seq, err)
+		}
+		head = compliance.Head{Seq: r.Seq, Hash: r.Hash}
+	}
+	_, err = t.exec(ctx, `UPDATE archive_heads SET seq = $2, hash = $3, updated_us = $4 WHERE stream = $1`,
+		stream, head.Seq, head.Hash[:], now)
+	if err != nil {
+		return fmt.Errorf("move head: %w", err)
+	}
+	return nil
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func (t *tx) PutMedia(ctx context.Context, m *bridge.Media, data []byte, now time.Time) error {
+	_, err := t.exec(ctx, `INSERT INTO media (sha256, content_type, size, name, data, created_us)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING`,
+		m.SHA256, m.ContentType, m.Size, m.Name, data, us(now))
+	if err != nil {
+		return fmt.Errorf("store media %s: %w", m.SHA256, err)
+	}
+	return nil
+}
+
+// isNetError reports a broken or refused connection.
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn)
+}

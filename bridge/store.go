@@ -1,0 +1,156 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/wxteams/wxteams/compliance"
+)
+
+// Store is the durable state of the bridge (bridge/sqlstore implements it for SQLite and
+// PostgreSQL). All chat state changes happen inside InTx, so that archive events, state and outbox
+// rows of one engine step commit together or not at all.
+type Store interface {
+	// InTx runs fn in one transaction and commits if fn returns nil. Several processes may share one
+	// store: LockChat serializes steps on the same chat.
+	InTx(ctx context.Context, fn func(Tx) error) error
+
+	// ClaimOutbox hands out up to limit deliveries that are due: the oldest pending item of each
+	// lane (so each lane is delivered in order, one at a time), and items whose previous claim's
+	// lease ran out (Expired set). Claimed items are marked sending until leaseUntil; no other
+	// claimer gets them meanwhile.
+	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*OutboxItem, error)
+
+	// NextWake returns the earliest time a timer or a delayed outbox item falls due, or the zero
+	// time if none is waiting.
+	NextWake(ctx context.Context) (time.Time, error)
+
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
+}
+
+// Tx is one transaction of the store.
+type Tx interface {
+	// FirstSeen records an idempotency key and reports whether it is new. A key already recorded
+	// means the input is a retry or a duplicate.
+	FirstSeen(ctx context.Context, key string, now time.Time) (bool, error)
+
+	Employee(ctx context.Context, id EmployeeID) (*Employee, error)
+	EmployeeByScene(ctx context.Context, scene string) (*Employee, error)
+	PutEmployee(ctx context.Context, e *Employee) error
+
+	Contact(ctx context.Context, id OpenID) (*Contact, error)
+	PutContact(ctx context.Context, c *Contact) error
+
+	// LockChat loads a chat (with Members and QueueLen) and locks it until the transaction ends.
+	LockChat(ctx context.Context, id ChatID) (*Chat, error)
+	// LockChatByContact is LockChat for a customer's chat.
+	LockChatByContact(ctx context.Context, contact OpenID) (*Chat, error)
+	// CreateChat stores a new chat and its members and sets c.ID. A customer has at most one chat:
+	// if another transaction created it first, CreateChat returns ErrConflict.
+	CreateChat(ctx context.Context, c *Chat) error
+	// SaveChat stores a locked chat's state and members.
+	SaveChat(ctx context.Context, c *Chat) error
+
+	// Queue returns a chat's queued messages, oldest first.
+	Queue(ctx context.Context, chat ChatID) ([]*QueuedMessage, error)
+	// PushQueue adds a message at the back of the queue, or at the front.
+	PushQueue(ctx context.Context, q *QueuedMessage, front bool) error
+	// RemoveQueued deletes queued messages by id.
+	RemoveQueued(ctx context.Context, ids ...int64) error
+
+	// AddOutbox stores deliveries to be made after commit; it sets each item's ID.
+	AddOutbox(ctx context.Context, items ...*OutboxItem) error
+	// LockOutbox loads an outbox item for update.
+	LockOutbox(ctx context.Context, id int64) (*OutboxItem, error)
+	// ChatOutbox returns a chat's undelivered items on one channel (pending or sending), oldest first.
+	ChatOutbox(ctx context.Context, chat ChatID, ch Channel) ([]*OutboxItem, error)
+	// UpdateOutbox stores an item's State, Attempts, NotBefore and LeaseUntil.
+	UpdateOutbox(ctx context.Context, it *OutboxItem) error
+
+	// SetTimer schedules (or reschedules) a chat's timer of a kind.
+	SetTimer(ctx context.Context, chat ChatID, kind TimerKind, due time.Time) error
+	// ClearTimers removes a chat's timers of the given kinds (all kinds when none are given).
+	ClearTimers(ctx context.Context, chat ChatID, kinds ...TimerKind) error
+	// ClaimDueTimers locks the chats of up to limit timers due at now — skipping chats another
+	// transaction holds — and removes and returns those timers.
+	ClaimDueTimers(ctx context.Context, now time.Time, limit int) ([]Timer, error)
+
+	// Append archives events, chaining each onto the head of its stream.
+	Append(ctx context.Context, events ...compliance.Event) error
+
+	// PutMedia stores media bytes by SHA-256 (idempotent).
+	PutMedia(ctx context.Context, m *Media, data []byte, now time.Time) error
+}
+
+// Store errors.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Channel is a side of the bridge.
+type Channel string
+
+// Channels.
+const (
+	ChannelWeChat Channel = "wechat"
+	ChannelTeams  Channel = "teams"
+)
+
+// OutboxState is where a delivery stands.
+type OutboxState string
+
+// Outbox states.
+const (
+	OutboxPending   OutboxState = "pending"
+	OutboxSending   OutboxState = "sending"
+	OutboxDone      OutboxState = "done"
+	OutboxFailed    OutboxState = "failed"
+	OutboxUnknown   OutboxState = "unknown"
+	OutboxCancelled OutboxState = "cancelled"
+	OutboxRequeued  OutboxState = "requeued"
+)
+
+// OutboxItem is one delivery to make: to a customer on WeChat or to an employee on Teams.
+type OutboxItem struct {
+	ID        int64
+	ChatID    ChatID
+	Channel   Channel
+	Lane      string     // deliveries in one lane go out one at a time, in order
+	Employee  EmployeeID // Teams: the recipient. WeChat: the author of an employee message
+	Contact   OpenID
+	MessageID string
+	Auto      bool // an auto-message (not an employee's own message)
+	WeChat    *WeChatMessage
+	Teams     *TeamsMessage
+	State     OutboxState
+	Attempts  int
+	NotBefore time.Time
+	// LeaseUntil is when a claim of this item runs out; a claim that outlives it no longer owns it.
+	LeaseUntil time.Time
+	CreatedAt  time.Time
+	// Expired is set by ClaimOutbox when the item was found still sending after its lease ran out.
+	Expired bool
+}
+
+// Lanes: one per customer on WeChat, one per employee on Teams.
+func wechatLane(c OpenID) string    { return "wechat:" + string(c) }
+func teamsLane(e EmployeeID) string { return "teams:" + string(e) }
+
+// TimerKind names a chat deadline.
+type TimerKind string
+
+// Timer kinds.
+const (
+	TimerNotice   TimerKind = "notice24"   // the 24 h notice to employees
+	TimerInactive TimerKind = "inactive48" // the chat goes inactive
+)
+
+// Timer is a due chat deadline.
+type Timer struct {
+	ChatID ChatID
+	Kind   TimerKind
+	Due    time.Time
+}

@@ -1,0 +1,236 @@
+// Package compliance defines the compliance record: the archive event vocabulary, the stored record
+// format and its per-stream SHA-256 hash chain, and chain verification.
+//
+// It is a leaf package: it imports nothing from wxteams, so the engine (bridge), the stores, the
+// exporters and an offline verifier all share one definition of what a record is and how its hash is
+// computed. It does no I/O.
+package compliance
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Kind names what an archived event records.
+type Kind string
+
+// The archive vocabulary. Every message, auto-message, state change and delivery outcome the bridge
+// produces is one of these. Exporters and verifiers depend on the names; never rename one.
+const (
+	// Messages.
+	KindCustomerMessage Kind = "customer.message" // a WeChat customer's message, as received
+	KindEmployeeMessage Kind = "employee.message" // an employee's message, as received from Teams
+	KindAutoMessage     Kind = "auto.message"     // a scripted message to either side (template id and version in Meta)
+
+	// What happened to an employee message.
+	KindQueued    Kind = "message.queued"    // held in the chat's queue (reason in Meta)
+	KindReleased  Kind = "message.released"  // taken from the queue and handed to delivery
+	KindCancelled Kind = "message.cancelled" // dropped from the queue or outbox (reason in Meta)
+	KindRefused   Kind = "message.refused"   // not accepted at all (reason in Meta)
+
+	// Delivery outcomes, for both channels.
+	KindDelivered      Kind = "delivery.delivered" // the channel accepted it (channel message id in Meta)
+	KindDeliveryFailed Kind = "delivery.failed"    // the channel refused it (WeChat errcode or Teams status in Meta)
+	KindDeliveryRetry  Kind = "delivery.retry"     // a retryable failure; another attempt is scheduled
+	KindOutcomeUnknown Kind = "delivery.unknown"   // the request may have reached the channel; never resent blindly
+	KindRequeued       Kind = "delivery.requeued"  // WeChat refused for window or quota; back to the head of the queue
+
+	// Chat lifecycle and routing.
+	KindRouting       Kind = "chat.routing"      // a QR scene bound a customer to an employee (or did not)
+	KindMembers       Kind = "chat.members"      // employees added to or removed from a chat
+	KindStatus        Kind = "chat.status"       // the chat's status changed (from, to, why)
+	KindLeave         Kind = "customer.leave"    // the customer sent #LEAVE
+	KindUnsubscribe   Kind = "customer.unsubscribe"
+	KindCustomerEvent Kind = "customer.event" // any other WeChat event worth keeping (location, template receipt, …)
+
+	// Administration.
+	KindEmployeeEnabled  Kind = "admin.employee_enabled"
+	KindEmployeeDisabled Kind = "admin.employee_disabled"
+	KindEmployeeUpdated  Kind = "admin.employee_updated" // reachability, Teams address, contact rename
+)
+
+// Meta is the non-content part of an event: identifiers, reasons and outcomes. It is stored as
+// canonical JSON (fields in declaration order, empty fields omitted), so the same Meta always encodes
+// to the same bytes.
+type Meta struct {
+	MessageID   string   `json:"message_id,omitempty"`   // our id of the message this event is about
+	Channel     string   `json:"channel,omitempty"`      // "wechat" or "teams"
+	Direction   string   `json:"direction,omitempty"`    // "to_customer" or "to_employee"
+	Employee    string   `json:"employee,omitempty"`     // employee id concerned
+	Contact     string   `json:"contact,omitempty"`      // WeChat openid concerned
+	ExternalID  string   `json:"external_id,omitempty"`  // WeChat MsgId, Teams activity id, channel message id
+	MsgType     string   `json:"msg_type,omitempty"`     // text, image, voice, video, location, link, template
+	Template    string   `json:"template,omitempty"`     // auto-message template id (e.g. customer.initial)
+	Version     string   `json:"version,omitempty"`      // policy/texts version the template came from
+	Language    string   `json:"language,omitempty"`     // language of an auto-message
+	Reason      string   `json:"reason,omitempty"`       // why: queued, refused, cancelled, status change
+	From        string   `json:"from,omitempty"`         // previous status
+	To          string   `json:"to,omitempty"`           // new status
+	Scene       string   `json:"scene,omitempty"`        // QR scene
+	Added       []string `json:"added,omitempty"`        // employees added
+	Removed     []string `json:"removed,omitempty"`      // employees removed
+	ErrCode     int      `json:"errcode,omitempty"`      // WeChat errcode or Teams HTTP status
+	Error       string   `json:"error,omitempty"`        // channel error text (never message content)
+	Attempt     int      `json:"attempt,omitempty"`      // delivery attempt number
+	Count       int      `json:"count,omitempty"`        // messages released, cancelled, …
+	QueueLength int      `json:"queue_length,omitempty"` // queue length after the event
+	MediaSHA256 string   `json:"media_sha256,omitempty"` // hex SHA-256 of attached media bytes
+	MediaType   string   `json:"media_type,omitempty"`   // MIME type of attached media
+	MediaSize   int64    `json:"media_size,omitempty"`
+	MediaName   string   `json:"media_name,omitempty"`
+}
+
+// Content is the sensitive part of an event: what a person wrote or was shown. It is kept apart from
+// Meta so that it can be encrypted at rest and disposed of under retention while its hash (and so the
+// chain) stays verifiable.
+type Content struct {
+	Text    string          `json:"text,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"` // the exact payload sent to a channel, where it differs from Text
+}
+
+// IsZero reports whether c carries nothing.
+func (c Content) IsZero() bool { return c.Text == "" && len(c.Payload) == 0 }
+
+// Event is what a component asks the archive to record. The store places it in its stream's chain.
+type Event struct {
+	Stream  string // hash chain the event belongs to, e.g. "chat:42" (see ChatStream)
+	ChatID  int64  // 0 when the event is not about a chat
+	Tenant  string
+	At      time.Time
+	Kind    Kind
+	Actor   string // who caused it: "customer:<openid>", "employee:<id>", "system", "admin:<who>"
+	Meta    Meta
+	Content Content
+}
+
+// ChatStream names the hash chain of a chat.
+func ChatStream(chatID int64) string { return "chat:" + strconv.FormatInt(chatID, 10) }
+
+// ContactStream names the hash chain of a WeChat follower who is in no chat yet.
+func ContactStream(openID string) string { return "contact:" + openID }
+
+// AdminStream is the hash chain of administrator and compliance actions.
+const AdminStream = "admin"
+
+// Hash is a SHA-256 digest.
+type Hash [sha256.Size]byte
+
+// String returns the hash in lower-case hex.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// IsZero reports whether h is the all-zero hash (the "previous hash" of a stream's first record).
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// Head is the end of a stream's chain: the last sequence number and its hash.
+type Head struct {
+	Seq  int64
+	Hash Hash
+}
+
+// Record is an archived event as stored: its place in its stream, and the hashes that chain it.
+type Record struct {
+	ID       int64 // global insertion order (database sequence); not part of the hash
+	Stream   string
+	Seq      int64 // 1, 2, 3 … within Stream
+	Tenant   string
+	At       time.Time // microsecond precision
+	Kind     Kind
+	Actor    string
+	ChatID   int64
+	Meta     []byte // canonical JSON of Meta
+	Body     []byte // encoded Content; may be encrypted or disposed of, BodyHash stays
+	BodyHash Hash   // SHA-256 of the plaintext encoded Content
+	PrevHash Hash
+	Hash     Hash
+}
+
+// Seal turns an event into the next record of a chain whose current head is prev.
+func Seal(prev Head, ev Event) (Record, error) {
+	meta, err := json.Marshal(ev.Meta)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode meta: %w", err)
+	}
+	body, err := EncodeContent(ev.Content)
+	if err != nil {
+		return Record{}, err
+	}
+	r := Record{
+		Stream:   ev.Stream,
+		Seq:      prev.Seq + 1,
+		Tenant:   ev.Tenant,
+		At:       ev.At.UTC().Truncate(time.Microsecond),
+		Kind:     ev.Kind,
+		Actor:    ev.Actor,
+		ChatID:   ev.ChatID,
+		Meta:     meta,
+		Body:     body,
+		BodyHash: sha256.Sum256(body),
+		PrevHash: prev.Hash,
+	}
+	r.Hash = r.ComputeHash()
+	return r, nil
+}
+
+// EncodeContent is the canonical encoding of a Content; an empty Content encodes to no bytes.
+func EncodeContent(c Content) ([]byte, error) {
+	if c.IsZero() {
+		return nil, nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode content: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeContent reverses EncodeContent.
+func DecodeContent(b []byte) (Content, error) {
+	var c Content
+	if len(b) == 0 {
+		return c, nil
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("decode content: %w", err)
+	}
+	return c, nil
+}
+
+// hashDomain separates record hashes from any other SHA-256 use.
+const hashDomain = "wxteams.archive.v1"
+
+// ComputeHash returns the SHA-256 of the record's canonical encoding:
+//
+//	"wxteams.archive.v1" then, each as a 4-byte big-endian length followed by the bytes:
+//	stream, seq (decimal), tenant, at (unix microseconds, decimal), kind, actor, chat id (decimal),
+//	meta (as stored), body hash (32 bytes), previous hash (32 bytes).
+//
+// The body enters only through its hash, so an encrypted or disposed-of body leaves the chain intact.
+// The database id is not included: the chain, not insertion order, is what is proven.
+func (r *Record) ComputeHash() Hash {
+	h := sha256.New()
+	var n [4]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	h.Write([]byte(hashDomain))
+	field([]byte(r.Stream))
+	field(strconv.AppendInt(nil, r.Seq, 10))
+	field([]byte(r.Tenant))
+	field(strconv.AppendInt(nil, r.At.UnixMicro(), 10))
+	field([]byte(r.Kind))
+	field([]byte(r.Actor))
+	field(strconv.AppendInt(nil, r.ChatID, 10))
+	field(r.Meta)
+	field(r.BodyHash[:])
+	field(r.PrevHash[:])
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
