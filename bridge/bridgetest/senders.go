@@ -41,8 +41,9 @@ type recorder struct {
 	sent  []Sent
 	fails map[string][]error
 	seq   int
-	// Block, when set, is called before each send; tests use it to hold a send in flight.
-	Block func(ctx context.Context)
+	// Block, when set, is called before each send; a non-nil error fails the send. Tests use it to
+	// hold a send in flight.
+	Block func(ctx context.Context) error
 }
 
 func (r *recorder) next(key string, s Sent) (bridge.Delivery, error) {
@@ -83,7 +84,9 @@ var _ bridge.WeChatSender = (*WeChat)(nil)
 // SendWeChat records m, or returns the next error queued for this customer.
 func (w *WeChat) SendWeChat(ctx context.Context, to *bridge.Contact, m *bridge.WeChatMessage) (bridge.Delivery, error) {
 	if w.Block != nil {
-		w.Block(ctx)
+		if err := w.Block(ctx); err != nil {
+			return bridge.Delivery{}, err
+		}
 	}
 	return w.next(string(to.OpenID), Sent{Contact: to.OpenID, WeChat: m})
 }
@@ -110,7 +113,9 @@ var _ bridge.TeamsSender = (*Teams)(nil)
 // SendTeams records m, or returns the next error queued for this employee.
 func (t *Teams) SendTeams(ctx context.Context, to *bridge.Employee, m *bridge.TeamsMessage) (bridge.Delivery, error) {
 	if t.Block != nil {
-		t.Block(ctx)
+		if err := t.Block(ctx); err != nil {
+			return bridge.Delivery{}, err
+		}
 	}
 	return t.next(string(to.ID), Sent{Employee: to.ID, Teams: m})
 }

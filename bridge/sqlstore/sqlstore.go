@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"strings"
@@ -213,7 +214,8 @@ func (s *Store) wrap(err error) error {
 		}
 		return err
 	}
-	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || isNetError(err) {
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || isNetError(err) {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err

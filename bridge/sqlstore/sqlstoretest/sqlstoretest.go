@@ -23,10 +23,15 @@ import (
 // EnvPostgres names the environment variable holding the test PostgreSQL URL.
 const EnvPostgres = "WXTEAMS_TEST_POSTGRES"
 
+// SQLiteURL returns the URL of a new SQLite file in the test's temporary directory.
+func SQLiteURL(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "wxteams.db")
+}
+
 // SQLite returns a migrated store on a new SQLite file in the test's temporary directory.
 func SQLite(t testing.TB) *sqlstore.Store {
 	t.Helper()
-	return open(t, "sqlite:"+filepath.Join(t.TempDir(), "wxteams.db"))
+	return Open(t, SQLiteURL(t))
 }
 
 // PostgresURL returns the URL of a fresh, empty schema in the test PostgreSQL, dropped when the
@@ -68,7 +73,7 @@ func PostgresURL(t testing.TB) string {
 // Postgres returns a migrated store in a fresh schema of the test PostgreSQL.
 func Postgres(t testing.TB) *sqlstore.Store {
 	t.Helper()
-	return open(t, PostgresURL(t))
+	return Open(t, PostgresURL(t))
 }
 
 // Each runs fn once per database: SQLite always, PostgreSQL when configured.
@@ -77,7 +82,15 @@ func Each(t *testing.T, fn func(t *testing.T, open func(testing.TB) *sqlstore.St
 	t.Run("postgres", func(t *testing.T) { fn(t, Postgres) })
 }
 
-func open(t testing.TB, dbURL string) *sqlstore.Store {
+// EachURL runs fn once per database with the URL of a fresh one, for tests that open it more than
+// once (restarts, several processes).
+func EachURL(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLiteURL(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, PostgresURL(t)) })
+}
+
+// Open opens and migrates the store at dbURL, closing it when the test ends.
+func Open(t testing.TB, dbURL string) *sqlstore.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := sqlstore.Open(ctx, dbURL)
