@@ -87,7 +87,7 @@ func (e *Engine) claim(ctx context.Context, n int) ([]*OutboxItem, error) {
 	now := e.clock.Now()
 	// The lease outlives the send timeout, so a live sender always records its outcome first.
 	lease := now.Add(2*e.Policy().SendTimeout.D() + 5*time.Second)
-	return e.store.ClaimOutbox(ctx, now, lease, n)
+	return e.store.ClaimOutbox(ctx, now, lease, n, e.channels...)
 }
 
 // deliver sends one claimed item and records the outcome.

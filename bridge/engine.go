@@ -19,10 +19,11 @@ import (
 // locks the chat, decides, and writes archive events, state and outbox rows together. Run delivers
 // the outbox and fires timers.
 type Engine struct {
-	store  Store
-	wechat WeChatSender
-	teams  TeamsSender
-	clock  Clock
+	store    Store
+	wechat   WeChatSender
+	teams    TeamsSender
+	channels []Channel // the channels this engine delivers to: those with a sender
+	clock    Clock
 	log    *zap.Logger
 	policy atomic.Pointer[versionedPolicy]
 
@@ -39,7 +40,9 @@ type versionedPolicy struct {
 
 // Config assembles an Engine.
 type Config struct {
-	Store  Store
+	Store Store
+	// WeChat and Teams deliver to the channels. A nil sender means this process does not deliver to
+	// that channel: its deliveries wait in the outbox for a process that does.
 	WeChat WeChatSender
 	Teams  TeamsSender
 	Clock  Clock
@@ -53,8 +56,8 @@ type Config struct {
 
 // NewEngine checks the configuration and returns an engine.
 func NewEngine(c Config) (*Engine, error) {
-	if c.Store == nil || c.WeChat == nil || c.Teams == nil || c.Clock == nil {
-		return nil, errors.New("bridge: engine needs a store, a WeChat sender, a Teams sender and a clock")
+	if c.Store == nil || c.Clock == nil {
+		return nil, errors.New("bridge: engine needs a store and a clock")
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return nil, err
@@ -77,6 +80,12 @@ func NewEngine(c Config) (*Engine, error) {
 		workers:      c.Workers,
 		pollInterval: c.PollInterval,
 		wake:         make(chan struct{}, 1),
+	}
+	if c.WeChat != nil {
+		e.channels = append(e.channels, ChannelWeChat)
+	}
+	if c.Teams != nil {
+		e.channels = append(e.channels, ChannelTeams)
 	}
 	e.SetPolicy(c.Policy)
 	return e, nil

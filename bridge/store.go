@@ -16,11 +16,11 @@ type Store interface {
 	// store: LockChat serializes steps on the same chat.
 	InTx(ctx context.Context, fn func(Tx) error) error
 
-	// ClaimOutbox hands out up to limit deliveries that are due: the oldest pending item of each
-	// lane (so each lane is delivered in order, one at a time), and items whose previous claim's
-	// lease ran out (Expired set). Claimed items are marked sending until leaseUntil; no other
-	// claimer gets them meanwhile.
-	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*OutboxItem, error)
+	// ClaimOutbox hands out up to limit deliveries on the given channels that are due: the oldest
+	// pending item of each lane (so each lane is delivered in order, one at a time), and items whose
+	// previous claim's lease ran out (Expired set). Claimed items are marked sending until
+	// leaseUntil; no other claimer gets them meanwhile.
+	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int, channels ...Channel) ([]*OutboxItem, error)
 
 	// NextWake returns the earliest time a timer or a delayed outbox item falls due, or the zero
 	// time if none is waiting.

@@ -233,7 +233,7 @@ func addOutbox(t *testing.T, s bridge.Store, lane, msg string, notBefore time.Ti
 
 func claimIDs(t *testing.T, s bridge.Store, now time.Time, limit int) []string {
 	t.Helper()
-	items, err := s.ClaimOutbox(context.Background(), now, now.Add(time.Minute), limit)
+	items, err := s.ClaimOutbox(context.Background(), now, now.Add(time.Minute), limit, bridge.ChannelWeChat, bridge.ChannelTeams)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +279,15 @@ func testOutboxLanes(t *testing.T, s bridge.Store) {
 	if got := claimIDs(t, s, t0, 10); len(got) != 0 {
 		t.Fatalf("claim while a1 and b1 are sending = %v; want nothing", got)
 	}
+	teams := &bridge.OutboxItem{Channel: bridge.ChannelTeams, Lane: "T", Employee: "e1", MessageID: "t1",
+		Teams: &bridge.TeamsMessage{Kind: bridge.TeamsNotice}, State: bridge.OutboxPending, NotBefore: t0, CreatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.AddOutbox(context.Background(), teams) })
+	if got, err := s.ClaimOutbox(context.Background(), t0, t0.Add(time.Minute), 10, bridge.ChannelWeChat); err != nil || len(got) != 0 {
+		t.Fatalf("claim of WeChat items = %v, %v; want none (the only due item is for Teams)", got, err)
+	}
+	if got := claimIDs(t, s, t0, 10); !slices.Equal(got, []string{"t1"}) {
+		t.Fatalf("claim of both channels = %v; want [t1]", got)
+	}
 	finishItem(t, s, "a1", bridge.OutboxDone)
 	if got, want := claimIDs(t, s, t0, 10), []string{"a2"}; !slices.Equal(got, want) {
 		t.Fatalf("claim after a1 done = %v; want %v", got, want)
@@ -298,14 +307,14 @@ func testOutboxLanes(t *testing.T, s bridge.Store) {
 func testOutboxLease(t *testing.T, s bridge.Store) {
 	ctx := context.Background()
 	addOutbox(t, s, "A", "a1", t0)
-	first, err := s.ClaimOutbox(ctx, t0, t0.Add(time.Minute), 10)
+	first, err := s.ClaimOutbox(ctx, t0, t0.Add(time.Minute), 10, bridge.ChannelWeChat)
 	if err != nil || len(first) != 1 || first[0].Expired {
 		t.Fatalf("claim = %v, %v; want a1, not expired", first, err)
 	}
 	if got := claimIDs(t, s, t0.Add(59*time.Second), 10); len(got) != 0 {
 		t.Fatalf("claim before the lease ran out = %v; want nothing", got)
 	}
-	again, err := s.ClaimOutbox(ctx, t0.Add(time.Minute), t0.Add(2*time.Minute), 10)
+	again, err := s.ClaimOutbox(ctx, t0.Add(time.Minute), t0.Add(2*time.Minute), 10, bridge.ChannelWeChat)
 	if err != nil || len(again) != 1 || !again[0].Expired || again[0].Attempts != 2 {
 		t.Fatalf("claim after the lease ran out = %+v, %v; want a1 again, expired, attempt 2", again, err)
 	}
@@ -339,7 +348,7 @@ func testOutboxConcurrentClaims(t *testing.T, s bridge.Store) {
 		go func() {
 			defer wg.Done()
 			for idle := 0; idle < 50; {
-				items, err := s.ClaimOutbox(context.Background(), t0, t0.Add(time.Hour), 3)
+				items, err := s.ClaimOutbox(context.Background(), t0, t0.Add(time.Hour), 3, bridge.ChannelWeChat)
 				if err != nil {
 					t.Error(err)
 					return

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wxteams/wxteams/bridge"
@@ -13,15 +15,25 @@ import (
 // locked with FOR UPDATE SKIP LOCKED so concurrent claimers in other processes never get the same
 // item; a lane with an item pending or sending ahead of another is not advanced, which keeps each
 // lane in order.
-func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*bridge.OutboxItem, error) {
+func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int, channels ...bridge.Channel) ([]*bridge.OutboxItem, error) {
+	if len(channels) == 0 {
+		return nil, nil
+	}
+	args := []any{us(now), limit}
+	in := make([]string, len(channels))
+	for i, ch := range channels {
+		args = append(args, string(ch))
+		in[i] = "$" + strconv.Itoa(len(args))
+	}
 	var claimed []*bridge.OutboxItem
 	err := s.InTx(ctx, func(btx bridge.Tx) error {
 		t := btx.(*tx)
 		claimed = claimed[:0]
 		rows, err := t.query(ctx, `SELECT `+outboxColumns+` FROM outbox o
 			WHERE ((o.state = 'pending' AND o.not_before_us <= $1) OR (o.state = 'sending' AND o.lease_until_us <= $1))
+			  AND o.channel IN (`+strings.Join(in, ", ")+`)
 			  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'sending'))
-			ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED`, us(now), limit)
+			ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED`, args...)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}

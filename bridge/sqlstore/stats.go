@@ -1,0 +1,38 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// OutboxCount is how many deliveries wait on one channel in one state.
+type OutboxCount struct {
+	Channel string
+	State   string
+	N       int64
+}
+
+// Backlog counts the undelivered outbox items by channel and state, and the queued employee
+// messages. It reads only open rows, through partial indexes, so it stays cheap on a large store.
+func (s *Store) Backlog(ctx context.Context) (outbox []OutboxCount, queued int64, err error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT channel, state, COUNT(*) FROM outbox
+		WHERE state IN ('pending', 'sending') GROUP BY channel, state`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("outbox backlog: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c OutboxCount
+		if err := rows.Scan(&c.Channel, &c.State, &c.N); err != nil {
+			return nil, 0, fmt.Errorf("outbox backlog: %w", s.wrap(err))
+		}
+		outbox = append(outbox, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("outbox backlog: %w", s.wrap(err))
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM queue`).Scan(&queued); err != nil {
+		return nil, 0, fmt.Errorf("queue length: %w", s.wrap(err))
+	}
+	return outbox, queued, nil
+}

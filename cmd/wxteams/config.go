@@ -1,0 +1,296 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxteams/wxteams/bridge"
+)
+
+// Config is everything wxteams reads from its environment (DESIGN §6). Each field names its
+// variable; loadConfig validates them all and reports every problem at once.
+type Config struct {
+	Listen         string // WXTEAMS_LISTEN: public listener
+	InternalListen string // WXTEAMS_INTERNAL_LISTEN: /metrics and /debug/pprof, never public
+	DatabaseURL    string // WXTEAMS_DATABASE_URL: sqlite:PATH or postgres://…
+	PublicURL      string // WXTEAMS_PUBLIC_URL: external https base URL
+	AutoMigrate    bool   // WXTEAMS_AUTO_MIGRATE: serve migrates the database at start
+	PolicyFile     string // WXTEAMS_POLICY_FILE: the firm's policy as JSON over the defaults
+	LogLevel       string // WXTEAMS_LOG_LEVEL: debug, info, warn, error
+	LogFormat      string // WXTEAMS_LOG_FORMAT: json or console
+	ShutdownGrace  time.Duration
+
+	WeChat WeChatConfig
+	Bot    BotConfig
+
+	AdminOpenIDURL string // WXTEAMS_ADMIN_OPENID_URL
+	ArchiveKey     []byte // WXTEAMS_ARCHIVE_KEY: 32 bytes, base64
+	SigningKey     []byte // WXTEAMS_SIGNING_KEY: Ed25519 seed, 32 bytes, base64
+
+	Policy bridge.Policy // loaded from PolicyFile, or the defaults
+}
+
+// WeChatConfig is the Official Account.
+type WeChatConfig struct {
+	AppID      string // WXTEAMS_WECHAT_APPID
+	Secret     string // WXTEAMS_WECHAT_SECRET
+	Token      string // WXTEAMS_WECHAT_TOKEN
+	AESKey     string // WXTEAMS_WECHAT_AES_KEY: EncodingAESKey; empty = plaintext mode
+	OriginalID string // WXTEAMS_WECHAT_ORIGINAL_ID: gh_…
+	APIBase    string // WXTEAMS_WECHAT_API_BASE
+}
+
+// BotConfig is the Teams bot registration.
+type BotConfig struct {
+	AppID           string   // WXTEAMS_BOT_APP_ID
+	TenantID        string   // WXTEAMS_BOT_TENANT_ID
+	ClientSecret    string   // WXTEAMS_BOT_CLIENT_SECRET
+	ClientCert      string   // WXTEAMS_BOT_CLIENT_CERT: PEM path
+	ManagedIdentity bool     // WXTEAMS_BOT_MANAGED_IDENTITY=1
+	OpenIDURL       string   // WXTEAMS_BOT_OPENID_URL
+	ServiceURLAllow []string // WXTEAMS_BOT_SERVICEURL_ALLOW
+	GraphBase       string   // WXTEAMS_GRAPH_BASE
+}
+
+// Configured reports whether any channel is configured; without one, wxteams runs the sandbox.
+func (c *Config) Configured() bool { return c.WeChat.AppID != "" || c.Bot.AppID != "" }
+
+// Defaults from DESIGN §6.
+const (
+	defaultListen         = ":8080"
+	defaultInternalListen = "127.0.0.1:9090"
+	defaultDatabaseURL    = "sqlite:wxteams.db"
+	defaultWeChatAPIBase  = "https://api.weixin.qq.com"
+	defaultBotOpenIDURL   = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+	defaultGraphBase      = "https://graph.microsoft.com/v1.0"
+)
+
+var defaultServiceURLHosts = []string{
+	"smba.trafficmanager.net",
+	"smba.onyx.prod.teams.trafficmanager.net",
+	"smba.infra.gcc.teams.microsoft.com",
+	"smba.infra.gov.teams.microsoft.us",
+	"smba.infra.dod.teams.microsoft.us",
+}
+
+var (
+	reAppID      = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
+	reOriginalID = regexp.MustCompile(`^gh_[0-9a-f]{12}$`)
+	reToken      = regexp.MustCompile(`^[A-Za-z0-9]{3,32}$`)
+	reAESKey     = regexp.MustCompile(`^[A-Za-z0-9]{43}$`)
+	reGUID       = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
+)
+
+// loadConfig reads the configuration from getenv (os.Getenv in production) and validates it.
+func loadConfig(getenv func(string) string) (*Config, error) {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	boolean := func(name string, def bool) bool {
+		v := get(name, "")
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(name, "%q is not a boolean (use 1/0, true/false)", v)
+		}
+		return b
+	}
+	c := &Config{
+		Listen:         get("WXTEAMS_LISTEN", defaultListen),
+		InternalListen: get("WXTEAMS_INTERNAL_LISTEN", defaultInternalListen),
+		DatabaseURL:    get("WXTEAMS_DATABASE_URL", defaultDatabaseURL),
+		PublicURL:      get("WXTEAMS_PUBLIC_URL", ""),
+		AutoMigrate:    boolean("WXTEAMS_AUTO_MIGRATE", true),
+		PolicyFile:     get("WXTEAMS_POLICY_FILE", ""),
+		LogLevel:       get("WXTEAMS_LOG_LEVEL", "info"),
+		LogFormat:      get("WXTEAMS_LOG_FORMAT", "json"),
+		WeChat: WeChatConfig{
+			AppID:      get("WXTEAMS_WECHAT_APPID", ""),
+			Secret:     get("WXTEAMS_WECHAT_SECRET", ""),
+			Token:      get("WXTEAMS_WECHAT_TOKEN", ""),
+			AESKey:     get("WXTEAMS_WECHAT_AES_KEY", ""),
+			OriginalID: get("WXTEAMS_WECHAT_ORIGINAL_ID", ""),
+			APIBase:    get("WXTEAMS_WECHAT_API_BASE", defaultWeChatAPIBase),
+		},
+		Bot: BotConfig{
+			AppID:           get("WXTEAMS_BOT_APP_ID", ""),
+			TenantID:        get("WXTEAMS_BOT_TENANT_ID", ""),
+			ClientSecret:    get("WXTEAMS_BOT_CLIENT_SECRET", ""),
+			ClientCert:      get("WXTEAMS_BOT_CLIENT_CERT", ""),
+			ManagedIdentity: boolean("WXTEAMS_BOT_MANAGED_IDENTITY", false),
+			OpenIDURL:       get("WXTEAMS_BOT_OPENID_URL", defaultBotOpenIDURL),
+			GraphBase:       get("WXTEAMS_GRAPH_BASE", defaultGraphBase),
+		},
+		AdminOpenIDURL: get("WXTEAMS_ADMIN_OPENID_URL", ""),
+		Policy:         bridge.DefaultPolicy(),
+	}
+	grace := get("WXTEAMS_SHUTDOWN_GRACE", "30s")
+	var err error
+	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil || c.ShutdownGrace <= 0 {
+		bad("WXTEAMS_SHUTDOWN_GRACE", "%q is not a positive duration such as 30s", grace)
+	}
+
+	for name, addr := range map[string]string{"WXTEAMS_LISTEN": c.Listen, "WXTEAMS_INTERNAL_LISTEN": c.InternalListen} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(name, "%q is not a listen address such as :8080 or 127.0.0.1:9090", addr)
+		}
+	}
+	if c.Listen == c.InternalListen && !strings.HasSuffix(c.Listen, ":0") {
+		bad("WXTEAMS_INTERNAL_LISTEN", "must differ from WXTEAMS_LISTEN: metrics and pprof must never be on the public listener")
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		bad("WXTEAMS_DATABASE_URL", "want sqlite:PATH or postgres://user@host/db, got %q", redact(c.DatabaseURL))
+	}
+	if c.PublicURL != "" {
+		checkURL(bad, "WXTEAMS_PUBLIC_URL", c.PublicURL, true)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("WXTEAMS_LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		bad("WXTEAMS_LOG_FORMAT", "%q is not json or console", c.LogFormat)
+	}
+
+	if w := c.WeChat; w.AppID != "" {
+		if !reAppID.MatchString(w.AppID) {
+			bad("WXTEAMS_WECHAT_APPID", "%q is not an AppID (wx followed by 16 hex digits)", w.AppID)
+		}
+		if w.Secret == "" {
+			bad("WXTEAMS_WECHAT_SECRET", "required with WXTEAMS_WECHAT_APPID (the AppSecret from the Official Account console)")
+		}
+		if !reToken.MatchString(w.Token) {
+			bad("WXTEAMS_WECHAT_TOKEN", "required: the callback Token, 3 to 32 letters and digits, as set in the Official Account console")
+		}
+		if w.AESKey != "" && !reAESKey.MatchString(w.AESKey) {
+			bad("WXTEAMS_WECHAT_AES_KEY", "the EncodingAESKey must be 43 letters and digits (it is %d characters)", len(w.AESKey))
+		}
+		if !reOriginalID.MatchString(w.OriginalID) {
+			bad("WXTEAMS_WECHAT_ORIGINAL_ID", "required: the account's original id, gh_ followed by 12 hex digits")
+		}
+		checkURL(bad, "WXTEAMS_WECHAT_API_BASE", w.APIBase, false)
+	} else if w.Secret != "" || w.Token != "" || w.AESKey != "" || w.OriginalID != "" {
+		bad("WXTEAMS_WECHAT_APPID", "required: other WXTEAMS_WECHAT_* variables are set without it")
+	}
+
+	if b := c.Bot; b.AppID != "" {
+		if !reGUID.MatchString(b.AppID) {
+			bad("WXTEAMS_BOT_APP_ID", "%q is not a Microsoft App ID (a GUID)", b.AppID)
+		}
+		if b.TenantID == "" {
+			bad("WXTEAMS_BOT_TENANT_ID", "required with WXTEAMS_BOT_APP_ID: the Entra tenant of the single-tenant bot")
+		}
+		creds := 0
+		for _, set := range []bool{b.ClientSecret != "", b.ClientCert != "", b.ManagedIdentity} {
+			if set {
+				creds++
+			}
+		}
+		if creds != 1 {
+			bad("WXTEAMS_BOT_CLIENT_SECRET", "set exactly one of WXTEAMS_BOT_CLIENT_SECRET, WXTEAMS_BOT_CLIENT_CERT or WXTEAMS_BOT_MANAGED_IDENTITY=1 (found %d)", creds)
+		}
+		if b.ClientCert != "" {
+			if _, err := os.Stat(b.ClientCert); err != nil {
+				bad("WXTEAMS_BOT_CLIENT_CERT", "cannot read the certificate: %v", err)
+			}
+		}
+		checkURL(bad, "WXTEAMS_BOT_OPENID_URL", b.OpenIDURL, false)
+		checkURL(bad, "WXTEAMS_GRAPH_BASE", b.GraphBase, false)
+	}
+	c.Bot.ServiceURLAllow = defaultServiceURLHosts
+	if v := get("WXTEAMS_BOT_SERVICEURL_ALLOW", ""); v != "" {
+		c.Bot.ServiceURLAllow = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.Bot.ServiceURLAllow = append(c.Bot.ServiceURLAllow, h)
+			}
+		}
+	}
+	if c.AdminOpenIDURL != "" {
+		checkURL(bad, "WXTEAMS_ADMIN_OPENID_URL", c.AdminOpenIDURL, false)
+	}
+	c.ArchiveKey = key32(bad, "WXTEAMS_ARCHIVE_KEY", get("WXTEAMS_ARCHIVE_KEY", ""))
+	c.SigningKey = key32(bad, "WXTEAMS_SIGNING_KEY", get("WXTEAMS_SIGNING_KEY", ""))
+
+	if c.PolicyFile != "" {
+		data, err := os.ReadFile(c.PolicyFile)
+		if err != nil {
+			bad("WXTEAMS_POLICY_FILE", "%v", err)
+		} else if c.Policy, err = bridge.ParsePolicy(data); err != nil {
+			bad("WXTEAMS_POLICY_FILE", "%s: %v", c.PolicyFile, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &ConfigError{Problems: errs}
+	}
+	return c, nil
+}
+
+// ConfigError lists every problem found in the configuration.
+type ConfigError struct{ Problems []error }
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("configuration is not valid:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  - " + p.Error())
+	}
+	b.WriteString("\nSee the Configuration section of README.md.")
+	return b.String()
+}
+
+// Unwrap lets errors.Is see each problem.
+func (e *ConfigError) Unwrap() []error { return e.Problems }
+
+// checkURL reports a variable that is not an absolute http(s) URL (https when httpsOnly).
+func checkURL(bad func(string, string, ...any), name, raw string, httpsOnly bool) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "":
+		bad(name, "%q is not an absolute URL", raw)
+	case httpsOnly && u.Scheme != "https":
+		bad(name, "%q must be an https URL", raw)
+	case u.Scheme != "https" && u.Scheme != "http":
+		bad(name, "%q must be an http(s) URL", raw)
+	}
+}
+
+// key32 decodes a base64 32-byte key; empty is allowed (the feature using it is off).
+func key32(bad func(string, string, ...any), name, v string) []byte {
+	if v == "" {
+		return nil
+	}
+	k, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(k) != 32 {
+		bad(name, "must be 32 bytes in standard base64 (e.g. from `openssl rand -base64 32`)")
+		return nil
+	}
+	return k
+}
+
+// redact hides a password in a URL.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return raw
+}

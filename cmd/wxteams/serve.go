@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/bridge/clock"
+	"github.com/wxteams/wxteams/bridge/sqlstore"
+)
+
+const serveSummary = `Run wxteams: the public listener (WXTEAMS_LISTEN) serves the Teams and WeChat endpoints,
+/healthz and /readyz; the internal listener (WXTEAMS_INTERNAL_LISTEN) serves /metrics and
+/debug/pprof/ and must not be reachable from outside. Configuration comes from WXTEAMS_*
+environment variables (see README.md); flags override them.`
+
+func runServe(ctx context.Context, env *environment, args []string) error {
+	fs := flags(env, "serve", "[flags]", serveSummary)
+	listen := fs.String("listen", "", "public listen address (default WXTEAMS_LISTEN or :8080)")
+	internal := fs.String("internal-listen", "", "internal listen address for /metrics and pprof (default WXTEAMS_INTERNAL_LISTEN or 127.0.0.1:9090)")
+	dbURL := fs.String("database-url", "", "sqlite:PATH or postgres://… (default WXTEAMS_DATABASE_URL or sqlite:wxteams.db)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(overlay(env.getenv, map[string]string{
+		"WXTEAMS_LISTEN": *listen, "WXTEAMS_INTERNAL_LISTEN": *internal, "WXTEAMS_DATABASE_URL": *dbURL,
+	}))
+	if err != nil {
+		return err
+	}
+	if !cfg.Configured() {
+		return errors.New("nothing is configured to serve: set the WeChat (WXTEAMS_WECHAT_*) and Teams (WXTEAMS_BOT_*) variables described in README.md, or run `wxteams sandbox` to try wxteams without them")
+	}
+	return serve(ctx, env, cfg, clock.System{}, nil)
+}
+
+const sandboxSummary = `Run wxteams with no configuration on embedded SQLite (sqlite:wxteams-sandbox.db unless
+WXTEAMS_DATABASE_URL says otherwise), listening on http://localhost:8080.`
+
+func runSandbox(ctx context.Context, env *environment, args []string) error {
+	fs := flags(env, "sandbox", "[flags]", sandboxSummary)
+	listen := fs.String("listen", "", "listen address (default WXTEAMS_LISTEN or :8080)")
+	dbURL := fs.String("database-url", "", "database (default sqlite:wxteams-sandbox.db)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db := *dbURL
+	if db == "" && env.getenv("WXTEAMS_DATABASE_URL") == "" {
+		db = "sqlite:wxteams-sandbox.db"
+	}
+	format := ""
+	if env.getenv("WXTEAMS_LOG_FORMAT") == "" {
+		format = "console"
+	}
+	cfg, err := loadConfig(overlay(env.getenv, map[string]string{
+		"WXTEAMS_LISTEN": *listen, "WXTEAMS_DATABASE_URL": db, "WXTEAMS_LOG_FORMAT": format,
+	}))
+	if err != nil {
+		return err
+	}
+	return serve(ctx, env, cfg, &clock.Offset{}, nil)
+}
+
+// overlay returns getenv with non-empty overrides on top.
+func overlay(getenv func(string) string, over map[string]string) func(string) string {
+	return func(k string) string {
+		if v := over[k]; v != "" {
+			return v
+		}
+		return getenv(k)
+	}
+}
+
+// newLogger builds the process logger. Message bodies, tokens and keys are never logged anywhere.
+func newLogger(cfg *Config, env *environment) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if cfg.LogFormat == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(env.stderr), level)), nil
+}
+
+// server is a running wxteams: listeners, store and engine.
+type server struct {
+	cfg      *Config
+	log      *zap.Logger
+	store    *sqlstore.Store
+	engine   *bridge.Engine
+	public   *http.Server
+	internal *http.Server
+	// ready is closed once both listeners accept connections; publicAddr and internalAddr are set then.
+	ready                    chan struct{}
+	publicAddr, internalAddr string
+}
+
+// serve runs wxteams until ctx is cancelled, then drains: it stops accepting requests, lets
+// requests and deliveries in flight finish (up to WXTEAMS_SHUTDOWN_GRACE), and closes the store.
+// started, if not nil, receives the server once it listens (tests use it).
+func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock, started chan<- *server) error {
+	log, err := newLogger(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	store, err := sqlstore.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if cfg.AutoMigrate {
+		applied, err := store.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info("database migrated", zap.Int64s("versions", applied))
+		}
+	} else if err := store.CheckSchema(ctx); err != nil {
+		return err
+	}
+
+	engine, err := bridge.NewEngine(bridge.Config{Store: store, Clock: clk, Logger: log.Named("bridge"), Policy: cfg.Policy})
+	if err != nil {
+		return err
+	}
+	s := &server{cfg: cfg, log: log, store: store, engine: engine, ready: make(chan struct{})}
+	s.public = newHTTPServer(s.publicRoutes(), log)
+	s.internal = newHTTPServer(s.internalRoutes(), log)
+
+	pubLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("public listener %s: %w", cfg.Listen, err)
+	}
+	intLn, err := net.Listen("tcp", cfg.InternalListen)
+	if err != nil {
+		pubLn.Close()
+		return fmt.Errorf("internal listener %s: %w", cfg.InternalListen, err)
+	}
+	s.publicAddr, s.internalAddr = pubLn.Addr().String(), intLn.Addr().String()
+
+	errc := make(chan error, 2)
+	go func() { errc <- ignoreClosed(s.public.Serve(pubLn)) }()
+	go func() { errc <- ignoreClosed(s.internal.Serve(intLn)) }()
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- engine.Run(engineCtx) }()
+
+	log.Info("wxteams listening",
+		zap.String("version", versionString()),
+		zap.String("public", "http://"+s.publicAddr),
+		zap.String("internal", "http://"+s.internalAddr),
+		zap.String("database", string(store.Dialect())))
+	close(s.ready)
+	if started != nil {
+		started <- s
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining requests and deliveries", zap.Stringer("grace", cfg.ShutdownGrace))
+	case serveErr = <-errc:
+		log.Error("listener failed", zap.Error(serveErr))
+	}
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := s.public.Shutdown(graceCtx); err != nil {
+		log.Warn("public listener did not drain in time", zap.Error(err))
+	}
+	stopEngine()
+	select {
+	case <-engineDone:
+	case <-graceCtx.Done():
+		log.Warn("deliveries still in flight at the end of the grace period; their claims will run out and be resolved by the next process")
+	}
+	if err := s.internal.Shutdown(graceCtx); err != nil {
+		log.Warn("internal listener did not drain in time", zap.Error(err))
+	}
+	log.Info("stopped")
+	return serveErr
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+}
+
+// publicRoutes is everything the public listener serves. Metrics, pprof and debug endpoints are
+// never registered here.
+func (s *server) publicRoutes() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not found", http.StatusNotFound)
+	})
+	return accessLog(s.log.Named("http"), r)
+}
+
+// internalRoutes is the operators' listener: Prometheus metrics and pprof.
+func (s *server) internalRoutes() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStoreCollector(s.store),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wxteams_build_info", Help: "Always 1; the version is a label.", ConstLabels: prometheus.Labels{"version": versionString()},
+		}, func() float64 { return 1 }),
+	)
+	r := mux.NewRouter()
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.HandleFunc("/debug/pprof/", pprof.Index)
+	r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+	return r
+}
+
+// healthz says the process is alive.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz says whether this replica can take traffic: the database answers and its schema is the
+// one this build expects.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok"}
+	status := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		checks["database"], status = "unreachable", http.StatusServiceUnavailable
+		s.log.Warn("readiness: database unreachable", zap.Error(err))
+	} else if err := s.store.CheckSchema(ctx); err != nil {
+		checks["database"], status = "schema mismatch", http.StatusServiceUnavailable
+		s.log.Warn("readiness: schema", zap.Error(err))
+	}
+	body := map[string]any{"status": "ready", "checks": checks}
+	if status != http.StatusOK {
+		body["status"] = "not ready"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// accessLog logs each request's method, route, status and duration; never bodies or query strings
+// (WeChat puts signatures in the query).
+func accessLog(log *zap.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
