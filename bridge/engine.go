@@ -24,8 +24,8 @@ type Engine struct {
 	teams    TeamsSender
 	channels []Channel // the channels this engine delivers to: those with a sender
 	clock    Clock
-	log    *zap.Logger
-	policy atomic.Pointer[versionedPolicy]
+	log      *zap.Logger
+	policy   atomic.Pointer[versionedPolicy]
 
 	workers      int
 	pollInterval time.Duration

@@ -110,7 +110,7 @@ func DefaultPolicy() Policy {
 		DefaultLanguage: LangEnglish,
 		Customer: map[string]CustomerTexts{
 			LangEnglish: {
-				Initial: "Thank you! You can now start messaging your contact. Please note, WeChat allows your contact four consecutive replies, including system messages, before requiring a response from you to continue messaging. If the conversation is inactive after 48 hours, your contact will not be able to send any messages until you send a message. To leave the chat at any time, reply with #LEAVE.",
+				Initial:         "Thank you! You can now start messaging your contact. Please note, WeChat allows your contact four consecutive replies, including system messages, before requiring a response from you to continue messaging. If the conversation is inactive after 48 hours, your contact will not be able to send any messages until you send a message. To leave the chat at any time, reply with #LEAVE.",
 				RecordingNotice: "Messages in this chat are recorded and kept by {firm} as required by financial regulation.",
 				OnHold:          "Your contact is unable to send you any more messages till you respond. Per WeChat Policy, this conversation is on-hold. Please reply to resume",
 				MembersChanged:  "If you do not reply in the next 24 hours, your contact will not be able to send any more messages. To keep the chat active, please reply with any message. Please note: Other user(s) have been added or removed from this chat.",

@@ -41,10 +41,10 @@ const (
 	KindRequeued       Kind = "delivery.requeued"  // WeChat refused for window or quota; back to the head of the queue
 
 	// Chat lifecycle and routing.
-	KindRouting       Kind = "chat.routing"      // a QR scene bound a customer to an employee (or did not)
-	KindMembers       Kind = "chat.members"      // employees added to or removed from a chat
-	KindStatus        Kind = "chat.status"       // the chat's status changed (from, to, why)
-	KindLeave         Kind = "customer.leave"    // the customer sent #LEAVE
+	KindRouting       Kind = "chat.routing"   // a QR scene bound a customer to an employee (or did not)
+	KindMembers       Kind = "chat.members"   // employees added to or removed from a chat
+	KindStatus        Kind = "chat.status"    // the chat's status changed (from, to, why)
+	KindLeave         Kind = "customer.leave" // the customer sent #LEAVE
 	KindUnsubscribe   Kind = "customer.unsubscribe"
 	KindCustomerEvent Kind = "customer.event" // any other WeChat event worth keeping (location, template receipt, …)
 

@@ -439,7 +439,9 @@ func testArchiveAppend(t *testing.T, s bridge.Store) {
 		return compliance.Event{Stream: stream, At: t0, Kind: compliance.KindCustomerMessage, Actor: "customer:o1",
 			Meta: compliance.Meta{Contact: "o1"}, Content: compliance.Content{Text: text}}
 	}
-	inTx(t, s, func(tx bridge.Tx) error { return tx.Append(ctx, ev("chat:1", "a"), ev("chat:2", "x"), ev("chat:1", "b")) })
+	inTx(t, s, func(tx bridge.Tx) error {
+		return tx.Append(ctx, ev("chat:1", "a"), ev("chat:2", "x"), ev("chat:1", "b"))
+	})
 	inTx(t, s, func(tx bridge.Tx) error { return tx.Append(ctx, ev("chat:1", "c")) })
 	reader, ok := s.(ArchiveReader)
 	if !ok {

@@ -141,7 +141,7 @@ func (t *tx) LockChatByContact(ctx context.Context, contact bridge.OpenID) (*bri
 
 func (t *tx) lockChat(ctx context.Context, q string, arg any, what string) (*bridge.Chat, error) {
 	var (
-		c                                   bridge.Chat
+		c                                  bridge.Chat
 		id, lastIn, conn, created, updated int64
 	)
 	err := t.queryRow(ctx, q, arg).Scan(&id, &c.Tenant, &c.Contact, &c.Status, &lastIn, &conn, &c.SentSinceInbound,
@@ -307,9 +307,9 @@ const outboxColumns = `id, chat_id, channel, lane, employee_id, contact, message
 
 func scanOutbox(row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
 	var (
-		it                                bridge.OutboxItem
+		it                              bridge.OutboxItem
 		chat, notBefore, lease, created int64
-		payload                           []byte
+		payload                         []byte
 	)
 	if err := row.Scan(&it.ID, &chat, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
 		&payload, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
