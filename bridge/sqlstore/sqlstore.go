@@ -86,10 +86,17 @@ func open(rawURL string) (*Store, error) {
 		}
 		return &Store{db: db, dialect: SQLite}, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		if _, err := url.Parse(rawURL); err != nil {
+		u, err := url.Parse(rawURL)
+		if err != nil {
 			return nil, fmt.Errorf("database url is not a valid postgres:// url: %w", err)
 		}
-		db, err := sql.Open("postgres", rawURL)
+		// binary_parameters makes lib/pq send parse, bind and execute in one round trip instead of
+		// two, and bytea parameters as raw bytes.
+		if q := u.Query(); q.Get("binary_parameters") == "" {
+			q.Set("binary_parameters", "yes")
+			u.RawQuery = q.Encode()
+		}
+		db, err := sql.Open("postgres", u.String())
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
