@@ -35,6 +35,17 @@ func BenchmarkEngine(b *testing.B) {
 	b.Run("postgres", func(b *testing.B) { benchEngine(b, sqlstoretest.PostgresURL(b)) })
 }
 
+// BenchmarkEngineAtRate measures the engine step's latency when the database is not saturated:
+// the same messages as BenchmarkEngine, paced to a fixed total rate across the chats.
+//
+//	go test -run '^$' -bench BenchmarkEngineAtRate -benchtime 6000x ./bridge/
+func BenchmarkEngineAtRate(b *testing.B) {
+	for _, rate := range []int{100, 300, 450} {
+		b.Run(fmt.Sprintf("sqlite-%d", rate), func(b *testing.B) { benchEngineAt(b, sqlstoretest.SQLiteURL(b), rate) })
+		b.Run(fmt.Sprintf("postgres-%d", rate), func(b *testing.B) { benchEngineAt(b, sqlstoretest.PostgresURL(b), rate) })
+	}
+}
+
 const benchChats = 8
 
 // countingSender accepts every delivery and counts it.
@@ -50,7 +61,11 @@ func (c *countingSender) SendTeams(context.Context, *bridge.Employee, *bridge.Te
 	return bridge.Delivery{ID: "ok"}, nil
 }
 
-func benchEngine(b *testing.B, dbURL string) {
+func benchEngine(b *testing.B, dbURL string) { benchEngineAt(b, dbURL, 0) }
+
+// benchEngineAt runs the benchmark with the total message rate paced to rate per second, or as
+// fast as the chats go when rate is 0.
+func benchEngineAt(b *testing.B, dbURL string, rate int) {
 	ctx := context.Background()
 	store := sqlstoretest.Open(b, dbURL)
 	policy := bridge.DefaultPolicy()
@@ -97,7 +112,19 @@ func benchEngine(b *testing.B, dbURL string) {
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, n)
+			var tick <-chan time.Time
+			if rate > 0 {
+				// Each chat writes every period, the chats spread evenly over it (no bursts).
+				period := time.Duration(benchChats) * time.Second / time.Duration(rate)
+				time.Sleep(period * time.Duration(c) / benchChats)
+				ticker := time.NewTicker(period)
+				defer ticker.Stop()
+				tick = ticker.C
+			}
 			for i := range n {
+				if tick != nil {
+					<-tick
+				}
 				t := time.Now()
 				_, err := engine.EmployeeWrites(ctx, bridge.EmployeeMessage{Employee: "bench-emp", Chat: chats[c], Message: bridge.TextMessage("message " + strconv.Itoa(i) + " of the benchmark")})
 				if err != nil {
@@ -118,16 +145,16 @@ func benchEngine(b *testing.B, dbURL string) {
 
 	all := slices.Concat(latencies...)
 	slices.Sort(all)
-	rate := float64(b.N) / elapsed.Seconds()
-	b.ReportMetric(rate, "msgs/s")
+	achieved := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(achieved, "msgs/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-	if store.Dialect() != sqlstore.Postgres || elapsed < 2*time.Second {
-		return // pgbench only for a run long enough to compare
+	if store.Dialect() != sqlstore.Postgres || rate > 0 || elapsed < 2*time.Second {
+		return // pgbench only for a saturated run long enough to compare
 	}
 	pg := runPgbench(b, dbURL, chats, elapsed)
 	b.ReportMetric(pg, "pgbench-msgs/s")
-	b.ReportMetric(rate/pg, "ratio")
+	b.ReportMetric(achieved/pg, "ratio")
 }
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+)`)
@@ -171,6 +198,9 @@ func runPgbench(b *testing.B, dbURL string, chats []bridge.ChatID, d time.Durati
 // reads a colon even inside a string literal as a variable, so literals spell ":" as chr(58) and
 // bytes as hex.
 func benchScript(chats []bridge.ChatID) string {
+	lane := `'wechat' || chr(58) || 'bench-c' || :c::text`
+	stream := `'chat' || chr(58) || :chat::text`
+	hexOf := func(s string) string { return hex.EncodeToString([]byte(s)) }
 	return fmt.Sprintf(`\set c :client_id %% %[1]d
 \set chat :c + %[2]d
 \set now 1795000000000000
@@ -181,30 +211,34 @@ SELECT id, tenant, contact, status, last_inbound_us, connected_us, sent_since_in
 SELECT employee_id FROM chat_members WHERE chat_id = :chat ORDER BY position;
 SELECT open_id, union_id, name, language, following, updated_us FROM contacts WHERE open_id = 'bench-c' || :c::text;
 UPDATE chats SET status = 'active', last_inbound_us = last_inbound_us, connected_us = connected_us, sent_since_inbound = sent_since_inbound + 1, employee_streak = employee_streak + 1, on_hold_prompted = false, notified_24h = false, reinstate_sent = false, updated_us = :now WHERE id = :chat;
-INSERT INTO outbox (chat_id, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us) VALUES (:chat, 'wechat', 'wechat' || chr(58) || 'bench-c' || :c::text, 'bench-emp', 'bench-c' || :c::text, 'm0123456789abcdef0123', false, decode('%[3]s', 'hex'), 'pending', 0, :now, 0, :now) RETURNING id AS ob \gset
-INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES ('chat' || chr(58) || :chat::text, 0, sha256(''::bytea), :now) ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING seq AS head \gset
+INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us) VALUES (:chat, '', 'wechat', %[3]s, 'bench-emp', 'bench-c' || :c::text, 'm0123456789abcdef0123', false, decode('%[5]s', 'hex'), 'pending', 0, :now, 0, :now) RETURNING id AS ob \gset
+INSERT INTO outbox_lanes (lane, channel, head_id, due_us) VALUES (%[3]s, 'wechat', :ob, :now) ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane;
+INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES (%[4]s, 0, sha256(''::bytea), :now) ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING seq AS head \gset
 \set next :head + 1
-INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key, body_hash, prev_hash, hash) VALUES ('chat' || chr(58) || :chat::text, :next, '', :now, 'employee.message', 'employee' || chr(58) || 'bench-emp', :chat, decode('%[4]s', 'hex'), decode('%[5]s', 'hex'), '', sha256('a'::bytea), sha256('b'::bytea), sha256('c'::bytea));
-UPDATE archive_heads SET seq = :next, hash = sha256('c'::bytea), updated_us = :now WHERE stream = 'chat' || chr(58) || :chat::text;
+INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key, body_hash, prev_hash, hash) VALUES (%[4]s, :next, '', :now, 'employee.message', 'employee' || chr(58) || 'bench-emp', :chat, decode('%[6]s', 'hex'), decode('%[7]s', 'hex'), '', sha256('a'::bytea), sha256('b'::bytea), sha256('c'::bytea));
+UPDATE archive_heads SET seq = :next, hash = sha256('c'::bytea), updated_us = :now WHERE stream = %[4]s;
 END;
 BEGIN;
-SELECT id, chat_id, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us FROM outbox o WHERE ((o.state = 'pending' AND o.not_before_us <= :now) OR (o.state = 'sending' AND o.lease_until_us <= :now)) AND o.channel IN ('wechat', 'teams') AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'sending')) AND o.id = :ob ORDER BY o.id LIMIT 16 FOR UPDATE SKIP LOCKED;
-UPDATE outbox SET state = 'sending', attempts = 1, not_before_us = :now, lease_until_us = :lease WHERE id = :ob;
+SELECT head_id FROM outbox_lanes WHERE due_us <= :now AND channel IN ('wechat', 'teams') AND lane = %[3]s ORDER BY due_us LIMIT 16 FOR UPDATE SKIP LOCKED;
+SELECT id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us FROM outbox WHERE id = :ob FOR UPDATE SKIP LOCKED;
+UPDATE outbox SET state = 'sending', attempts = 1, lease_until_us = :lease WHERE id = :ob;
+UPDATE outbox_lanes SET due_us = :lease WHERE lane = %[3]s;
 END;
-BEGIN;
 SELECT open_id, union_id, name, language, following, updated_us FROM contacts WHERE open_id = 'bench-c' || :c::text;
-END;
 BEGIN;
-SELECT id, tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound, employee_streak, on_hold_prompted, notified_24h, reinstate_sent, created_us, updated_us, (SELECT COUNT(*) FROM queue WHERE queue.chat_id = chats.id) FROM chats WHERE id = :chat FOR UPDATE;
-SELECT employee_id FROM chat_members WHERE chat_id = :chat ORDER BY position;
-SELECT id, chat_id, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us FROM outbox WHERE id = :ob FOR UPDATE;
+SELECT id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us FROM outbox WHERE id = :ob FOR UPDATE;
 UPDATE outbox SET state = 'done', attempts = 1, not_before_us = :now, lease_until_us = :lease WHERE id = :ob;
-UPDATE chats SET status = 'active', last_inbound_us = last_inbound_us, connected_us = connected_us, sent_since_inbound = sent_since_inbound, employee_streak = employee_streak, on_hold_prompted = false, notified_24h = false, reinstate_sent = false, updated_us = :now WHERE id = :chat;
-INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES ('chat' || chr(58) || :chat::text, 0, sha256(''::bytea), :now) ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING seq AS head \gset
+SELECT head_id FROM outbox_lanes WHERE lane = %[3]s FOR UPDATE;
+SELECT id, state, not_before_us, lease_until_us FROM outbox WHERE lane = %[3]s AND state IN ('pending', 'sending') ORDER BY id LIMIT 1;
+DELETE FROM outbox_lanes WHERE lane = %[3]s;
+INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES (%[4]s, 0, sha256(''::bytea), :now) ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING seq AS head \gset
 \set next :head + 1
-INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key, body_hash, prev_hash, hash) VALUES ('chat' || chr(58) || :chat::text, :next, '', :now, 'delivery.delivered', 'system', :chat, decode('%[6]s', 'hex'), NULL, '', sha256(''::bytea), sha256('c'::bytea), sha256('d'::bytea));
-UPDATE archive_heads SET seq = :next, hash = sha256('d'::bytea), updated_us = :now WHERE stream = 'chat' || chr(58) || :chat::text;
+INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key, body_hash, prev_hash, hash) VALUES (%[4]s, :next, '', :now, 'delivery.delivered', 'system', :chat, decode('%[8]s', 'hex'), NULL, '', sha256(''::bytea), sha256('c'::bytea), sha256('d'::bytea));
+UPDATE archive_heads SET seq = :next, hash = sha256('d'::bytea), updated_us = :now WHERE stream = %[4]s;
 END;
-`, len(chats), chats[0],
-		hex.EncodeToString([]byte(`{"wechat":{"type":"text","text":"message 1234 of the benchmark"}}`)), hex.EncodeToString([]byte(`{"message_id":"m0123456789abcdef0123","channel":"teams","direction":"to_customer","employee":"bench-emp","contact":"bench-c1","msg_type":"text"}`)), hex.EncodeToString([]byte(`{"text":"message 1234 of the benchmark"}`)), hex.EncodeToString([]byte(`{"message_id":"m0123456789abcdef0123","channel":"wechat","contact":"bench-c1","employee":"bench-emp","external_id":"ok","attempt":1}`)))
+`, len(chats), chats[0], lane, stream,
+		hexOf(`{"wechat":{"type":"text","text":"message 1234 of the benchmark"}}`),
+		hexOf(`{"message_id":"m0123456789abcdef0123","channel":"teams","direction":"to_customer","employee":"bench-emp","contact":"bench-c1","msg_type":"text"}`),
+		hexOf(`{"text":"message 1234 of the benchmark"}`),
+		hexOf(`{"message_id":"m0123456789abcdef0123","channel":"wechat","contact":"bench-c1","employee":"bench-emp","external_id":"ok","attempt":1}`))
 }

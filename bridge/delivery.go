@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,10 +19,22 @@ import (
 // Run delivers the outbox and fires timers until ctx is cancelled, then waits for deliveries in
 // flight to be recorded. Several processes may Run on one store.
 func (e *Engine) Run(ctx context.Context) error {
-	defer e.inflight.Wait()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); e.dispatch(ctx) }()
+	go func() { defer wg.Done(); e.fireTimers(ctx) }()
+	wg.Wait()
+	e.inflight.Wait()
+	return nil
+}
+
+// dispatch claims due deliveries while it has free workers. It sleeps until a step or a finished
+// delivery wakes it, the next delivery falls due on the engine's clock, or the poll interval passes
+// in real time (for work other processes created).
+func (e *Engine) dispatch(ctx context.Context) {
 	slots := make(chan struct{}, e.workers)
-	for {
-		busy := false
+	for ctx.Err() == nil {
+		claimed, full := 0, false
 		if free := cap(slots) - len(slots); free > 0 {
 			items, err := e.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
@@ -35,27 +48,40 @@ func (e *Engine) Run(ctx context.Context) error {
 					e.deliver(context.WithoutCancel(ctx), it)
 				}()
 			}
-			busy = len(items) == free
+			claimed, full = len(items), len(items) == free
 		}
-		fired, err := e.FireDueTimers(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("fire timers", zap.Error(err))
+		if full {
+			continue // more may be due
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if busy || fired > 0 {
-			continue
-		}
-		wait := e.pollInterval
-		if next, err := e.store.NextWake(ctx); err == nil && !next.IsZero() {
-			wait = min(wait, max(next.Sub(e.clock.Now()), time.Millisecond))
+		var due <-chan time.Time // a delayed retry falling due, on the engine's clock
+		if claimed == 0 && len(slots) == 0 {
+			if next, _, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {
+				due = e.clock.After(max(next.Sub(e.clock.Now()), time.Millisecond))
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-e.wake:
-		case <-e.clock.After(wait):
+		case <-due:
+		case <-time.After(e.pollInterval): // work other processes created
+		}
+	}
+}
+
+// fireTimers fires due chat timers, sleeping until the next one or the poll interval.
+func (e *Engine) fireTimers(ctx context.Context) {
+	for ctx.Err() == nil {
+		if _, err := e.FireDueTimers(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("fire timers", zap.Error(err))
+		}
+		var due <-chan time.Time
+		if _, next, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {
+			due = e.clock.After(max(next.Sub(e.clock.Now()), time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+		case <-due:
+		case <-time.After(e.pollInterval): // timers other processes set, or a clock that jumped
 		}
 	}
 }
@@ -129,15 +155,15 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 	)
 	switch it.Channel {
 	case ChannelWeChat:
-		var ct *Contact
-		if err = e.store.InTx(ctx, func(tx Tx) (err error) { ct, err = tx.Contact(ctx, it.Contact); return }); err != nil {
-			return d, fmt.Errorf("load contact: %w", errors.Join(err, ErrRetryLater))
+		ct, lerr := e.store.Contact(ctx, it.Contact)
+		if lerr != nil {
+			return d, fmt.Errorf("load contact: %w", errors.Join(lerr, ErrRetryLater))
 		}
 		d, err = e.wechat.SendWeChat(sctx, ct, it.WeChat)
 	case ChannelTeams:
-		var emp *Employee
-		if err = e.store.InTx(ctx, func(tx Tx) (err error) { emp, err = tx.Employee(ctx, it.Employee); return }); err != nil {
-			return d, fmt.Errorf("load employee: %w", errors.Join(err, ErrRetryLater))
+		emp, lerr := e.store.Employee(ctx, it.Employee)
+		if lerr != nil {
+			return d, fmt.Errorf("load employee: %w", errors.Join(lerr, ErrRetryLater))
 		}
 		d, err = e.teams.SendTeams(sctx, emp, it.Teams)
 	default:
@@ -165,8 +191,11 @@ func isClassified(err error) bool {
 // never resent.
 func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, sendErr error) error {
 	return e.do(ctx, "", func(s *step) error {
+		// A delivery that succeeded changes no chat state: it needs no chat lock, only its place in
+		// the chat's archive chain. Anything else may change the chat, so the chat is locked first,
+		// as every step does.
 		var c *Chat
-		if claimed.ChatID != 0 {
+		if claimed.ChatID != 0 && sendErr != nil {
 			var err error
 			if c, err = s.lock(claimed.ChatID); err != nil {
 				return err
@@ -190,8 +219,12 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 		if it.Channel == ChannelTeams {
 			stream = employeeStream(it.Employee)
 		}
+		if it.ChatID != 0 {
+			stream = compliance.ChatStream(int64(it.ChatID))
+		}
 		record := func(kind compliance.Kind, content compliance.Content) {
-			s.archive(c, stream, kind, actorSystem, meta, content)
+			s.events = append(s.events, compliance.Event{Stream: stream, ChatID: int64(it.ChatID), Tenant: it.Tenant,
+				At: s.now, Kind: kind, Actor: actorSystem, Meta: meta, Content: content})
 		}
 		switch {
 		case sendErr == nil:

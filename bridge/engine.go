@@ -367,7 +367,7 @@ func (s *step) queueWeChat(c *Chat, to OpenID, author EmployeeID, messageID stri
 		MessageID: messageID, Auto: auto, WeChat: m, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
 	}
 	if c != nil {
-		it.ChatID = c.ID
+		it.ChatID, it.Tenant = c.ID, c.Tenant
 		c.SentSinceInbound++
 	}
 	s.outbox = append(s.outbox, it)
@@ -392,7 +392,7 @@ func (s *step) notice(c *Chat, to []EmployeeID, template, text string) {
 			if ct, err := s.contact(c.Contact); err == nil {
 				tm.ContactName = ct.DisplayName()
 			}
-			it.ChatID, it.Contact = c.ID, c.Contact
+			it.ChatID, it.Tenant, it.Contact = c.ID, c.Tenant, c.Contact
 		}
 		s.archive(c, employeeStream(emp), compliance.KindAutoMessage, actorSystem, meta, compliance.Content{Text: text})
 		s.outbox = append(s.outbox, it)

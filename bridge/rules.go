@@ -213,7 +213,7 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		}
 		for _, emp := range recipients {
 			s.outbox = append(s.outbox, &OutboxItem{
-				ChatID: chat.ID, Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, Contact: chat.Contact,
+				ChatID: chat.ID, Tenant: chat.Tenant, Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, Contact: chat.Contact,
 				MessageID: meta.MessageID, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
 				Teams: &TeamsMessage{Kind: TeamsCustomerMessage, ChatID: chat.ID, Contact: chat.Contact,
 					ContactName: ct.DisplayName(), Message: in.Message, SentAt: s.now},
@@ -469,10 +469,6 @@ func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Messag
 	if c.Status == StatusActive && (c.QueueLen > 0 || c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota) {
 		s.setStatus(c, StatusCapped, "cap of consecutive messages reached")
 	}
-	ct, err := s.contact(c.Contact)
-	if err != nil {
-		return Result{}, err
-	}
 	switch c.Status {
 	case StatusPending:
 		return s.enqueue(c, emp, messageID, m, "pending", "employee.queued_pending", s.policy.Employee.QueuedPending)
@@ -481,6 +477,10 @@ func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Messag
 	case StatusCapped:
 		res, err := s.enqueue(c, emp, messageID, m, "capped", "employee.queued_capped", s.policy.Employee.QueuedCapped)
 		if err == nil && !c.OnHoldPrompted && s.quotaAllows(c) {
+			ct, err := s.contact(c.Contact)
+			if err != nil {
+				return Result{}, err
+			}
 			texts, _ := s.customerTexts(ct)
 			s.autoCustomer(c, ct, "customer.on_hold", texts.OnHold)
 			c.OnHoldPrompted = true
@@ -540,7 +540,7 @@ func (s *step) goInactive(c *Chat) {
 		Template: "customer.reinstate:" + t.ID, Version: s.policy.version, MsgType: "template",
 	}, compliance.Content{Text: templateText(send)})
 	s.outbox = append(s.outbox, &OutboxItem{
-		ChatID: c.ID, Channel: ChannelWeChat, Lane: wechatLane(c.Contact), Contact: c.Contact, MessageID: id, Auto: true,
+		ChatID: c.ID, Tenant: c.Tenant, Channel: ChannelWeChat, Lane: wechatLane(c.Contact), Contact: c.Contact, MessageID: id, Auto: true,
 		WeChat: &WeChatMessage{Message: Message{Type: "template"}, Template: send}, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
 	})
 	c.ReinstateSent = true

@@ -8,10 +8,20 @@ import (
 	"github.com/wxteams/wxteams/compliance"
 )
 
+// Reader looks up employees and customers.
+type Reader interface {
+	Employee(ctx context.Context, id EmployeeID) (*Employee, error)
+	EmployeeByScene(ctx context.Context, scene string) (*Employee, error)
+	Contact(ctx context.Context, id OpenID) (*Contact, error)
+}
+
 // Store is the durable state of the bridge (bridge/sqlstore implements it for SQLite and
 // PostgreSQL). All chat state changes happen inside InTx, so that archive events, state and outbox
-// rows of one engine step commit together or not at all.
+// rows of one engine step commit together or not at all. Its Reader methods read outside any
+// transaction (what they return may change at once).
 type Store interface {
+	Reader
+
 	// InTx runs fn in one transaction and commits if fn returns nil. Several processes may share one
 	// store: LockChat serializes steps on the same chat.
 	InTx(ctx context.Context, fn func(Tx) error) error
@@ -22,9 +32,9 @@ type Store interface {
 	// leaseUntil; no other claimer gets them meanwhile.
 	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int, channels ...Channel) ([]*OutboxItem, error)
 
-	// NextWake returns the earliest time a timer or a delayed outbox item falls due, or the zero
-	// time if none is waiting.
-	NextWake(ctx context.Context) (time.Time, error)
+	// NextDue returns when the next delivery (of any lane) and the next timer fall due; the zero
+	// time where nothing is waiting.
+	NextDue(ctx context.Context) (delivery, timer time.Time, err error)
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
@@ -36,11 +46,8 @@ type Tx interface {
 	// means the input is a retry or a duplicate.
 	FirstSeen(ctx context.Context, key string, now time.Time) (bool, error)
 
-	Employee(ctx context.Context, id EmployeeID) (*Employee, error)
-	EmployeeByScene(ctx context.Context, scene string) (*Employee, error)
+	Reader
 	PutEmployee(ctx context.Context, e *Employee) error
-
-	Contact(ctx context.Context, id OpenID) (*Contact, error)
 	PutContact(ctx context.Context, c *Contact) error
 
 	// LockChat loads a chat (with Members and QueueLen) and locks it until the transaction ends.
@@ -66,7 +73,8 @@ type Tx interface {
 	LockOutbox(ctx context.Context, id int64) (*OutboxItem, error)
 	// ChatOutbox returns a chat's undelivered items on one channel (pending or sending), oldest first.
 	ChatOutbox(ctx context.Context, chat ChatID, ch Channel) ([]*OutboxItem, error)
-	// UpdateOutbox stores an item's State, Attempts, NotBefore and LeaseUntil.
+	// UpdateOutbox stores an item's State, Attempts, NotBefore and LeaseUntil. An item that leaves
+	// pending or sending makes way for the next item of its lane.
 	UpdateOutbox(ctx context.Context, it *OutboxItem) error
 
 	// SetTimer schedules (or reschedules) a chat's timer of a kind.
@@ -117,6 +125,7 @@ const (
 type OutboxItem struct {
 	ID        int64
 	ChatID    ChatID
+	Tenant    string
 	Channel   Channel
 	Lane      string     // deliveries in one lane go out one at a time, in order
 	Employee  EmployeeID // Teams: the recipient. WeChat: the author of an employee message

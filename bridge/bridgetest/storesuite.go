@@ -295,12 +295,12 @@ func testOutboxLanes(t *testing.T, s bridge.Store) {
 	if got, want := claimIDs(t, s, t0.Add(30*time.Second), 10), []string{"c1"}; !slices.Equal(got, want) {
 		t.Fatalf("claim when c1 falls due = %v; want %v", got, want)
 	}
-	next, err := s.NextWake(context.Background())
+	next, timer, err := s.NextDue(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !next.Equal(t0.Add(time.Minute)) { // the earliest lease (b1, a2) runs out a minute after t0
-		t.Errorf("NextWake = %v; want %v", next, t0.Add(time.Minute))
+	if !next.Equal(t0.Add(time.Minute)) || !timer.IsZero() { // the earliest lease (b1, a2) runs out a minute after t0
+		t.Errorf("NextDue = %v, %v; want %v and no timer", next, timer, t0.Add(time.Minute))
 	}
 }
 
@@ -400,9 +400,9 @@ func testTimers(t *testing.T, s bridge.Store) {
 		}
 		return tx.SetTimer(ctx, c2.ID, bridge.TimerNotice, t0.Add(time.Hour))
 	})
-	next, err := s.NextWake(ctx)
+	_, next, err := s.NextDue(ctx)
 	if err != nil || !next.Equal(t0.Add(time.Hour)) {
-		t.Errorf("NextWake = %v, %v; want %v", next, err, t0.Add(time.Hour))
+		t.Errorf("NextDue timer = %v, %v; want %v", next, err, t0.Add(time.Hour))
 	}
 	claim := func(now time.Time) (out []bridge.Timer) {
 		inTx(t, s, func(tx bridge.Tx) (err error) { out, err = tx.ClaimDueTimers(ctx, now, 10); return })
@@ -418,8 +418,8 @@ func testTimers(t *testing.T, s bridge.Store) {
 	if got := claim(t0.Add(4 * time.Hour)); len(got) != 1 || got[0].Kind != bridge.TimerNotice || !got[0].Due.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("timers due at 4 h = %+v; want c1's notice at 2 h", got)
 	}
-	if next, _ := s.NextWake(ctx); !next.IsZero() {
-		t.Errorf("NextWake with nothing waiting = %v; want zero", next)
+	if _, next, _ := s.NextDue(ctx); !next.IsZero() {
+		t.Errorf("NextDue timer with nothing waiting = %v; want zero", next)
 	}
 }
 

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,10 +12,10 @@ import (
 	"github.com/wxteams/wxteams/bridge"
 )
 
-// ClaimOutbox hands out the head of each lane that is due, plus items whose claim ran out. Rows are
-// locked with FOR UPDATE SKIP LOCKED so concurrent claimers in other processes never get the same
-// item; a lane with an item pending or sending ahead of another is not advanced, which keeps each
-// lane in order.
+// ClaimOutbox hands out the heads of lanes that are due. It reads the lane table (one row per busy
+// lane), not the backlog, and locks with FOR UPDATE SKIP LOCKED, so claimers in several processes
+// never get the same item and never wait on each other. A lane's next item becomes its head only
+// when the one before it is finished (UpdateOutbox), which keeps each lane in order.
 func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int, channels ...bridge.Channel) ([]*bridge.OutboxItem, error) {
 	if len(channels) == 0 {
 		return nil, nil
@@ -29,32 +30,53 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 	err := s.InTx(ctx, func(btx bridge.Tx) error {
 		t := btx.(*tx)
 		claimed = claimed[:0]
-		rows, err := t.query(ctx, `SELECT `+outboxColumns+` FROM outbox o
-			WHERE ((o.state = 'pending' AND o.not_before_us <= $1) OR (o.state = 'sending' AND o.lease_until_us <= $1))
-			  AND o.channel IN (`+strings.Join(in, ", ")+`)
-			  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'sending'))
-			ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED`, args...)
+		rows, err := t.query(ctx, `SELECT head_id FROM outbox_lanes WHERE due_us <= $1 AND channel IN (`+strings.Join(in, ", ")+`)
+			ORDER BY due_us LIMIT $2 FOR UPDATE SKIP LOCKED`, args...)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}
+		var heads []int64
 		for rows.Next() {
-			it, err := scanOutbox(rows)
-			if err != nil {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim outbox: %w", s.wrap(err))
 			}
-			claimed = append(claimed, it)
+			heads = append(heads, id)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("claim outbox: %w", s.wrap(err))
 		}
-		for _, it := range claimed {
-			it.Expired = it.State == bridge.OutboxSending
-			it.State, it.Attempts, it.LeaseUntil = bridge.OutboxSending, it.Attempts+1, leaseUntil
-			if err := t.UpdateOutbox(ctx, it); err != nil {
-				return err
+		for _, id := range heads {
+			it, err := scanOutbox(t.queryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1 FOR UPDATE SKIP LOCKED`, id))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // its outcome is being recorded right now
 			}
+			if err != nil {
+				return fmt.Errorf("claim outbox item %d: %w", id, s.wrap(err))
+			}
+			switch {
+			case it.State == bridge.OutboxPending && !it.NotBefore.After(now):
+			case it.State == bridge.OutboxSending && !it.LeaseUntil.After(now):
+				it.Expired = true
+			default:
+				// Not due after all (the lane row is behind): put the lane right.
+				if err := t.settleLane(ctx, it.Lane); err != nil {
+					return err
+				}
+				continue
+			}
+			it.State, it.Attempts, it.LeaseUntil = bridge.OutboxSending, it.Attempts+1, leaseUntil
+			if _, err := t.exec(ctx, `UPDATE outbox SET state = $2, attempts = $3, lease_until_us = $4 WHERE id = $1`,
+				it.ID, it.State, it.Attempts, us(leaseUntil)); err != nil {
+				return fmt.Errorf("claim outbox item %d: %w", it.ID, err)
+			}
+			// The head stays the head; it falls due again if this claim runs out.
+			if _, err := t.exec(ctx, `UPDATE outbox_lanes SET due_us = $2 WHERE lane = $1`, it.Lane, us(leaseUntil)); err != nil {
+				return fmt.Errorf("claim outbox item %d: %w", it.ID, err)
+			}
+			claimed = append(claimed, it)
 		}
 		return nil
 	})
@@ -64,18 +86,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 	return claimed, nil
 }
 
-// NextWake returns when the next timer or delayed delivery falls due, or the zero time.
-func (s *Store) NextWake(ctx context.Context) (time.Time, error) {
-	var next sql.NullInt64
-	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT MIN(x) FROM (
-			SELECT MIN(due_us) AS x FROM timers
-			UNION ALL SELECT MIN(not_before_us) FROM outbox WHERE state = 'pending'
-			UNION ALL SELECT MIN(lease_until_us) FROM outbox WHERE state = 'sending') AS wakes`)).Scan(&next)
+// NextDue returns when the next delivery and the next timer fall due, or zero times.
+func (s *Store) NextDue(ctx context.Context) (delivery, timer time.Time, err error) {
+	var d, t sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT (SELECT MIN(due_us) FROM outbox_lanes), (SELECT MIN(due_us) FROM timers)`).Scan(&d, &t)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("next wake: %w", s.wrap(err))
+		return time.Time{}, time.Time{}, fmt.Errorf("next due: %w", s.wrap(err))
 	}
-	if !next.Valid {
-		return time.Time{}, nil
-	}
-	return fromUS(next.Int64), nil
+	return fromUS(d.Int64), fromUS(t.Int64), nil
 }

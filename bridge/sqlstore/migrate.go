@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
@@ -24,7 +25,7 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this wxteams")
 // ErrSchemaTooOld means the database needs migrating before this wxteams can use it.
 var ErrSchemaTooOld = errors.New("database schema is older than this wxteams")
 
-func (s *Store) provider() (*goose.Provider, error) {
+func (s *Store) provider(ctx context.Context) (*goose.Provider, error) {
 	dir, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
 	if err != nil {
 		return nil, err
@@ -33,7 +34,15 @@ func (s *Store) provider() (*goose.Provider, error) {
 	var opts []goose.ProviderOption
 	if s.dialect == Postgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// The advisory lock is per schema, so replicas sharing a schema take turns while
+		// deployments (and tests) in other schemas of the same database do not wait for each other.
+		var schema string
+		if err := s.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return nil, fmt.Errorf("current schema: %w", s.wrap(err))
+		}
+		h := fnv.New64a()
+		h.Write([]byte("wxteams migrations " + schema))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64()>>1)), lock.WithLockTimeout(1, 600))
 		if err != nil {
 			return nil, err
 		}
@@ -44,7 +53,7 @@ func (s *Store) provider() (*goose.Provider, error) {
 
 // SchemaVersion returns the database's schema version and the newest version this code knows.
 func (s *Store) SchemaVersion(ctx context.Context) (have, want int64, err error) {
-	p, err := s.provider()
+	p, err := s.provider(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -81,7 +90,7 @@ func (s *Store) Migrate(ctx context.Context) (applied []int64, err error) {
 	if have > want {
 		return nil, fmt.Errorf("%w: the database is at version %d, this build knows up to %d; run a newer wxteams", ErrSchemaTooNew, have, want)
 	}
-	p, err := s.provider()
+	p, err := s.provider(ctx)
 	if err != nil {
 		return nil, err
 	}

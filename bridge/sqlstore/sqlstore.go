@@ -42,6 +42,10 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	queries sync.Map // PostgreSQL text → this dialect's text
+	// writers serializes SQLite write transactions in the process, so they queue here instead of
+	// polling SQLite's busy handler (which sleeps in steps up to 100 ms). Reads outside
+	// transactions still run beside them (WAL).
+	writers sync.Mutex
 }
 
 var _ bridge.Store = (*Store)(nil)
@@ -75,7 +79,9 @@ func open(rawURL string) (*Store, error) {
 		if !memory {
 			params += "&_journal_mode=WAL&_synchronous=NORMAL"
 		}
-		db, err := sql.Open("sqlite", "file:"+path+"?"+params)
+		// The path goes into a file: URI, where %, ? and # are special.
+		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+		db, err := sql.Open("sqlite", "file:"+escaped+"?"+params)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
@@ -170,11 +176,15 @@ func (s *Store) InTx(ctx context.Context, fn func(bridge.Tx) error) error {
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) {
+	if s.dialect == SQLite {
+		s.writers.Lock()
+		defer s.writers.Unlock()
+	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", s.wrap(err))
 	}
-	tx := &tx{s: s, tx: sqlTx, members: map[bridge.ChatID]string{}}
+	tx := &tx{conn: conn{s: s, q: sqlTx}, members: map[bridge.ChatID]string{}}
 	defer func() {
 		if err != nil {
 			_ = sqlTx.Rollback()

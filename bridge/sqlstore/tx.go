@@ -15,32 +15,59 @@ import (
 	"github.com/wxteams/wxteams/compliance"
 )
 
+// querier is a connection pool or a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// conn runs this store's queries, rebound for its dialect, on a pool or in a transaction.
+type conn struct {
+	s *Store
+	q querier
+}
+
+func (t conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r, err := t.q.ExecContext(ctx, t.s.rebind(q), args...)
+	return r, t.s.wrap(err)
+}
+
+func (t conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	rows, err := t.q.QueryContext(ctx, t.s.rebind(q), args...)
+	return rows, t.s.wrap(err)
+}
+
+func (t conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.q.QueryRowContext(ctx, t.s.rebind(q), args...)
+}
+
 // tx is one transaction; it implements bridge.Tx.
 type tx struct {
-	s  *Store
-	tx *sql.Tx
+	conn
 	// members remembers each locked chat's members as loaded, so SaveChat rewrites them only on change.
 	members map[bridge.ChatID]string
 }
 
 var _ bridge.Tx = (*tx)(nil)
 
-func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	r, err := t.tx.ExecContext(ctx, t.s.rebind(q), args...)
-	return r, t.s.wrap(err)
+// Employee reads an employee outside any transaction.
+func (s *Store) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
+	return conn{s, s.db}.Employee(ctx, id)
 }
 
-func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	rows, err := t.tx.QueryContext(ctx, t.s.rebind(q), args...)
-	return rows, t.s.wrap(err)
+// EmployeeByScene reads the employee a QR scene names, outside any transaction.
+func (s *Store) EmployeeByScene(ctx context.Context, scene string) (*bridge.Employee, error) {
+	return conn{s, s.db}.EmployeeByScene(ctx, scene)
 }
 
-func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.s.rebind(q), args...)
+// Contact reads a customer outside any transaction.
+func (s *Store) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, error) {
+	return conn{s, s.db}.Contact(ctx, id)
 }
 
 // notFound turns sql.ErrNoRows into bridge.ErrNotFound and classifies other errors.
-func (t *tx) notFound(err error, what string) error {
+func (t conn) notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%s: %w", what, bridge.ErrNotFound)
 	}
@@ -74,12 +101,12 @@ func scanEmployee(row interface{ Scan(...any) error }) (*bridge.Employee, error)
 	return &e, err
 }
 
-func (t *tx) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
+func (t conn) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
 	e, err := scanEmployee(t.queryRow(ctx, `SELECT `+employeeColumns+` FROM employees WHERE id = $1`, id))
 	return e, t.notFound(err, "employee "+string(id))
 }
 
-func (t *tx) EmployeeByScene(ctx context.Context, scene string) (*bridge.Employee, error) {
+func (t conn) EmployeeByScene(ctx context.Context, scene string) (*bridge.Employee, error) {
 	e, err := scanEmployee(t.queryRow(ctx, `SELECT `+employeeColumns+` FROM employees WHERE scene = $1`, scene))
 	return e, t.notFound(err, "employee with scene "+scene)
 }
@@ -104,7 +131,7 @@ func (t *tx) PutEmployee(ctx context.Context, e *bridge.Employee) error {
 	return nil
 }
 
-func (t *tx) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, error) {
+func (t conn) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, error) {
 	var (
 		c       bridge.Contact
 		updated int64
@@ -290,19 +317,26 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 		if err != nil {
 			return fmt.Errorf("encode outbox message: %w", err)
 		}
-		err = t.queryRow(ctx, `INSERT INTO outbox (chat_id, channel, lane, employee_id, contact, message_id, auto, payload,
+		err = t.queryRow(ctx, `INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload,
 				state, attempts, not_before_us, lease_until_us, created_us)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
-			int64(it.ChatID), it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+			int64(it.ChatID), it.Tenant, it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
 			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt)).Scan(&it.ID)
 		if err != nil {
 			return fmt.Errorf("add outbox item: %w", t.s.wrap(err))
+		}
+		// The first item of an idle lane becomes its head. On a busy lane the upsert changes nothing
+		// but holds the lane row, so the item ahead cannot finish and retire the lane meanwhile.
+		_, err = t.exec(ctx, `INSERT INTO outbox_lanes (lane, channel, head_id, due_us) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane`, it.Lane, it.Channel, it.ID, us(it.NotBefore))
+		if err != nil {
+			return fmt.Errorf("add outbox item to lane %s: %w", it.Lane, err)
 		}
 	}
 	return nil
 }
 
-const outboxColumns = `id, chat_id, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts,
+const outboxColumns = `id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts,
 	not_before_us, lease_until_us, created_us`
 
 func scanOutbox(row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
@@ -311,7 +345,7 @@ func scanOutbox(row interface{ Scan(...any) error }) (*bridge.OutboxItem, error)
 		chat, notBefore, lease, created int64
 		payload                         []byte
 	)
-	if err := row.Scan(&it.ID, &chat, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
+	if err := row.Scan(&it.ID, &chat, &it.Tenant, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
 		&payload, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
 		return nil, err
 	}
@@ -353,7 +387,44 @@ func (t *tx) UpdateOutbox(ctx context.Context, it *bridge.OutboxItem) error {
 	if err != nil {
 		return fmt.Errorf("update outbox item %d: %w", it.ID, err)
 	}
+	if err := t.settleLane(ctx, it.Lane); err != nil {
+		return fmt.Errorf("update outbox item %d: %w", it.ID, err)
+	}
 	return nil
+}
+
+// settleLane points a lane at its first undelivered item and says when that item may be claimed,
+// or retires the lane when nothing is left in it. The lane row is locked first, so an item being
+// added to the lane concurrently is seen.
+func (t *tx) settleLane(ctx context.Context, lane string) error {
+	var head int64
+	err := t.queryRow(ctx, `SELECT head_id FROM outbox_lanes WHERE lane = $1 FOR UPDATE`, lane).Scan(&head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // retired already
+	}
+	if err != nil {
+		return fmt.Errorf("lock lane %s: %w", lane, t.s.wrap(err))
+	}
+	var (
+		id                int64
+		state             string
+		notBefore, leased int64
+	)
+	err = t.queryRow(ctx, `SELECT id, state, not_before_us, lease_until_us FROM outbox
+		WHERE lane = $1 AND state IN ('pending', 'sending') ORDER BY id LIMIT 1`, lane).Scan(&id, &state, &notBefore, &leased)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = t.exec(ctx, `DELETE FROM outbox_lanes WHERE lane = $1`, lane)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("head of lane %s: %w", lane, t.s.wrap(err))
+	}
+	due := notBefore
+	if state == string(bridge.OutboxSending) {
+		due = leased
+	}
+	_, err = t.exec(ctx, `UPDATE outbox_lanes SET head_id = $2, due_us = $3 WHERE lane = $1`, lane, id, due)
+	return err
 }
 
 func (t *tx) SetTimer(ctx context.Context, chat bridge.ChatID, kind bridge.TimerKind, due time.Time) error {
@@ -451,20 +522,30 @@ func (t *tx) appendStream(ctx context.Context, stream string, events []complianc
 		return fmt.Errorf("lock head: %w", t.s.wrap(err))
 	}
 	copy(head.Hash[:], hashByte)
-	for _, ev := range events {
+	// All of the stream's records go in one multi-row INSERT.
+	var (
+		values strings.Builder
+		args   = make([]any, 0, 12*len(events))
+	)
+	for i, ev := range events {
 		r, err := compliance.Seal(head, ev)
 		if err != nil {
 			return err
 		}
-		_, err = t.exec(ctx, `INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key,
-				body_hash, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10, $11, $12)`,
-			r.Stream, r.Seq, r.Tenant, r.At.UnixMicro(), string(r.Kind), r.Actor, r.ChatID, r.Meta, nullBytes(r.Body),
-			r.BodyHash[:], r.PrevHash[:], r.Hash[:])
-		if err != nil {
-			return fmt.Errorf("insert seq %d: %w", r.Seq, err)
+		if i > 0 {
+			values.WriteString(", ")
 		}
+		n := len(args)
+		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, '', $%d, $%d, $%d)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
+		args = append(args, r.Stream, r.Seq, r.Tenant, r.At.UnixMicro(), string(r.Kind), r.Actor, r.ChatID, r.Meta,
+			nullBytes(r.Body), r.BodyHash[:], r.PrevHash[:], r.Hash[:])
 		head = compliance.Head{Seq: r.Seq, Hash: r.Hash}
+	}
+	_, err = t.exec(ctx, `INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key,
+		body_hash, prev_hash, hash) VALUES `+values.String(), args...)
+	if err != nil {
+		return fmt.Errorf("insert records up to seq %d: %w", head.Seq, err)
 	}
 	_, err = t.exec(ctx, `UPDATE archive_heads SET seq = $2, hash = $3, updated_us = $4 WHERE stream = $1`,
 		stream, head.Seq, head.Hash[:], now)

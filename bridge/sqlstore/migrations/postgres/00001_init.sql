@@ -65,6 +65,7 @@ CREATE INDEX queue_chat ON queue (chat_id, position);
 CREATE TABLE outbox (
     id             BIGSERIAL PRIMARY KEY,
     chat_id        BIGINT NOT NULL DEFAULT 0,
+    tenant         TEXT NOT NULL DEFAULT '',
     channel        TEXT NOT NULL,                    -- wechat | teams
     lane           TEXT NOT NULL,                    -- one delivery at a time per lane, in id order
     employee_id    TEXT NOT NULL DEFAULT '',
@@ -79,9 +80,18 @@ CREATE TABLE outbox (
     created_us     BIGINT NOT NULL
 );
 CREATE INDEX outbox_lane_open ON outbox (lane, id) WHERE state IN ('pending', 'sending');
-CREATE INDEX outbox_due ON outbox (not_before_us) WHERE state = 'pending';
-CREATE INDEX outbox_lease ON outbox (lease_until_us) WHERE state = 'sending';
 CREATE INDEX outbox_chat_open ON outbox (chat_id, channel, id) WHERE state IN ('pending', 'sending');
+
+-- One row per lane with undelivered items: the lane's first undelivered item and when it may be
+-- claimed (its not-before time, or when its current claim runs out). Claiming reads only these
+-- rows, so its cost follows the number of busy lanes, not the size of the backlog.
+CREATE TABLE outbox_lanes (
+    lane    TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    head_id BIGINT NOT NULL,
+    due_us  BIGINT NOT NULL
+);
+CREATE INDEX outbox_lanes_due ON outbox_lanes (due_us);
 
 CREATE TABLE timers (
     chat_id BIGINT NOT NULL REFERENCES chats (id),
