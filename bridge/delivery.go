@@ -68,11 +68,29 @@ func (e *Engine) dispatch(ctx context.Context) {
 	}
 }
 
-// fireTimers fires due chat timers, sleeping until the next one or the poll interval.
+// Housekeeping: idempotency keys outlive every retry WeChat and Teams make (seconds to minutes) by
+// far, and finished outbox rows are kept a while for operators; both are then pruned.
+const (
+	keepSeen      = 7 * 24 * time.Hour
+	keepOutbox    = 7 * 24 * time.Hour
+	pruneInterval = time.Hour
+)
+
+// fireTimers fires due chat timers, sleeping until the next one or the poll interval. It also
+// prunes old idempotency keys and finished outbox rows every hour.
 func (e *Engine) fireTimers(ctx context.Context) {
+	var lastPrune time.Time
 	for ctx.Err() == nil {
 		if _, err := e.FireDueTimers(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("fire timers", zap.Error(err))
+		}
+		if now := e.clock.Now(); now.Sub(lastPrune) >= pruneInterval {
+			lastPrune = now
+			if n, err := e.store.Prune(ctx, now.Add(-keepSeen), now.Add(-keepOutbox)); err != nil && ctx.Err() == nil {
+				e.log.Warn("prune", zap.Error(err))
+			} else if n > 0 {
+				e.log.Info("pruned idempotency keys and finished deliveries", zap.Int64("rows", n))
+			}
 		}
 		var due <-chan time.Time
 		if _, next, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {

@@ -38,6 +38,10 @@ type Store interface {
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
+
+	// Prune forgets idempotency keys recorded before seenBefore and deletes finished outbox items
+	// (delivered, failed, cancelled …) created before outboxBefore; their outcomes are archived.
+	Prune(ctx context.Context, seenBefore, outboxBefore time.Time) (int64, error)
 }
 
 // Tx is one transaction of the store.

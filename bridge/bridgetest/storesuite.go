@@ -27,7 +27,7 @@ func StoreSuite(t *testing.T, open func(testing.TB) bridge.Store) {
 		{"OutboxLeaseExpiry", testOutboxLease},
 		{"OutboxConcurrentClaimers", testOutboxConcurrentClaims},
 		{"TimersFireOnce", testTimers},
-		{"IdempotencyKeys", testFirstSeen},
+		{"IdempotencyKeysAndPruning", testFirstSeen},
 		{"ArchiveChains", testArchiveAppend},
 		{"RollbackLeavesNothing", testRollback},
 		{"ChatLockSerializes", testChatLock},
@@ -430,6 +430,27 @@ func testFirstSeen(t *testing.T, s bridge.Store) {
 	inTx(t, s, func(tx bridge.Tx) (err error) { second, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
 	if !first || second {
 		t.Errorf("FirstSeen twice = %v, %v; want true, false", first, second)
+	}
+	// Pruning forgets old keys and finished deliveries, and keeps everything still open.
+	done := addOutbox(t, s, "A", "a1", t0)
+	addOutbox(t, s, "B", "b1", t0)
+	finishItem(t, s, "a1", bridge.OutboxDone)
+	n, err := s.Prune(ctx, t0.Add(time.Second), t0.Add(time.Second))
+	if err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2 rows (the key and a1)", n, err)
+	}
+	inTx(t, s, func(tx bridge.Tx) (err error) { first, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
+	if !first {
+		t.Error("a pruned key is still remembered")
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		if _, err := tx.LockOutbox(ctx, done.ID); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("finished item after pruning: %v; want ErrNotFound", err)
+		}
+		return nil
+	})
+	if got := claimIDs(t, s, t0, 10); !slices.Equal(got, []string{"b1"}) {
+		t.Errorf("open item after pruning: claim = %v; want [b1]", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // OutboxCount is how many deliveries wait on one channel in one state.
@@ -35,4 +36,25 @@ func (s *Store) Backlog(ctx context.Context) (outbox []OutboxCount, queued int64
 		return nil, 0, fmt.Errorf("queue length: %w", s.wrap(err))
 	}
 	return outbox, queued, nil
+}
+
+// Prune forgets old idempotency keys and deletes old finished outbox items (their outcomes are in
+// the archive), so neither table grows without bound.
+func (s *Store) Prune(ctx context.Context, seenBefore, outboxBefore time.Time) (int64, error) {
+	var total int64
+	for _, q := range []struct {
+		sql string
+		arg int64
+	}{
+		{`DELETE FROM seen WHERE seen_us < $1`, us(seenBefore)},
+		{`DELETE FROM outbox WHERE created_us < $1 AND state NOT IN ('pending', 'sending')`, us(outboxBefore)},
+	} {
+		r, err := s.db.ExecContext(ctx, s.rebind(q.sql), q.arg)
+		if err != nil {
+			return total, fmt.Errorf("prune: %w", s.wrap(err))
+		}
+		n, _ := r.RowsAffected()
+		total += n
+	}
+	return total, nil
 }
