@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -183,7 +185,16 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 		if lerr != nil {
 			return d, fmt.Errorf("load employee: %w", errors.Join(lerr, ErrRetryLater))
 		}
-		d, err = e.teams.SendTeams(sctx, emp, it.Teams)
+		if m := it.Teams.Message.Media; m != nil && !m.Fetched() {
+			if err := e.fetchMedia(sctx, &it.Teams.Message); err != nil {
+				return d, err
+			}
+			d.Media = it.Teams.Message.Media
+		}
+		var sent Delivery
+		sent, err = e.teams.SendTeams(sctx, emp, it.Teams)
+		sent.Media = d.Media
+		d = sent
 	default:
 		return d, fmt.Errorf("unknown channel %q", it.Channel)
 	}
@@ -192,6 +203,39 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 		err = fmt.Errorf("no answer within %s: %w", timeout, errors.Join(err, ErrOutcomeUnknown))
 	}
 	return d, err
+}
+
+// fetchMedia fetches a customer's media from its channel (once: it is stored by SHA-256 and found by
+// its source after that) and puts the stored media in the message. Media the channel no longer
+// has (WeChat keeps it three days) is replaced by a note, so the message still goes out.
+func (e *Engine) fetchMedia(ctx context.Context, m *Message) error {
+	source := m.Media.Source
+	if stored, err := e.store.MediaBySource(ctx, source); err == nil {
+		m.Media = stored
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("look up media: %w", errors.Join(err, ErrRetryLater))
+	}
+	if e.media == nil {
+		return fmt.Errorf("no media fetcher for %s: %w", source, ErrRetryLater)
+	}
+	data, contentType, err := e.media.FetchMedia(ctx, source)
+	if errors.Is(err, ErrRetryLater) || ctx.Err() != nil {
+		return fmt.Errorf("fetch media: %w", errors.Join(err, ErrRetryLater))
+	}
+	if err != nil {
+		e.log.Warn("customer media could not be fetched", zap.String("source", source), zap.Error(err))
+		m.Text = joinText(m.Text, "["+m.Type+" no longer available from the channel: "+err.Error()+"]")
+		m.Media = nil
+		return nil
+	}
+	sum := sha256.Sum256(data)
+	media := &Media{SHA256: hex.EncodeToString(sum[:]), ContentType: contentType, Size: int64(len(data)), Name: m.Media.Name, Source: source}
+	if err := e.store.InTx(ctx, func(tx Tx) error { return tx.PutMedia(ctx, media, data, e.clock.Now()) }); err != nil {
+		return fmt.Errorf("store media: %w", errors.Join(err, ErrRetryLater))
+	}
+	m.Media = media
+	return nil
 }
 
 func isClassified(err error) bool {
@@ -248,6 +292,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 		case sendErr == nil:
 			it.State = OutboxDone
 			meta.ExternalID = d.ID
+			mediaMeta(&meta, d.Media)
 			record(compliance.KindDelivered, compliance.Content{Payload: d.Payload})
 		case errors.Is(sendErr, ErrRetryLater) && it.Attempts < s.policy.RetryAttempts:
 			it.State = OutboxPending

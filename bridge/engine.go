@@ -22,6 +22,7 @@ type Engine struct {
 	store    Store
 	wechat   WeChatSender
 	teams    TeamsSender
+	media    MediaFetcher
 	channels []Channel // the channels this engine delivers to: those with a sender
 	clock    Clock
 	log      *zap.Logger
@@ -45,6 +46,8 @@ type Config struct {
 	// that channel: its deliveries wait in the outbox for a process that does.
 	WeChat WeChatSender
 	Teams  TeamsSender
+	// Media fetches customer media (WeChat media_id) before it is handed to employees.
+	Media  MediaFetcher
 	Clock  Clock
 	Logger *zap.Logger
 	Policy Policy
@@ -75,6 +78,7 @@ func NewEngine(c Config) (*Engine, error) {
 		store:        c.Store,
 		wechat:       c.WeChat,
 		teams:        c.Teams,
+		media:        c.Media,
 		clock:        c.Clock,
 		log:          c.Logger,
 		workers:      c.Workers,

@@ -32,19 +32,20 @@ func (e *Engine) Connect(ctx context.Context, in Connect) (Result, error) {
 		return res, fmt.Errorf("connect: %w: contact and scene are required", ErrInvalid)
 	}
 	err := e.do(ctx, in.DedupeKey, func(s *step) error {
+		// Every step locks the chat before it touches the customer's record.
+		chat, err := s.lockByContact(in.Contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 		ct, err := s.contact(in.Contact)
 		if err != nil {
 			return err
 		}
-		ct.Following = true
+		ct.Following, ct.UpdatedAt = true, s.now
 		if in.Language != "" {
 			ct.Language = in.Language
 		}
 		if err := s.tx.PutContact(s.ctx, ct); err != nil {
-			return err
-		}
-		chat, err := s.lockByContact(in.Contact)
-		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		routing := compliance.Meta{Contact: string(in.Contact), Scene: in.Scene, Reason: in.Event}
@@ -161,19 +162,19 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		return res, fmt.Errorf("customer message: %w: contact is required", ErrInvalid)
 	}
 	err := e.do(ctx, in.DedupeKey, func(s *step) error {
+		chat, err := s.lockByContact(in.Contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 		ct, err := s.contact(in.Contact)
 		if err != nil {
 			return err
 		}
 		if in.Language != "" && in.Language != ct.Language {
-			ct.Language = in.Language
+			ct.Language, ct.UpdatedAt = in.Language, s.now
 			if err := s.tx.PutContact(s.ctx, ct); err != nil {
 				return err
 			}
-		}
-		chat, err := s.lockByContact(in.Contact)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
 		}
 		meta := compliance.Meta{
 			MessageID: newMessageID(), Channel: string(ChannelWeChat), Direction: "to_employee",
@@ -349,16 +350,16 @@ func (s *step) cancelPending(c *Chat, reason string) (int, error) {
 // everything (regulatory retention outranks WeChat's advice to delete the user's data).
 func (e *Engine) Unsubscribe(ctx context.Context, contact OpenID, dedupeKey string) error {
 	err := e.do(ctx, dedupeKey, func(s *step) error {
+		chat, err := s.lockByContact(contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 		ct, err := s.contact(contact)
 		if err != nil {
 			return err
 		}
-		ct.Following = false
+		ct.Following, ct.UpdatedAt = false, s.now
 		if err := s.tx.PutContact(s.ctx, ct); err != nil {
-			return err
-		}
-		chat, err := s.lockByContact(contact)
-		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		s.archive(chat, compliance.ContactStream(string(contact)), compliance.KindUnsubscribe, actorCustomer(contact), compliance.Meta{Contact: string(contact)}, compliance.Content{})
@@ -369,6 +370,48 @@ func (e *Engine) Unsubscribe(ctx context.Context, contact OpenID, dedupeKey stri
 	})
 	if err != nil {
 		return fmt.Errorf("unsubscribe %s: %w", contact, err)
+	}
+	return nil
+}
+
+// CustomerEvent is a WeChat event that changes nothing in the conversation but belongs in the
+// record: a follow without a QR scene, a reported location, a menu click, a template receipt.
+type CustomerEvent struct {
+	Contact   OpenID
+	Event     string // WeChat's Event, e.g. subscribe, LOCATION, TEMPLATESENDJOBFINISH
+	Detail    string // e.g. the EventKey, a location, a receipt status; never message content
+	Following *bool  // set when the event says whether the customer follows the account
+	DedupeKey string
+}
+
+// RecordCustomerEvent archives a customer event in the customer's chat (or, with no chat, in their
+// own stream).
+func (e *Engine) RecordCustomerEvent(ctx context.Context, in CustomerEvent) error {
+	if in.Contact == "" || in.Event == "" {
+		return fmt.Errorf("customer event: %w: contact and event are required", ErrInvalid)
+	}
+	err := e.do(ctx, in.DedupeKey, func(s *step) error {
+		chat, err := s.lockByContact(in.Contact)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		ct, err := s.contact(in.Contact)
+		if err != nil {
+			return err
+		}
+		if in.Following != nil && ct.Following != *in.Following {
+			ct.Following = *in.Following
+			ct.UpdatedAt = s.now
+			if err := s.tx.PutContact(s.ctx, ct); err != nil {
+				return err
+			}
+		}
+		s.archive(chat, compliance.ContactStream(string(in.Contact)), compliance.KindCustomerEvent, actorCustomer(in.Contact),
+			compliance.Meta{Contact: string(in.Contact), MsgType: in.Event, Reason: in.Detail}, compliance.Content{})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("customer event from %s: %w", in.Contact, err)
 	}
 	return nil
 }

@@ -24,10 +24,17 @@ type TeamsSender interface {
 	SendTeams(ctx context.Context, to *Employee, m *TeamsMessage) (Delivery, error)
 }
 
+// MediaFetcher fetches media a channel holds (bridge/wechat implements it for media_id sources).
+// ErrRetryLater means try again; any other error means the media cannot be had.
+type MediaFetcher interface {
+	FetchMedia(ctx context.Context, source string) (data []byte, contentType string, err error)
+}
+
 // Delivery is a channel's receipt for a message.
 type Delivery struct {
 	ID      string // the channel's id for the message (WeChat msgid, Teams activity id); may be empty
 	Payload []byte // the exact payload sent, archived where it differs from the text
+	Media   *Media // media the engine fetched and stored for this delivery (set by the engine)
 }
 
 // WeChatMessage is what goes to a customer.

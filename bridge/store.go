@@ -8,11 +8,15 @@ import (
 	"github.com/wxteams/wxteams/compliance"
 )
 
-// Reader looks up employees and customers.
+// Reader looks up employees, customers and media.
 type Reader interface {
 	Employee(ctx context.Context, id EmployeeID) (*Employee, error)
 	EmployeeByScene(ctx context.Context, scene string) (*Employee, error)
 	Contact(ctx context.Context, id OpenID) (*Contact, error)
+	// MediaBySource finds media already fetched from a channel source.
+	MediaBySource(ctx context.Context, source string) (*Media, error)
+	// MediaData returns stored media bytes by SHA-256.
+	MediaData(ctx context.Context, sha256 string) (*Media, []byte, error)
 }
 
 // Store is the durable state of the bridge (bridge/sqlstore implements it for SQLite and
@@ -92,7 +96,7 @@ type Tx interface {
 	// Append archives events, chaining each onto the head of its stream.
 	Append(ctx context.Context, events ...compliance.Event) error
 
-	// PutMedia stores media bytes by SHA-256 (idempotent).
+	// PutMedia stores media bytes by SHA-256 (idempotent), and remembers m.Source if set.
 	PutMedia(ctx context.Context, m *Media, data []byte, now time.Time) error
 }
 

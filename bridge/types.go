@@ -125,13 +125,19 @@ type Message struct {
 // TextMessage is a plain text message.
 func TextMessage(s string) Message { return Message{Type: "text", Text: s} }
 
-// Media describes attached bytes, kept in the media store by SHA-256.
+// Media describes attached bytes, kept in the media store by SHA-256. Media that arrived from a
+// channel but is not fetched yet has only Source (e.g. "wechat:MEDIA_ID"); the engine fetches it
+// before handing the message on.
 type Media struct {
-	SHA256      string `json:"sha256"` // hex
-	ContentType string `json:"content_type"`
-	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256,omitempty"` // hex
+	ContentType string `json:"content_type,omitempty"`
+	Size        int64  `json:"size,omitempty"`
 	Name        string `json:"name,omitempty"`
+	Source      string `json:"source,omitempty"`
 }
+
+// Fetched reports whether the bytes are in the media store.
+func (m *Media) Fetched() bool { return m.SHA256 != "" }
 
 // QueuedMessage is an employee message waiting for the customer to write.
 type QueuedMessage struct {

@@ -66,6 +66,16 @@ func (s *Store) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact,
 	return conn{s, s.db}.Contact(ctx, id)
 }
 
+// MediaBySource finds media already fetched from a channel source, outside any transaction.
+func (s *Store) MediaBySource(ctx context.Context, source string) (*bridge.Media, error) {
+	return conn{s, s.db}.MediaBySource(ctx, source)
+}
+
+// MediaData returns stored media bytes by SHA-256, outside any transaction.
+func (s *Store) MediaData(ctx context.Context, sha256 string) (*bridge.Media, []byte, error) {
+	return conn{s, s.db}.MediaData(ctx, sha256)
+}
+
 // notFound turns sql.ErrNoRows into bridge.ErrNotFound and classifies other errors.
 func (t conn) notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
@@ -569,7 +579,32 @@ func (t *tx) PutMedia(ctx context.Context, m *bridge.Media, data []byte, now tim
 	if err != nil {
 		return fmt.Errorf("store media %s: %w", m.SHA256, err)
 	}
+	if m.Source != "" {
+		_, err = t.exec(ctx, `INSERT INTO media_sources (source, sha256) VALUES ($1, $2) ON CONFLICT (source) DO NOTHING`, m.Source, m.SHA256)
+		if err != nil {
+			return fmt.Errorf("store media source %s: %w", m.Source, err)
+		}
+	}
 	return nil
+}
+
+// MediaBySource finds media already fetched from a channel source.
+func (c conn) MediaBySource(ctx context.Context, source string) (*bridge.Media, error) {
+	m := &bridge.Media{Source: source}
+	err := c.queryRow(ctx, `SELECT m.sha256, m.content_type, m.size, m.name FROM media_sources ms
+		JOIN media m ON m.sha256 = ms.sha256 WHERE ms.source = $1`, source).Scan(&m.SHA256, &m.ContentType, &m.Size, &m.Name)
+	return m, c.notFound(err, "media from "+source)
+}
+
+// MediaData returns stored media bytes by SHA-256.
+func (c conn) MediaData(ctx context.Context, sha256 string) (*bridge.Media, []byte, error) {
+	var (
+		m    = &bridge.Media{SHA256: sha256}
+		data []byte
+	)
+	err := c.queryRow(ctx, `SELECT content_type, size, name, data FROM media WHERE sha256 = $1`, sha256).
+		Scan(&m.ContentType, &m.Size, &m.Name, &data)
+	return m, data, c.notFound(err, "media "+sha256)
 }
 
 // isNetError reports a broken or refused connection.

@@ -116,6 +116,12 @@ CREATE TABLE media (
     created_us   BIGINT NOT NULL
 );
 
+-- Where media came from (a WeChat media_id, a Teams attachment), so it is fetched once.
+CREATE TABLE media_sources (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES media (sha256)
+);
+
 -- The compliance archive: append-only, hash-chained per stream (package compliance).
 CREATE TABLE archive (
     id        BIGSERIAL PRIMARY KEY,

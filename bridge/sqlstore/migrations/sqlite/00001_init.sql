@@ -115,6 +115,12 @@ CREATE TABLE media (
     created_us   INTEGER NOT NULL
 );
 
+-- Where media came from (a WeChat media_id, a Teams attachment), so it is fetched once.
+CREATE TABLE media_sources (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES media (sha256)
+);
+
 CREATE TABLE archive (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     stream    TEXT NOT NULL,
