@@ -115,6 +115,15 @@ CREATE TABLE media (
     created_us   INTEGER NOT NULL
 );
 
+-- The WeChat access token, shared by every replica, and the lease of the one replica refreshing it.
+CREATE TABLE wechat_tokens (
+    app_id         TEXT PRIMARY KEY,
+    token          TEXT NOT NULL DEFAULT '',
+    expires_us     INTEGER NOT NULL DEFAULT 0,
+    lease_owner    TEXT NOT NULL DEFAULT '',
+    lease_until_us INTEGER NOT NULL DEFAULT 0
+);
+
 -- Where media came from (a WeChat media_id, a Teams attachment), so it is fetched once.
 CREATE TABLE media_sources (
     source TEXT PRIMARY KEY,
