@@ -404,7 +404,7 @@ func (c *Client) UploadMedia(ctx context.Context, kind, name string, data []byte
 	if max := limit.max(c); int64(len(data)) > max {
 		return "", fmt.Errorf("wechat: the %s is %.1f MB; WeChat takes at most %.1f MB", kind, float64(len(data))/(1<<20), float64(max)/(1<<20))
 	}
-	ct := sniff(data)
+	ct := SniffMedia(data)
 	found := false
 	for _, t := range limit.types {
 		found = found || t == ct
@@ -448,8 +448,8 @@ func (c *Client) UploadMedia(ctx context.Context, kind, name string, data []byte
 	return r.MediaID, nil
 }
 
-// sniff is http.DetectContentType, plus the audio types it does not know.
-func sniff(data []byte) string {
+// SniffMedia is http.DetectContentType, plus the audio types it does not know (AMR, MP3).
+func SniffMedia(data []byte) string {
 	switch {
 	case bytes.HasPrefix(data, []byte("#!AMR")):
 		return "audio/amr"
@@ -480,7 +480,7 @@ func (c *Client) FetchMedia(ctx context.Context, source string) ([]byte, string,
 	}
 	ct := header.Get("Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/octet-stream") {
-		ct = sniff(body)
+		ct = SniffMedia(body)
 	}
 	return body, ct, nil
 }
