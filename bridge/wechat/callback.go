@@ -229,6 +229,10 @@ func (cb *Callback) decrypt(envelope *Push, msgSignature, timestamp, nonce strin
 	var lastErr error
 	for _, c := range cb.ciphers {
 		plain, _, err := c.Decrypt(envelope.Encrypt)
+		if errors.Is(err, ErrWrongAppID) {
+			// The key fits but the message is for another account: no other key will do better.
+			return nil, refuse(http.StatusForbidden, "%v", err)
+		}
 		if err != nil {
 			lastErr = err
 			continue
@@ -238,9 +242,6 @@ func (cb *Callback) decrypt(envelope *Push, msgSignature, timestamp, nonce strin
 			return nil, refuse(http.StatusBadRequest, "decrypted push: %v", err)
 		}
 		return inner, nil
-	}
-	if errors.Is(lastErr, ErrWrongAppID) {
-		return nil, refuse(http.StatusForbidden, "%v", lastErr)
 	}
 	return nil, refuse(http.StatusBadRequest, "cannot decrypt the push with the current or previous key: %v", lastErr)
 }
