@@ -245,6 +245,13 @@ func (c *Client) fetchToken(ctx context.Context, force bool) (string, time.Durat
 	return r.AccessToken, time.Duration(r.ExpiresIn) * time.Second, nil
 }
 
+// CheckToken makes sure a valid access token is at hand (from memory, the shared store, or WeChat).
+// Readiness probes call it; an *APIError of KindConfig means the deployment is misconfigured.
+func (c *Client) CheckToken(ctx context.Context) error {
+	_, err := c.tokens.get(ctx)
+	return err
+}
+
 // SendWeChat delivers one message to a customer through the customer-service API (or the template
 // API for template messages). A message carries text, or one image.
 func (c *Client) SendWeChat(ctx context.Context, to *bridge.Contact, m *bridge.WeChatMessage) (bridge.Delivery, error) {

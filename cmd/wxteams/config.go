@@ -45,6 +45,11 @@ type WeChatConfig struct {
 	AESKey     string // WXTEAMS_WECHAT_AES_KEY: EncodingAESKey; empty = plaintext mode
 	OriginalID string // WXTEAMS_WECHAT_ORIGINAL_ID: gh_…
 	APIBase    string // WXTEAMS_WECHAT_API_BASE
+	// During a rotation in the WeChat console, pushes signed or encrypted with the previous Token
+	// or EncodingAESKey are still accepted.
+	PreviousToken  string // WXTEAMS_WECHAT_TOKEN_PREVIOUS
+	PreviousAESKey string // WXTEAMS_WECHAT_AES_KEY_PREVIOUS
+	ClassicToken   bool   // WXTEAMS_WECHAT_CLASSIC_TOKEN=1: /cgi-bin/token instead of stable_token
 }
 
 // BotConfig is the Teams bot registration.
@@ -127,6 +132,10 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 			AESKey:     get("WXTEAMS_WECHAT_AES_KEY", ""),
 			OriginalID: get("WXTEAMS_WECHAT_ORIGINAL_ID", ""),
 			APIBase:    get("WXTEAMS_WECHAT_API_BASE", defaultWeChatAPIBase),
+
+			PreviousToken:  get("WXTEAMS_WECHAT_TOKEN_PREVIOUS", ""),
+			PreviousAESKey: get("WXTEAMS_WECHAT_AES_KEY_PREVIOUS", ""),
+			ClassicToken:   boolean("WXTEAMS_WECHAT_CLASSIC_TOKEN", false),
 		},
 		Bot: BotConfig{
 			AppID:           get("WXTEAMS_BOT_APP_ID", ""),
@@ -183,6 +192,15 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 		}
 		if w.AESKey != "" && !reAESKey.MatchString(w.AESKey) {
 			bad("WXTEAMS_WECHAT_AES_KEY", "the EncodingAESKey must be 43 letters and digits (it is %d characters)", len(w.AESKey))
+		}
+		if w.PreviousToken != "" && !reToken.MatchString(w.PreviousToken) {
+			bad("WXTEAMS_WECHAT_TOKEN_PREVIOUS", "the previous Token must be 3 to 32 letters and digits")
+		}
+		if w.PreviousAESKey != "" && !reAESKey.MatchString(w.PreviousAESKey) {
+			bad("WXTEAMS_WECHAT_AES_KEY_PREVIOUS", "the previous EncodingAESKey must be 43 letters and digits")
+		}
+		if w.PreviousAESKey != "" && w.AESKey == "" {
+			bad("WXTEAMS_WECHAT_AES_KEY_PREVIOUS", "set without WXTEAMS_WECHAT_AES_KEY: a previous key only makes sense while rotating to a new one")
 		}
 		if !reOriginalID.MatchString(w.OriginalID) {
 			bad("WXTEAMS_WECHAT_ORIGINAL_ID", "required: the account's original id, gh_ followed by 12 hex digits")

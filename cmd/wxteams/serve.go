@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -20,6 +21,7 @@ import (
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/clock"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
+	"github.com/wxteams/wxteams/bridge/wechat"
 )
 
 const serveSummary = `Run wxteams: the public listener (WXTEAMS_LISTEN) serves the Teams and WeChat endpoints,
@@ -102,12 +104,15 @@ func newLogger(cfg *Config, env *environment) (*zap.Logger, error) {
 
 // server is a running wxteams: listeners, store and engine.
 type server struct {
-	cfg      *Config
-	log      *zap.Logger
-	store    *sqlstore.Store
-	engine   *bridge.Engine
-	public   *http.Server
-	internal *http.Server
+	cfg    *Config
+	log    *zap.Logger
+	store  *sqlstore.Store
+	engine *bridge.Engine
+	wechat *wechat.Client // nil when WeChat is not configured
+	// wechatCallback is the endpoint WeChat pushes to (nil when WeChat is not configured).
+	wechatCallback *wechat.Callback
+	public         *http.Server
+	internal       *http.Server
 	// ready is closed once both listeners accept connections; publicAddr and internalAddr are set then.
 	ready                    chan struct{}
 	publicAddr, internalAddr string
@@ -140,11 +145,24 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		return err
 	}
 
-	engine, err := bridge.NewEngine(bridge.Config{Store: store, Clock: clk, Logger: log.Named("bridge"), Policy: cfg.Policy})
+	engineCfg := bridge.Config{Store: store, Clock: clk, Logger: log.Named("bridge"), Policy: cfg.Policy}
+	var wx *wechat.Client
+	if cfg.WeChat.AppID != "" {
+		if wx, err = newWeChatClient(cfg, store, clk, log.Named("wechat")); err != nil {
+			return err
+		}
+		engineCfg.WeChat, engineCfg.Media = wx, wx
+	}
+	engine, err := bridge.NewEngine(engineCfg)
 	if err != nil {
 		return err
 	}
-	s := &server{cfg: cfg, log: log, store: store, engine: engine, ready: make(chan struct{})}
+	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{})}
+	if wx != nil {
+		if s.wechatCallback, err = newWeChatCallback(cfg, engine, clk, log.Named("wechat")); err != nil {
+			return err
+		}
+	}
 	s.public = newHTTPServer(s.publicRoutes(), log)
 	s.internal = newHTTPServer(s.internalRoutes(), log)
 
@@ -170,7 +188,8 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		zap.String("version", versionString()),
 		zap.String("public", "http://"+s.publicAddr),
 		zap.String("internal", "http://"+s.internalAddr),
-		zap.String("database", string(store.Dialect())))
+		zap.String("database", string(store.Dialect())),
+		zap.Bool("wechat", wx != nil))
 	close(s.ready)
 	if started != nil {
 		started <- s
@@ -226,6 +245,9 @@ func (s *server) publicRoutes() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	if s.wechatCallback != nil {
+		r.Handle("/wechat/callback", s.wechatCallback).Methods(http.MethodGet, http.MethodPost)
+	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})
@@ -273,6 +295,20 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else if err := s.store.CheckSchema(ctx); err != nil {
 		checks["database"], status = "schema mismatch", http.StatusServiceUnavailable
 		s.log.Warn("readiness: schema", zap.Error(err))
+	}
+	if s.wechat != nil {
+		// Only a configuration error makes the replica unready: while WeChat's API is merely down,
+		// pushes are still received and archived, and deliveries wait.
+		checks["wechat_token"] = "ok"
+		if err := s.wechat.CheckToken(ctx); err != nil {
+			var api *wechat.APIError
+			if errors.As(err, &api) && api.Kind() == wechat.KindConfig {
+				checks["wechat_token"], status = "configuration error "+strconv.Itoa(api.Code), http.StatusServiceUnavailable
+			} else {
+				checks["wechat_token"] = "unavailable"
+			}
+			s.log.Warn("readiness: wechat access token", zap.Error(err))
+		}
 	}
 	body := map[string]any{"status": "ready", "checks": checks}
 	if status != http.StatusOK {
