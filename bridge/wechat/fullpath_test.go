@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -422,4 +423,90 @@ func testPNG(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// slowIngest delays the first customer message, as a slow database would.
+type slowIngest struct {
+	wechat.Ingest
+	once  sync.Once
+	delay time.Duration
+}
+
+func (s *slowIngest) CustomerWrites(ctx context.Context, in bridge.Inbound) (bridge.Result, error) {
+	s.once.Do(func() { time.Sleep(s.delay) })
+	return s.Ingest.CustomerWrites(ctx, in)
+}
+
+func TestPusherRetriesASlowCallbackWithTheSameMsgIdAndItIsArchivedOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		s := newSystem(t, store, options{mode: wechatfake.Safe})
+		const ming = "o-ming"
+		s.scan(ming)
+		cb, err := wechat.NewCallback(wechat.CallbackConfig{AppID: appID, OriginalID: gh, Tokens: []string{token}, AESKeys: []string{aesKey}},
+			&slowIngest{Ingest: s.engine, delay: 400 * time.Millisecond}, s.clock, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(cb)
+		defer srv.Close()
+		p := s.fake.Pusher()
+		p.URL, p.Timeout, p.Attempts = srv.URL, 150*time.Millisecond, 4
+		res, _, err := s.fake.Send(s.ctx, ming, "are you there?")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Acked || res.Attempts < 2 {
+			t.Fatalf("push = %+v; want acknowledged on a retry", res)
+		}
+		time.Sleep(500 * time.Millisecond) // let the first, slow attempt finish
+		s.drain()
+		chat := s.chatOf(ming)
+		if n := strings.Count(strings.Join(s.archived(chat), " "), "customer.message"); n != 1 {
+			t.Errorf("customer message archived %d times after %d attempts; want once", n, res.Attempts)
+		}
+		if n := strings.Count(strings.Join(s.teams.Texts(ann), "|"), "are you there?"); n != 1 {
+			t.Errorf("Ann got it %d times", n)
+		}
+	})
+}
+
+func TestCollidingMsgIdsRepeatedUnsubscribesAndLocationReports(t *testing.T) {
+	eachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		s := newSystem(t, store, options{mode: wechatfake.Safe})
+		s.scan("o-a")
+		s.scan("o-b")
+		// Two customers whose messages carry the same MsgId are two messages.
+		for _, from := range []string{"o-a", "o-b"} {
+			m := s.fake.NewPush(from, "text")
+			m.MsgID, m.Content = "6054768590064713728", "same id from "+from
+			if res, err := s.fake.PushRaw(s.ctx, m); err != nil || !res.Acked {
+				t.Fatalf("push = %+v, %v", res, err)
+			}
+		}
+		// LOCATION every 5 s: each report is its own event.
+		for range 3 {
+			m := s.fake.NewPush("o-a", "event")
+			m.Event, m.Latitude, m.Longitude, m.Precision = "LOCATION", 23.13, 113.35, 30
+			s.fake.PushRaw(s.ctx, m)
+			s.clock.Advance(5 * time.Second)
+		}
+		// An unsubscribe pushed twice closes the chat once.
+		u := s.fake.NewPush("o-b", "event")
+		u.Event = "unsubscribe"
+		s.fake.PushRaw(s.ctx, u)
+		s.fake.PushRaw(s.ctx, u)
+		s.drain()
+		texts := strings.Join(s.teams.Texts(ann), "|")
+		for _, want := range []string{"same id from o-a", "same id from o-b"} {
+			if !strings.Contains(texts, want) {
+				t.Errorf("Ann did not get %q", want)
+			}
+		}
+		if n := strings.Count(strings.Join(s.archived(s.chatOf("o-a")), " "), "customer.event"); n != 3 {
+			t.Errorf("location reports archived = %d; want 3", n)
+		}
+		if n := strings.Count(strings.Join(s.archived(s.chatOf("o-b")), " "), "customer.unsubscribe"); n != 1 {
+			t.Errorf("unsubscribes archived = %d; want 1", n)
+		}
+	})
 }
