@@ -380,27 +380,34 @@ func (s *step) queueWeChat(c *Chat, to OpenID, author EmployeeID, messageID stri
 // notice archives a notice to employees and puts it in the outbox, one per employee.
 func (s *step) notice(c *Chat, to []EmployeeID, template, text string) {
 	for _, emp := range to {
-		id := newMessageID()
-		meta := compliance.Meta{
-			MessageID: id, Channel: string(ChannelTeams), Direction: "to_employee", Employee: string(emp),
-			Template: template, Version: s.policy.version, Language: LangEnglish, MsgType: "text",
-		}
-		tm := &TeamsMessage{Kind: TeamsNotice, Notice: template, Message: TextMessage(text), SentAt: s.now}
-		it := &OutboxItem{
-			Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, MessageID: id, Auto: true,
-			Teams: tm, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
-		}
-		if c != nil {
-			meta.Contact = string(c.Contact)
-			tm.ChatID, tm.Contact = c.ID, c.Contact
-			if ct, err := s.contact(c.Contact); err == nil {
-				tm.ContactName = ct.DisplayName()
-			}
-			it.ChatID, it.Tenant, it.Contact = c.ID, c.Tenant, c.Contact
-		}
-		s.archive(c, employeeStream(emp), compliance.KindAutoMessage, actorSystem, meta, compliance.Content{Text: text})
-		s.outbox = append(s.outbox, it)
+		s.noticeMessage(c, emp, template, TextMessage(text))
 	}
+}
+
+// noticeMessage archives one notice (text, or an image such as a QR code) to an employee and puts
+// it in the outbox.
+func (s *step) noticeMessage(c *Chat, emp EmployeeID, template string, m Message) {
+	id := newMessageID()
+	meta := compliance.Meta{
+		MessageID: id, Channel: string(ChannelTeams), Direction: "to_employee", Employee: string(emp),
+		Template: template, Version: s.policy.version, Language: LangEnglish, MsgType: m.Type,
+	}
+	mediaMeta(&meta, m.Media)
+	tm := &TeamsMessage{Kind: TeamsNotice, Notice: template, Message: m, SentAt: s.now}
+	it := &OutboxItem{
+		Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, MessageID: id, Auto: true,
+		Teams: tm, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
+	}
+	if c != nil {
+		meta.Contact = string(c.Contact)
+		tm.ChatID, tm.Contact = c.ID, c.Contact
+		if ct, err := s.contact(c.Contact); err == nil {
+			tm.ContactName = ct.DisplayName()
+		}
+		it.ChatID, it.Tenant, it.Contact = c.ID, c.Tenant, c.Contact
+	}
+	s.archive(c, employeeStream(emp), compliance.KindAutoMessage, actorSystem, meta, compliance.Content{Text: m.Text})
+	s.outbox = append(s.outbox, it)
 }
 
 // newMessageID returns a fresh random message id.

@@ -86,6 +86,9 @@ type EmployeeTexts struct {
 	RequeuedWindow    string `json:"requeued_window"`
 	RequeuedQuota     string `json:"requeued_quota"`
 	RebindOtherMember string `json:"rebind_other_member"`
+	EditNotRelayed    string `json:"edit_not_relayed"`
+	DeleteNotRelayed  string `json:"delete_not_relayed"`
+	NoCurrentChat     string `json:"no_current_chat"`
 }
 
 // Languages the customer texts ship in.
@@ -157,6 +160,9 @@ func DefaultPolicy() Policy {
 			RequeuedWindow:    "WeChat reports the chat with {contact} is outside its 48-hour window. Your message is queued and will be sent when they reply.",
 			RequeuedQuota:     "WeChat's reply quota for {contact} is used up. Your message is queued and will be sent when they reply.",
 			RebindOtherMember: "{contact} scanned another employee's QR code and now chats with them.",
+			EditNotRelayed:    "You edited a message in Teams. Edits are not relayed: your contact on WeChat still has the original. Send a new message to correct it.",
+			DeleteNotRelayed:  "You deleted a message in Teams. Deletions are not relayed: your contact on WeChat still has the message.",
+			NoCurrentChat:     "Not sent: you have no current WeChat contact. Type \"contacts\" to list them, then \"to <name>\" to pick one, or press Reply on a message.",
 		},
 	}
 }

@@ -68,6 +68,9 @@ type Tx interface {
 	// SaveChat stores a locked chat's state and members.
 	SaveChat(ctx context.Context, c *Chat) error
 
+	// ChatsOf lists the chats an employee is in, most recently active first.
+	ChatsOf(ctx context.Context, emp EmployeeID) ([]ChatSummary, error)
+
 	// Queue returns a chat's queued messages, oldest first.
 	Queue(ctx context.Context, chat ChatID) ([]*QueuedMessage, error)
 	// PushQueue adds a message at the back of the queue, or at the front.

@@ -25,6 +25,8 @@ const (
 	// Messages.
 	KindCustomerMessage Kind = "customer.message" // a WeChat customer's message, as received
 	KindEmployeeMessage Kind = "employee.message" // an employee's message, as received from Teams
+	KindEmployeeEdit    Kind = "employee.edit"    // an employee edited a message in Teams (not relayed)
+	KindEmployeeDelete  Kind = "employee.delete"  // an employee deleted (or undeleted) a message in Teams (not relayed)
 	KindAutoMessage     Kind = "auto.message"     // a scripted message to either side (template id and version in Meta)
 
 	// What happened to an employee message.

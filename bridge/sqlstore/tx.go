@@ -263,6 +263,32 @@ func (t *tx) saveMembers(ctx context.Context, c *bridge.Chat) error {
 	return nil
 }
 
+func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
+	rows, err := t.query(ctx, `SELECT c.id, c.contact, ct.name, c.status, c.last_inbound_us,
+			(SELECT COUNT(*) FROM queue q WHERE q.chat_id = c.id)
+		FROM chat_members m JOIN chats c ON c.id = m.chat_id JOIN contacts ct ON ct.open_id = c.contact
+		WHERE m.employee_id = $1 ORDER BY c.last_inbound_us DESC, c.id DESC`, emp)
+	if err != nil {
+		return nil, fmt.Errorf("chats of %s: %w", emp, err)
+	}
+	defer rows.Close()
+	var out []bridge.ChatSummary
+	for rows.Next() {
+		var (
+			c      bridge.ChatSummary
+			id, in int64
+			name   string
+		)
+		if err := rows.Scan(&id, &c.Contact, &name, &c.Status, &in, &c.QueueLen); err != nil {
+			return nil, fmt.Errorf("chats of %s: %w", emp, t.s.wrap(err))
+		}
+		ct := bridge.Contact{OpenID: c.Contact, Name: name}
+		c.Chat, c.ContactName, c.LastInboundAt = bridge.ChatID(id), ct.DisplayName(), fromUS(in)
+		out = append(out, c)
+	}
+	return out, t.s.wrap(rows.Err())
+}
+
 func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMessage, error) {
 	rows, err := t.query(ctx, `SELECT id, employee_id, message_id, message, queued_us FROM queue WHERE chat_id = $1 ORDER BY position`, int64(chat))
 	if err != nil {
