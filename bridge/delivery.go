@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,7 +180,19 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 		if lerr != nil {
 			return d, fmt.Errorf("load contact: %w", errors.Join(lerr, ErrRetryLater))
 		}
-		d, err = e.wechat.SendWeChat(sctx, ct, it.WeChat)
+		if m := it.WeChat.Media; m != nil && !m.Fetched() {
+			if err := e.fetchMedia(sctx, &it.WeChat.Message); err != nil {
+				return d, err
+			}
+			d.Media = it.WeChat.Media
+			if d.Media == nil {
+				return d, fmt.Errorf("the %s could not be fetched from Teams, so nothing was sent", it.WeChat.Type)
+			}
+		}
+		var sent Delivery
+		sent, err = e.wechat.SendWeChat(sctx, ct, it.WeChat)
+		sent.Media = d.Media
+		d = sent
 	case ChannelTeams:
 		emp, lerr := e.store.Employee(ctx, it.Employee)
 		if lerr != nil {
@@ -216,10 +229,12 @@ func (e *Engine) fetchMedia(ctx context.Context, m *Message) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("look up media: %w", errors.Join(err, ErrRetryLater))
 	}
-	if e.media == nil {
+	scheme, _, _ := strings.Cut(source, ":")
+	fetcher := e.media[scheme]
+	if fetcher == nil {
 		return fmt.Errorf("no media fetcher for %s: %w", source, ErrRetryLater)
 	}
-	data, contentType, err := e.media.FetchMedia(ctx, source)
+	data, contentType, err := fetcher.FetchMedia(ctx, source)
 	if errors.Is(err, ErrRetryLater) || ctx.Err() != nil {
 		return fmt.Errorf("fetch media: %w", errors.Join(err, ErrRetryLater))
 	}

@@ -22,7 +22,7 @@ type Engine struct {
 	store    Store
 	wechat   WeChatSender
 	teams    TeamsSender
-	media    MediaFetcher
+	media    map[string]MediaFetcher
 	channels []Channel // the channels this engine delivers to: those with a sender
 	clock    Clock
 	log      *zap.Logger
@@ -46,8 +46,9 @@ type Config struct {
 	// that channel: its deliveries wait in the outbox for a process that does.
 	WeChat WeChatSender
 	Teams  TeamsSender
-	// Media fetches customer media (WeChat media_id) before it is handed to employees.
-	Media  MediaFetcher
+	// Media fetches media a channel holds before it is handed on, by the source's prefix:
+	// "wechat" for a customer's media_id, "teams" for an employee's attachment.
+	Media map[string]MediaFetcher
 	Clock  Clock
 	Logger *zap.Logger
 	Policy Policy

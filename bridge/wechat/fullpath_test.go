@@ -77,7 +77,7 @@ func newSystem(t *testing.T, store *sqlstore.Store, opt options) *system {
 	if opt.policy != nil {
 		opt.policy(&s.policy)
 	}
-	s.engine, err = bridge.NewEngine(bridge.Config{Store: store, WeChat: s.client, Teams: s.teams, Media: s.client, Clock: s.clock, Policy: s.policy})
+	s.engine, err = bridge.NewEngine(bridge.Config{Store: store, WeChat: s.client, Teams: s.teams, Media: map[string]bridge.MediaFetcher{"wechat": s.client}, Clock: s.clock, Policy: s.policy})
 	if err != nil {
 		t.Fatal(err)
 	}

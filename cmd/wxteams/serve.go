@@ -151,7 +151,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		if wx, err = newWeChatClient(cfg, store, clk, log.Named("wechat")); err != nil {
 			return err
 		}
-		engineCfg.WeChat, engineCfg.Media = wx, wx
+		engineCfg.WeChat, engineCfg.Media = wx, map[string]bridge.MediaFetcher{"wechat": wx}
 	}
 	engine, err := bridge.NewEngine(engineCfg)
 	if err != nil {

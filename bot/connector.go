@@ -1,0 +1,381 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/wxteams/wxteams/bridge"
+)
+
+// BotFrameworkScope is the scope of the bot's outbound tokens, whatever the app type.
+const BotFrameworkScope = "https://api.botframework.com/.default"
+
+// ConnectorConfig configures the connector client.
+type ConnectorConfig struct {
+	AppID      string
+	Credential azcore.TokenCredential // client secret, certificate, managed or workload identity
+	HTTP       *http.Client
+	// AllowedHosts are the serviceUrl hosts the bot sends its token to (Teams' own); a suffix match
+	// on a dot boundary, so "trafficmanager.net" allows "smba.trafficmanager.net".
+	AllowedHosts []string
+	// ThreadLimits are Teams' per-bot, per-conversation limits [7/1 s, 8/2 s, 60/30 s, 1800/h].
+	ThreadLimits []Limit
+	// TenantLimit is the global per-tenant limit [30 per second, the older, stricter figure].
+	TenantLimit Limit
+	// MaxWait is the longest the client waits for a rate-limit slot itself; longer waits are handed
+	// back as ErrRetryLater so the delivery is rescheduled [2 s].
+	MaxWait time.Duration
+}
+
+// Limit is N operations per Per.
+type Limit struct {
+	N   int
+	Per time.Duration
+}
+
+// Teams' documented per-thread limits for sending (teams-bot-facts §3.5).
+var DefaultThreadLimits = []Limit{{7, time.Second}, {8, 2 * time.Second}, {60, 30 * time.Second}, {1800, time.Hour}}
+
+// Connector calls the Bot Connector REST API.
+type Connector struct {
+	cfg     ConnectorConfig
+	http    *http.Client
+	limiter *limiter
+}
+
+// NewConnector returns a connector client.
+func NewConnector(cfg ConnectorConfig) (*Connector, error) {
+	if cfg.AppID == "" || cfg.Credential == nil {
+		return nil, errors.New("bot connector: an app id and a credential are required")
+	}
+	if len(cfg.AllowedHosts) == 0 {
+		return nil, errors.New("bot connector: no allowed serviceUrl hosts")
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if len(cfg.ThreadLimits) == 0 {
+		cfg.ThreadLimits = DefaultThreadLimits
+	}
+	if cfg.TenantLimit.N == 0 {
+		cfg.TenantLimit = Limit{30, time.Second}
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 2 * time.Second
+	}
+	return &Connector{cfg: cfg, http: cfg.HTTP, limiter: newLimiter()}, nil
+}
+
+// HostAllowed reports whether a serviceUrl (or attachment URL) is one of Teams' hosts.
+func (c *Connector) HostAllowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, allowed := range c.cfg.AllowedHosts {
+		allowed = strings.ToLower(strings.TrimPrefix(allowed, "."))
+		if host == allowed || strings.HasSuffix(host, "."+allowed) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopback(host string) bool { return host == "127.0.0.1" || host == "localhost" || host == "::1" }
+
+// ConnectorError is what the Bot Connector answered.
+type ConnectorError struct {
+	Status    int
+	ErrorCode string // the error code in the body, e.g. ConversationBlockedByUser
+	Message   string
+	delay   time.Duration
+	kind    error // the bridge sentinel it maps to, or nil
+}
+
+func (e *ConnectorError) Error() string {
+	return fmt.Sprintf("bot connector: HTTP %d %s: %s", e.Status, e.ErrorCode, e.Message)
+}
+
+// Code implements bridge.ChannelError: the archive records the HTTP status.
+func (e *ConnectorError) Code() int { return e.Status }
+
+// Unwrap exposes the bridge sentinel.
+func (e *ConnectorError) Unwrap() error { return e.kind }
+
+// RetryAfter is Teams' Retry-After, or a jittered backoff.
+func (e *ConnectorError) RetryAfter() time.Duration { return e.delay }
+
+// ErrConversationGone means Teams no longer knows the conversation (404): the cached conversation
+// id must be dropped and a new conversation created.
+var ErrConversationGone = errors.New("teams conversation not found")
+
+// terminal 403 codes: the employee cannot be reached until they act (teams-bot-facts §3.4).
+var unreachableCodes = []string{"BotDisabledByAdmin", "BotNotInConversationRoster", "ConversationBlockedByUser", "ForbiddenOperationException", "MessageWritesBlocked"}
+
+// classify maps an answer to the retry policy Teams documents: 429 after Retry-After; 412, 502,
+// 503 and 504 with backoff and jitter; 403 codes terminal; 404 conversation gone; the rest final.
+func classify(resp *http.Response, body []byte) *ConnectorError {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			SubCode string `json:"subCode"`
+		} `json:"error"`
+		SubCode string `json:"subCode"`
+	}
+	_ = json.Unmarshal(body, &e)
+	ce := &ConnectorError{Status: resp.StatusCode, ErrorCode: e.Error.Code, Message: e.Error.Message}
+	sub := firstNonEmpty(e.Error.SubCode, e.SubCode)
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		ce.kind, ce.delay = bridge.ErrRetryLater, retryAfter(resp.Header)
+		if ce.delay == 0 {
+			ce.delay = jitter(2 * time.Second)
+		}
+	case http.StatusPreconditionFailed, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		ce.kind, ce.delay = bridge.ErrRetryLater, jitter(2*time.Second)
+	case http.StatusForbidden:
+		if slices.Contains(unreachableCodes, ce.ErrorCode) || slices.Contains(unreachableCodes, sub) {
+			ce.kind = bridge.ErrRecipientGone
+		}
+	case http.StatusNotFound:
+		ce.kind = ErrConversationGone
+	}
+	return ce
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date.
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// jitter spreads base by ±20 %, so retries from many lanes do not arrive together.
+func jitter(base time.Duration) time.Duration {
+	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64()))
+}
+
+// do sends one authenticated request to a serviceUrl and decodes the answer into out.
+func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID string, in, out any) error {
+	if !c.HostAllowed(serviceURL) {
+		return fmt.Errorf("bot connector: serviceUrl %q is not one of the allowed Teams hosts; the bot token is not sent there", serviceURL)
+	}
+	if wait, ok := c.limiter.reserve(tenantID, c.cfg.TenantLimit, c.cfg.MaxWait); !ok {
+		return &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "TenantLimit", Message: "over the per-tenant rate limit", kind: bridge.ErrRetryLater, delay: wait}
+	} else if wait > 0 {
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
+	if err != nil {
+		return fmt.Errorf("bot connector: token: %w", errors.Join(err, bridge.ErrRetryLater))
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(serviceURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// Teams has no idempotency key either, but a repeated notice harms less than a lost
+		// one: deliveries to employees are retried.
+		return fmt.Errorf("bot connector: %w", errors.Join(err, bridge.ErrRetryLater))
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return classify(resp, answer)
+	}
+	if out != nil && len(bytes.TrimSpace(answer)) > 0 {
+		if err := json.Unmarshal(answer, out); err != nil {
+			return fmt.Errorf("bot connector: answer: %w", err)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// resourceResponse is the Bot Connector's answer to a send.
+type resourceResponse struct {
+	ID string `json:"id"`
+}
+
+// Send posts an activity to a conversation, within the conversation's rate limits, and returns
+// the activity id Teams gave it.
+func (c *Connector) Send(ctx context.Context, serviceURL, tenantID, conversationID string, a *Activity) (string, error) {
+	if wait, ok := c.limiter.reserveAll(conversationID, c.cfg.ThreadLimits, c.cfg.MaxWait); !ok {
+		return "", &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "ThreadLimit", Message: "over the conversation's rate limit", kind: bridge.ErrRetryLater, delay: wait}
+	} else if wait > 0 {
+		if err := sleep(ctx, wait); err != nil {
+			return "", err
+		}
+	}
+	var r resourceResponse
+	err := c.do(ctx, http.MethodPost, serviceURL, "/v3/conversations/"+url.PathEscape(conversationID)+"/activities", tenantID, a, &r)
+	return r.ID, err
+}
+
+// Update replaces an activity the bot sent.
+func (c *Connector) Update(ctx context.Context, serviceURL, tenantID, conversationID, activityID string, a *Activity) error {
+	return c.do(ctx, http.MethodPut, serviceURL, "/v3/conversations/"+url.PathEscape(conversationID)+"/activities/"+url.PathEscape(activityID), tenantID, a, nil)
+}
+
+// CreateConversation opens (or finds) the bot's personal chat with a user, for proactive messages,
+// and returns its conversation id.
+func (c *Connector) CreateConversation(ctx context.Context, serviceURL, tenantID, userID string) (string, error) {
+	body := map[string]any{
+		"bot": map[string]string{"id": "28:" + c.cfg.AppID}, "members": []map[string]string{{"id": userID}},
+		"channelData": map[string]any{"tenant": map[string]string{"id": tenantID}}, "tenantId": tenantID, "isGroup": false,
+	}
+	if wait, ok := c.limiter.reserveAll("create:"+userID, c.cfg.ThreadLimits, c.cfg.MaxWait); !ok {
+		return "", &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "ThreadLimit", kind: bridge.ErrRetryLater, delay: wait}
+	} else if wait > 0 {
+		if err := sleep(ctx, wait); err != nil {
+			return "", err
+		}
+	}
+	var r resourceResponse
+	if err := c.do(ctx, http.MethodPost, serviceURL, "/v3/conversations", tenantID, body, &r); err != nil {
+		return "", err
+	}
+	if r.ID == "" {
+		return "", errors.New("bot connector: CreateConversation answered without an id")
+	}
+	return r.ID, nil
+}
+
+// Download fetches an attachment a user sent: inline images from Teams' hosts need the bot token;
+// file download URLs (SharePoint) carry their own authorization and get none.
+func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.HostAllowed(rawURL) {
+		tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
+		if err != nil {
+			return nil, "", errors.Join(err, bridge.ErrRetryLater)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+	} else if u, err := url.Parse(rawURL); err != nil || u.Scheme != "https" {
+		return nil, "", fmt.Errorf("bot: attachment URL %q is not https", rawURL)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, "", errors.Join(err, bridge.ErrRetryLater)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			return nil, "", fmt.Errorf("bot: attachment download: HTTP %d: %w", resp.StatusCode, bridge.ErrRetryLater)
+		}
+		return nil, "", fmt.Errorf("bot: attachment download: HTTP %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, "", errors.Join(err, bridge.ErrRetryLater)
+	}
+	if int64(len(data)) > limit {
+		return nil, "", fmt.Errorf("bot: the attachment is larger than %d MB", limit>>20)
+	}
+	return data, resp.Header.Get("Content-Type"), nil
+}
+
+// limiter keeps sliding windows of send times per key (a conversation, a tenant).
+type limiter struct {
+	mu   sync.Mutex
+	sent map[string][]time.Time
+}
+
+func newLimiter() *limiter { return &limiter{sent: map[string][]time.Time{}} }
+
+// reserve takes a slot under one limit.
+func (l *limiter) reserve(key string, lim Limit, maxWait time.Duration) (time.Duration, bool) {
+	return l.reserveAll("tenant:"+key, []Limit{lim}, maxWait)
+}
+
+// reserveAll takes a slot under every limit for key: it returns how long to wait first, or false
+// when that is longer than maxWait (nothing is reserved then).
+func (l *limiter) reserveAll(key string, limits []Limit, maxWait time.Duration) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	times := l.sent[key]
+	longest := time.Duration(0)
+	for _, lim := range limits {
+		longest = max(longest, lim.Per)
+	}
+	// Forget what no window can see any more.
+	for len(times) > 0 && now.Sub(times[0]) >= longest {
+		times = times[1:]
+	}
+	wait := time.Duration(0)
+	for _, lim := range limits {
+		// Within the last lim.Per there may be at most lim.N-1 sends before this one.
+		in := 0
+		for i := len(times) - 1; i >= 0 && now.Sub(times[i]) < lim.Per; i-- {
+			in++
+		}
+		if in >= lim.N {
+			oldest := times[len(times)-lim.N]
+			wait = max(wait, lim.Per-now.Sub(oldest))
+		}
+	}
+	if wait > maxWait {
+		l.sent[key] = times
+		return wait, false
+	}
+	l.sent[key] = append(times, now.Add(wait))
+	return wait, true
+}
