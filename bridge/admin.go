@@ -135,6 +135,15 @@ func (e *Engine) Employee(ctx context.Context, id EmployeeID) (*Employee, error)
 	return out, err
 }
 
+// Employees lists every employee known (enabled or not), by name.
+func (e *Engine) Employees(ctx context.Context) ([]*Employee, error) {
+	out, err := e.store.Employees(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list employees: %w", err)
+	}
+	return out, nil
+}
+
 // RenameContact lets an employee of a chat give its customer a name (WeChat gives none).
 func (e *Engine) RenameContact(ctx context.Context, emp EmployeeID, chat ChatID, name string) error {
 	name = strings.TrimSpace(name)

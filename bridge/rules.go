@@ -475,6 +475,9 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 		case !emp.Enabled:
 			res = s.refuse(chatIf(member, chat), emp.ID, res.MessageID, "not_enabled", "employee.not_enabled", s.policy.Employee.NotEnabled)
 			return nil
+		case in.Chat == 0:
+			res = s.refuse(nil, emp.ID, res.MessageID, "no_current_chat", "employee.no_current_chat", s.policy.Employee.NoCurrentChat)
+			return nil
 		case chat == nil:
 			res = s.refuse(nil, emp.ID, res.MessageID, "unknown_chat", "employee.not_member", s.policy.Employee.NotMember)
 			return nil

@@ -12,6 +12,8 @@ import (
 type Reader interface {
 	Employee(ctx context.Context, id EmployeeID) (*Employee, error)
 	EmployeeByScene(ctx context.Context, scene string) (*Employee, error)
+	// Employees lists every employee known, by name.
+	Employees(ctx context.Context) ([]*Employee, error)
 	Contact(ctx context.Context, id OpenID) (*Contact, error)
 	// MediaBySource finds media already fetched from a channel source.
 	MediaBySource(ctx context.Context, source string) (*Media, error)

@@ -172,25 +172,50 @@ func (e *Engine) EmployeeEdited(ctx context.Context, in EmployeeEdit) error {
 	return nil
 }
 
-// NotifyEmployee sends an employee a notice (or an image, such as their QR code) through the
-// outbox, archived like every auto-message. chat may be 0.
-func (e *Engine) NotifyEmployee(ctx context.Context, emp EmployeeID, chat ChatID, template string, m Message) error {
-	err := e.do(ctx, "", func(s *step) error {
-		if _, err := s.employee(emp); err != nil {
+// Notice is something the bot tells one employee: a reply to a command, a welcome, their QR code.
+type Notice struct {
+	Employee EmployeeID
+	Chat     ChatID // 0 when it is about no chat
+	Template string // e.g. "employee.contacts"
+	Message  Message
+	// Request is the employee's own words the notice answers (a command), archived with it.
+	Request    string
+	ExternalID string // the Teams activity id of the request
+	DedupeKey  string
+}
+
+// NotifyEmployee sends an employee a notice through the outbox, archived like every auto-message
+// (with the command it answers, if any).
+func (e *Engine) NotifyEmployee(ctx context.Context, n Notice) error {
+	err := e.do(ctx, n.DedupeKey, func(s *step) error {
+		if _, err := s.employee(n.Employee); err != nil {
 			return err
 		}
 		var c *Chat
-		if chat != 0 {
+		if n.Chat != 0 {
 			var err error
-			if c, err = s.lock(chat); err != nil && !errors.Is(err, ErrNotFound) {
+			if c, err = s.lock(n.Chat); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
+			if c != nil && !c.HasMember(n.Employee) {
+				c = nil
+			}
 		}
-		s.noticeMessage(c, emp, template, m)
+		if n.Request != "" {
+			s.archive(nil, employeeStream(n.Employee), compliance.KindEmployeeMessage, actorEmployee(n.Employee),
+				compliance.Meta{Employee: string(n.Employee), Direction: "to_bot", ExternalID: n.ExternalID, MsgType: "command"},
+				compliance.Content{Text: n.Request})
+		}
+		s.noticeMessage(c, n.Employee, n.Template, n.Message)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("notify %s: %w", emp, err)
+		return fmt.Errorf("notify %s: %w", n.Employee, err)
 	}
 	return nil
+}
+
+// StoreMedia keeps media bytes by SHA-256 (a QR code, an attachment), so a message can carry them.
+func (e *Engine) StoreMedia(ctx context.Context, m *Media, data []byte) error {
+	return e.store.InTx(ctx, func(tx Tx) error { return tx.PutMedia(ctx, m, data, e.clock.Now()) })
 }

@@ -56,6 +56,11 @@ func (s *Store) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Emp
 	return conn{s, s.db}.Employee(ctx, id)
 }
 
+// Employees lists every employee, outside any transaction.
+func (s *Store) Employees(ctx context.Context) ([]*bridge.Employee, error) {
+	return conn{s, s.db}.Employees(ctx)
+}
+
 // EmployeeByScene reads the employee a QR scene names, outside any transaction.
 func (s *Store) EmployeeByScene(ctx context.Context, scene string) (*bridge.Employee, error) {
 	return conn{s, s.db}.EmployeeByScene(ctx, scene)
@@ -114,6 +119,23 @@ func scanEmployee(row interface{ Scan(...any) error }) (*bridge.Employee, error)
 func (t conn) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
 	e, err := scanEmployee(t.queryRow(ctx, `SELECT `+employeeColumns+` FROM employees WHERE id = $1`, id))
 	return e, t.notFound(err, "employee "+string(id))
+}
+
+func (t conn) Employees(ctx context.Context) ([]*bridge.Employee, error) {
+	rows, err := t.query(ctx, `SELECT `+employeeColumns+` FROM employees ORDER BY name, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list employees: %w", err)
+	}
+	defer rows.Close()
+	var out []*bridge.Employee
+	for rows.Next() {
+		e, err := scanEmployee(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list employees: %w", t.s.wrap(err))
+		}
+		out = append(out, e)
+	}
+	return out, t.s.wrap(rows.Err())
 }
 
 func (t conn) EmployeeByScene(ctx context.Context, scene string) (*bridge.Employee, error) {

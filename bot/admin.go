@@ -1,0 +1,226 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/wxteams/wxteams/bridge"
+)
+
+// The administrators' API: enable and disable WeChat per user, list users, get a user's QR code.
+// Callers present an Entra ID access token carrying the app role WeChat.Admin.
+
+// AdminRole is the app role administrators need.
+const AdminRole = "WeChat.Admin"
+
+// Installer installs the Teams app for a user through Microsoft Graph, so the bot can message them
+// first (bot/graph implements it). A repeat install (409) counts as installed. It returns the
+// installation's chat id when Graph gives it.
+type Installer interface {
+	InstallApp(ctx context.Context, userID string) (chatID string, err error)
+}
+
+// AdminBridge is what the admin API asks of the bridge (bridge.Engine).
+type AdminBridge interface {
+	EnableEmployee(ctx context.Context, p bridge.EmployeeProfile, actor string) (*bridge.Employee, error)
+	DisableEmployee(ctx context.Context, id bridge.EmployeeID, actor string) error
+	Employees(ctx context.Context) ([]*bridge.Employee, error)
+	Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error)
+	RegisterTeamsUser(ctx context.Context, u bridge.TeamsUser) (*bridge.Employee, error)
+}
+
+// Admin serves /admin/v1.
+type Admin struct {
+	validator *Validator
+	bridge    AdminBridge
+	installer Installer // nil: apps are installed by hand
+	qr        QRSource  // nil: no WeChat configured
+	proactive string    // serviceUrl for conversations Graph reports
+	log       *zap.Logger
+}
+
+// NewAdmin returns the admin API. installer and qr may be nil.
+func NewAdmin(v *Validator, b AdminBridge, installer Installer, qr QRSource, log *zap.Logger) *Admin {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Admin{validator: v, bridge: b, installer: installer, qr: qr, proactive: ProactiveServiceURL, log: log}
+}
+
+// Routes adds the API to r.
+func (a *Admin) Routes(r *mux.Router) {
+	s := r.PathPrefix("/admin/v1").Subrouter()
+	s.HandleFunc("/users", a.authorized(a.list)).Methods(http.MethodGet)
+	s.HandleFunc("/users/{id}/wechat", a.authorized(a.enable)).Methods(http.MethodPut)
+	s.HandleFunc("/users/{id}/wechat", a.authorized(a.disable)).Methods(http.MethodDelete)
+	s.HandleFunc("/users/{id}/qr", a.authorized(a.qrCode)).Methods(http.MethodGet)
+}
+
+type adminHandler func(w http.ResponseWriter, r *http.Request, actor string)
+
+// authorized checks the bearer token and the WeChat.Admin role; the actor recorded is who it names.
+func (a *Admin) authorized(h adminHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		claims, err := a.validator.Validate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if !slices.Contains(claims.Roles, AdminRole) {
+			writeError(w, http.StatusForbidden, "the token lacks the app role "+AdminRole)
+			return
+		}
+		h(w, r, "admin:"+claims.Who())
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeBody(w, status, map[string]string{"error": msg})
+}
+
+func writeBody(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// User is an employee as the admin API shows them.
+type User struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email,omitempty"`
+	Tenant    string    `json:"tenant,omitempty"`
+	WeChat    bool      `json:"wechat_enabled"`
+	Scene     string    `json:"qr_scene,omitempty"`
+	Reachable bool      `json:"teams_reachable"`
+	Installed bool      `json:"teams_installed"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func userOf(e *bridge.Employee) User {
+	return User{ID: string(e.ID), Name: e.Name, Email: e.Email, Tenant: e.Tenant, WeChat: e.Enabled, Scene: e.Scene,
+		Reachable: e.Reachable, Installed: e.Teams.ConversationID != "", UpdatedAt: e.UpdatedAt}
+}
+
+func (a *Admin) list(w http.ResponseWriter, r *http.Request, _ string) {
+	emps, err := a.bridge.Employees(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "users cannot be listed: the database did not answer")
+		return
+	}
+	users := make([]User, 0, len(emps))
+	for _, e := range emps {
+		users = append(users, userOf(e))
+	}
+	writeBody(w, http.StatusOK, map[string]any{"users": users})
+}
+
+// EnableResult is the answer to enabling a user.
+type EnableResult struct {
+	User         User   `json:"user"`
+	Installed    bool   `json:"teams_app_installed"`
+	InstallError string `json:"install_error,omitempty"`
+	QR           string `json:"qr,omitempty"` // where the QR code image is
+}
+
+// validID is an Entra object id (a GUID) or a user principal name.
+func validID(id string) bool {
+	return id != "" && len(id) <= 128 && !strings.ContainsAny(id, " /\\?#")
+}
+
+func (a *Admin) enable(w http.ResponseWriter, r *http.Request, actor string) {
+	id := mux.Vars(r)["id"]
+	if !validID(id) {
+		writeError(w, http.StatusBadRequest, "the user id must be an Entra ID object id")
+		return
+	}
+	var body struct {
+		Name   string `json:"name"`
+		Email  string `json:"email"`
+		Tenant string `json:"tenant"`
+	}
+	if data, _ := io.ReadAll(io.LimitReader(r.Body, 16<<10)); len(strings.TrimSpace(string(data))) > 0 {
+		if err := json.Unmarshal(data, &body); err != nil {
+			writeError(w, http.StatusBadRequest, "the body must be JSON: {\"name\", \"email\", \"tenant\"} (all optional)")
+			return
+		}
+	}
+	emp, err := a.bridge.EnableEmployee(r.Context(), bridge.EmployeeProfile{ID: bridge.EmployeeID(id), Name: body.Name, Email: body.Email, Tenant: body.Tenant}, actor)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not enabled: "+err.Error())
+		return
+	}
+	res := EnableResult{User: userOf(emp)}
+	if a.qr != nil {
+		res.QR = "/admin/v1/users/" + id + "/qr"
+	}
+	if a.installer != nil {
+		chatID, err := a.installer.InstallApp(r.Context(), id)
+		switch {
+		case err != nil:
+			res.InstallError = err.Error()
+			a.log.Warn("Teams app install through Graph failed", zap.String("employee", id), zap.Error(err))
+		default:
+			res.Installed = true
+			if emp, _ = a.bridge.Employee(r.Context(), bridge.EmployeeID(id)); emp != nil && emp.Teams.ConversationID == "" && chatID != "" {
+				// Teams tells the bot through conversationUpdate; if that has not come yet, the chat
+				// Graph reports is enough to message the employee first.
+				emp, _ = a.bridge.RegisterTeamsUser(r.Context(), bridge.TeamsUser{ID: emp.ID, Tenant: emp.Tenant,
+					Address: bridge.TeamsAddress{ServiceURL: a.proactive, ConversationID: chatID}})
+			}
+			if emp != nil {
+				res.User = userOf(emp)
+			}
+		}
+	}
+	writeBody(w, http.StatusOK, res)
+}
+
+func (a *Admin) disable(w http.ResponseWriter, r *http.Request, actor string) {
+	id := mux.Vars(r)["id"]
+	err := a.bridge.DisableEmployee(r.Context(), bridge.EmployeeID(id), actor)
+	switch {
+	case errors.Is(err, bridge.ErrUnknownEmployee):
+		writeError(w, http.StatusNotFound, "no such user")
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "not disabled: "+err.Error())
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (a *Admin) qrCode(w http.ResponseWriter, r *http.Request, _ string) {
+	emp, err := a.bridge.Employee(r.Context(), bridge.EmployeeID(mux.Vars(r)["id"]))
+	switch {
+	case errors.Is(err, bridge.ErrUnknownEmployee):
+		writeError(w, http.StatusNotFound, "no such user")
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case !emp.Enabled || emp.Scene == "":
+		writeError(w, http.StatusConflict, "WeChat is not enabled for this user")
+		return
+	case a.qr == nil:
+		writeError(w, http.StatusNotImplemented, "WeChat is not configured")
+		return
+	}
+	png, err := a.qr.QRCode(r.Context(), emp.Scene)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "WeChat did not make the QR code: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	_, _ = w.Write(png)
+}
