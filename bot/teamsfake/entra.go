@@ -100,7 +100,17 @@ func (e *Entra) routes(mux *http.ServeMux) {
 			entraError(w, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 			return
 		}
-		scope := strings.TrimSpace(r.Form.Get("scope"))
+		// MSAL adds "openid offline_access profile"; the resource is the ".default" scope.
+		var scope string
+		for _, s := range strings.Fields(r.Form.Get("scope")) {
+			if strings.HasSuffix(s, "/.default") {
+				scope = s
+			}
+		}
+		if scope == "" {
+			entraError(w, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.")
+			return
+		}
 		token := randomHex(64)
 		e.mu.Lock()
 		e.tokens[token] = issued{scope: scope, clientID: clientID, expires: e.clock.Now().Add(time.Hour)}

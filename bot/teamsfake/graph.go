@@ -1,7 +1,9 @@
 package teamsfake
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -47,8 +49,17 @@ func (g *Graph) routes(mux *http.ServeMux) {
 		if !g.authorized(w, r) {
 			return
 		}
+		var in io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" { // kiota compresses request bodies, as Graph allows
+			gz, err := gzip.NewReader(r.Body)
+			if err != nil {
+				graphError(w, http.StatusBadRequest, "BadRequest", "malformed gzip body")
+				return
+			}
+			in = gz
+		}
 		var body map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		if err := json.NewDecoder(in).Decode(&body); err != nil {
 			graphError(w, http.StatusBadRequest, "BadRequest", "malformed body")
 			return
 		}

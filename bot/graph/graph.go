@@ -1,0 +1,128 @@
+// Package graph installs the wxteams Teams app for an employee through Microsoft Graph
+// (msgraph-sdk-go), so the bot can message them before they ever write to it.
+//
+// msgraph-sdk-go takes minutes and gigabytes to compile cold; it is imported here and nowhere
+// else, and only cmd/wxteams imports this package, so the rest of the tree builds and tests fast.
+// It implements bot.Installer.
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	az "github.com/microsoft/kiota-authentication-azure-go"
+	khttp "github.com/microsoft/kiota-http-go"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+)
+
+// Scope is the scope of Graph tokens.
+const Scope = "https://graph.microsoft.com/.default"
+
+// Config configures the installer.
+type Config struct {
+	Credential azcore.TokenCredential // the bot's own identity, with TeamsAppInstallation.ReadWriteSelfForUser.All
+	BaseURL    string                 // WXTEAMS_GRAPH_BASE, e.g. https://graph.microsoft.com/v1.0
+	TeamsAppID string                 // the app's id in the organisation's app catalog
+	// Transport carries the requests [http.DefaultTransport]; tests give one that trusts their CA.
+	Transport http.RoundTripper
+}
+
+// Installer installs the Teams app for users.
+type Installer struct {
+	client *msgraphsdk.GraphServiceClient
+	cfg    Config
+}
+
+// New returns an installer for the Graph at cfg.BaseURL. msgraph-sdk-go only attaches tokens to
+// hosts it is told of: the base URL's host is added.
+func New(cfg Config) (*Installer, error) {
+	if cfg.Credential == nil || cfg.TeamsAppID == "" {
+		return nil, errors.New("graph: a credential and the Teams app id are required")
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("graph: base URL %q must be an https URL", cfg.BaseURL)
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	auth, err := az.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cfg.Credential, []string{Scope}, []string{u.Hostname()})
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	parent := cfg.Transport
+	if parent == nil {
+		parent = http.DefaultTransport
+	}
+	opts := msgraphsdk.GetDefaultClientOptions()
+	hc := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(parent, msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)...), Timeout: 30 * time.Second}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, hc)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	adapter.SetBaseUrl(cfg.BaseURL)
+	return &Installer{client: msgraphsdk.NewGraphServiceClient(adapter), cfg: cfg}, nil
+}
+
+// InstallApp installs the app in the user's personal scope (a repeat install, 409, counts as
+// installed) and returns the installation's chat id.
+func (i *Installer) InstallApp(ctx context.Context, userID string) (string, error) {
+	apps := i.client.Users().ByUserId(userID).Teamwork().InstalledApps()
+	body := models.NewUserScopeTeamsAppInstallation()
+	// The literal "@odata.bind" key: the SDK's generated "odataBind" is refused by the service
+	// (msgraph-sdk-go#717).
+	body.SetAdditionalData(map[string]any{"teamsApp@odata.bind": i.cfg.BaseURL + "/appCatalogs/teamsApps/" + i.cfg.TeamsAppID})
+	if _, err := apps.Post(ctx, body, nil); err != nil && status(err) != http.StatusConflict {
+		return "", fmt.Errorf("graph: install the Teams app for %s: %w", userID, describe(err))
+	}
+	filter := "teamsApp/id eq '" + strings.ReplaceAll(i.cfg.TeamsAppID, "'", "''") + "'"
+	list, err := apps.Get(ctx, &users.ItemTeamworkInstalledAppsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemTeamworkInstalledAppsRequestBuilderGetQueryParameters{Expand: []string{"teamsApp"}, Filter: &filter},
+	})
+	if err != nil {
+		return "", fmt.Errorf("graph: find the installation for %s: %w", userID, describe(err))
+	}
+	if len(list.GetValue()) == 0 || list.GetValue()[0].GetId() == nil {
+		return "", fmt.Errorf("graph: the app is not listed as installed for %s", userID)
+	}
+	chat, err := apps.ByUserScopeTeamsAppInstallationId(*list.GetValue()[0].GetId()).Chat().Get(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("graph: the installation's chat for %s: %w", userID, describe(err))
+	}
+	if chat.GetId() == nil {
+		return "", nil
+	}
+	return *chat.GetId(), nil
+}
+
+func status(err error) int {
+	var odata *odataerrors.ODataError
+	if errors.As(err, &odata) {
+		return odata.ResponseStatusCode
+	}
+	return 0
+}
+
+// describe makes an OData error readable: status, code and message.
+func describe(err error) error {
+	var odata *odataerrors.ODataError
+	if errors.As(err, &odata) {
+		if e := odata.GetErrorEscaped(); e != nil && e.GetCode() != nil {
+			msg := ""
+			if e.GetMessage() != nil {
+				msg = *e.GetMessage()
+			}
+			return fmt.Errorf("HTTP %d %s: %s", odata.ResponseStatusCode, *e.GetCode(), msg)
+		}
+		return fmt.Errorf("HTTP %d", odata.ResponseStatusCode)
+	}
+	return err
+}
