@@ -104,8 +104,8 @@ type ConnectorError struct {
 	Status    int
 	ErrorCode string // the error code in the body, e.g. ConversationBlockedByUser
 	Message   string
-	delay   time.Duration
-	kind    error // the bridge sentinel it maps to, or nil
+	delay     time.Duration
+	kind      error // the bridge sentinel it maps to, or nil
 }
 
 func (e *ConnectorError) Error() string {
