@@ -309,7 +309,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			meta.ExternalID = d.ID
 			mediaMeta(&meta, d.Media)
 			record(compliance.KindDelivered, compliance.Content{Payload: d.Payload})
-		case errors.Is(sendErr, ErrRetryLater) && it.Attempts < s.policy.RetryAttempts:
+		case errors.Is(sendErr, ErrRetryLater) && s.mayRetry(it):
 			it.State = OutboxPending
 			it.NotBefore = s.now.Add(s.backoff(it.Attempts, sendErr))
 			meta.Reason = "retry at " + it.NotBefore.UTC().Format(time.RFC3339)
@@ -359,6 +359,15 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 		}
 		return s.tx.UpdateOutbox(s.ctx, it)
 	})
+}
+
+// mayRetry: WeChat deliveries get RetryAttempts tries; Teams, whose 429 storms can last, keeps
+// trying for TeamsRetryFor, so a throttled employee loses nothing.
+func (s *step) mayRetry(it *OutboxItem) bool {
+	if it.Channel == ChannelTeams {
+		return s.now.Sub(it.CreatedAt) < s.policy.TeamsRetryFor.D()
+	}
+	return it.Attempts < s.policy.RetryAttempts
 }
 
 // backoff is the delay before retry number attempts: the channel's Retry-After if it gave one,

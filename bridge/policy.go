@@ -22,9 +22,10 @@ type Policy struct {
 	MaxTextBytes int      `json:"max_text_bytes"` // longest text sent to WeChat in one message (UTF-8 bytes)
 
 	// Delivery.
-	RetryAttempts int      `json:"retry_attempts"` // attempts for retryable failures (WeChat -1/45011, Teams 429/5xx)
-	RetryBackoff  Duration `json:"retry_backoff"`  // first retry delay; doubles each attempt
-	SendTimeout   Duration `json:"send_timeout"`   // a send still unanswered after this is "outcome unknown"
+	RetryAttempts int      `json:"retry_attempts"`  // attempts for retryable WeChat failures (-1, 45011, 45009)
+	TeamsRetryFor Duration `json:"teams_retry_for"` // how long a Teams delivery is retried (429, 412, 5xx) before it fails
+	RetryBackoff  Duration `json:"retry_backoff"`   // first retry delay; doubles each attempt (a channel's Retry-After wins)
+	SendTimeout   Duration `json:"send_timeout"`    // a send still unanswered after this is "outcome unknown"
 
 	FirmName        string `json:"firm_name"`        // used in the recording notice
 	DefaultLanguage string `json:"default_language"` // customer language when WeChat gives none we ship
@@ -107,6 +108,7 @@ func DefaultPolicy() Policy {
 		QueueLimit:      10,
 		MaxTextBytes:    2048,
 		RetryAttempts:   5,
+		TeamsRetryFor:   Duration(24 * time.Hour),
 		RetryBackoff:    Duration(2 * time.Second),
 		SendTimeout:     Duration(30 * time.Second),
 		FirmName:        "your contact's firm",
@@ -230,6 +232,9 @@ func (p Policy) Validate() error {
 	}
 	if p.RetryAttempts < 1 {
 		bad("retry_attempts must be at least 1")
+	}
+	if p.TeamsRetryFor <= 0 {
+		bad("teams_retry_for must be positive")
 	}
 	if p.RetryBackoff <= 0 || p.SendTimeout <= 0 {
 		bad("retry_backoff and send_timeout must be positive")
