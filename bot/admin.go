@@ -107,7 +107,8 @@ type User struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func userOf(e *bridge.Employee) User {
+// UserOf is how the admin API shows an employee.
+func UserOf(e *bridge.Employee) User {
 	return User{ID: string(e.ID), Name: e.Name, Email: e.Email, Tenant: e.Tenant, WeChat: e.Enabled, Scene: e.Scene,
 		Reachable: e.Reachable, Installed: e.Teams.ConversationID != "", UpdatedAt: e.UpdatedAt}
 }
@@ -120,7 +121,7 @@ func (a *Admin) list(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	users := make([]User, 0, len(emps))
 	for _, e := range emps {
-		users = append(users, userOf(e))
+		users = append(users, UserOf(e))
 	}
 	writeBody(w, http.StatusOK, map[string]any{"users": users})
 }
@@ -133,15 +134,18 @@ type EnableResult struct {
 	QR           string `json:"qr,omitempty"` // where the QR code image is
 }
 
-// validID is an Entra object id (a GUID) or a user principal name.
-func validID(id string) bool {
+// ErrInvalidUserID refuses a user id that cannot be an Entra ID object id or user principal name.
+var ErrInvalidUserID = errors.New("the user id must be an Entra ID object id")
+
+// ValidUserID reports whether id can be an Entra object id (a GUID) or a user principal name.
+func ValidUserID(id string) bool {
 	return id != "" && len(id) <= 128 && !strings.ContainsAny(id, " /\\?#")
 }
 
 func (a *Admin) enable(w http.ResponseWriter, r *http.Request, actor string) {
 	id := mux.Vars(r)["id"]
-	if !validID(id) {
-		writeError(w, http.StatusBadRequest, "the user id must be an Entra ID object id")
+	if !ValidUserID(id) {
+		writeError(w, http.StatusBadRequest, ErrInvalidUserID.Error())
 		return
 	}
 	var body struct {
@@ -155,35 +159,57 @@ func (a *Admin) enable(w http.ResponseWriter, r *http.Request, actor string) {
 			return
 		}
 	}
-	emp, err := a.bridge.EnableEmployee(r.Context(), bridge.EmployeeProfile{ID: bridge.EmployeeID(id), Name: body.Name, Email: body.Email, Tenant: body.Tenant}, actor)
+	res, err := a.Enable(r.Context(), bridge.EmployeeProfile{ID: bridge.EmployeeID(id), Name: body.Name, Email: body.Email, Tenant: body.Tenant}, actor)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "not enabled: "+err.Error())
 		return
 	}
-	res := EnableResult{User: userOf(emp)}
 	if a.qr != nil {
 		res.QR = "/admin/v1/users/" + id + "/qr"
 	}
-	if a.installer != nil {
-		chatID, err := a.installer.InstallApp(r.Context(), id)
-		switch {
-		case err != nil:
-			res.InstallError = err.Error()
-			a.log.Warn("Teams app install through Graph failed", zap.String("employee", id), zap.Error(err))
-		default:
-			res.Installed = true
-			if emp, _ = a.bridge.Employee(r.Context(), bridge.EmployeeID(id)); emp != nil && emp.Teams.ConversationID == "" && chatID != "" {
-				// Teams tells the bot through conversationUpdate; if that has not come yet, the chat
-				// Graph reports is enough to message the employee first.
-				emp, _ = a.bridge.RegisterTeamsUser(r.Context(), bridge.TeamsUser{ID: emp.ID, Tenant: emp.Tenant,
-					Address: bridge.TeamsAddress{ServiceURL: a.proactive, ConversationID: chatID}})
-			}
-			if emp != nil {
-				res.User = userOf(emp)
-			}
-		}
-	}
 	writeBody(w, http.StatusOK, res)
+}
+
+// Enable enables WeChat for an employee and, with an installer, installs the Teams app for them so
+// the bot can write first. Only enabling can fail the call: a failed install is reported in the
+// result (the employee can still add the app by hand, and Teams then tells the bot).
+func (a *Admin) Enable(ctx context.Context, p bridge.EmployeeProfile, actor string) (EnableResult, error) {
+	if !ValidUserID(string(p.ID)) {
+		return EnableResult{}, ErrInvalidUserID
+	}
+	emp, err := a.bridge.EnableEmployee(ctx, p, actor)
+	if err != nil {
+		return EnableResult{}, err
+	}
+	res := EnableResult{User: UserOf(emp)}
+	if a.installer == nil {
+		return res, nil
+	}
+	chatID, err := a.installer.InstallApp(ctx, string(p.ID))
+	if err != nil {
+		res.InstallError = err.Error()
+		a.log.Warn("Teams app install through Graph failed", zap.String("employee", string(p.ID)), zap.Error(err))
+		return res, nil
+	}
+	res.Installed = true
+	if emp, _ = a.bridge.Employee(ctx, p.ID); emp != nil && emp.Teams.ConversationID == "" && chatID != "" {
+		// Teams tells the bot through conversationUpdate; if that has not come yet, the chat Graph
+		// reports is enough to message the employee first.
+		emp, _ = a.bridge.RegisterTeamsUser(ctx, bridge.TeamsUser{ID: emp.ID, Tenant: emp.Tenant,
+			Address: bridge.TeamsAddress{ServiceURL: a.proactive, ConversationID: chatID}})
+	}
+	if emp != nil {
+		res.User = UserOf(emp)
+	}
+	return res, nil
+}
+
+// SetProactiveServiceURL sets the serviceUrl recorded for chats Graph reports [ProactiveServiceURL];
+// sovereign clouds have their own.
+func (a *Admin) SetProactiveServiceURL(u string) {
+	if u != "" {
+		a.proactive = u
+	}
 }
 
 func (a *Admin) disable(w http.ResponseWriter, r *http.Request, actor string) {

@@ -24,6 +24,9 @@ import (
 // (teams-bot-facts §2), and Entra ID's on the admin and compliance APIs. Keys come from the
 // issuer's OpenID metadata; only RS256 is accepted; the clock skew allowed is 5 minutes.
 
+// BotFrameworkIssuer is the "iss" of the Bot Connector's tokens (teams-bot-facts §2).
+const BotFrameworkIssuer = "https://api.botframework.com"
+
 // ErrUnauthorized wraps every reason a token is refused.
 var ErrUnauthorized = errors.New("unauthorized")
 

@@ -54,7 +54,7 @@ type rig struct {
 	wechat   *wechatfake.WeChat
 	wxClient *wechat.Client
 	sender   *bot.Sender
-	url      string // wxteams' public listener
+	url      string       // wxteams' public listener
 	msClient *http.Client // trusts the fake Microsoft TLS server
 	pusher   *wechatfake.Pusher
 }
@@ -122,7 +122,7 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qr := qrSource{r.wxClient}
+	qr := r.wxClient
 	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: botAppID}, validator, connector, r.engine, qr, nil)
 	callback, err := wechat.NewCallback(wechat.CallbackConfig{AppID: wxAppID, OriginalID: wxGH, Tokens: []string{wxToken}, AESKeys: []string{wxAESKey}}, r.engine, r.clock, nil)
 	if err != nil {
@@ -140,17 +140,6 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 	r.pusher = &wechatfake.Pusher{URL: srv.URL + "/wechat/callback", Token: wxToken, AESKey: wxAESKey, AppID: wxAppID, OriginalID: wxGH, Mode: wechatfake.Safe, Clock: r.clock}
 	r.wechat.SetPusher(r.pusher)
 	return r
-}
-
-// qrSource renders QR codes through the WeChat client (as cmd/wxteams wires it).
-type qrSource struct{ c *wechat.Client }
-
-func (q qrSource) QRCode(ctx context.Context, scene string) ([]byte, error) {
-	code, err := q.c.CreateQR(ctx, scene)
-	if err != nil {
-		return nil, err
-	}
-	return wechat.QRPNG(code.URL, 256)
 }
 
 // graphInstaller is a Graph installer that talks plain net/http to the fake (bot/graph, with

@@ -48,7 +48,7 @@ type Config struct {
 	Teams  TeamsSender
 	// Media fetches media a channel holds before it is handed on, by the source's prefix:
 	// "wechat" for a customer's media_id, "teams" for an employee's attachment.
-	Media map[string]MediaFetcher
+	Media  map[string]MediaFetcher
 	Clock  Clock
 	Logger *zap.Logger
 	Policy Policy

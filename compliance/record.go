@@ -105,7 +105,7 @@ type Event struct {
 	Tenant  string
 	At      time.Time
 	Kind    Kind
-	Actor   string // who caused it: "customer:<openid>", "employee:<id>", "system", "admin:<who>"
+	Actor   string // who caused it: "customer:<openid>", "employee:<id>", "system", "admin:<who>", "cli:<user>@<host>"
 	Meta    Meta
 	Content Content
 }

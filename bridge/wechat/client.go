@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,7 @@ type Client struct {
 	media  MediaStore
 	clock  bridge.Clock
 	log    *zap.Logger
+	qrURLs sync.Map // scene → the content of its permanent QR code
 }
 
 var (
@@ -364,6 +366,21 @@ func (c *Client) CreateQR(ctx context.Context, scene string) (QRCode, error) {
 		return QRCode{}, fmt.Errorf("wechat qrcode/create: answer has no url")
 	}
 	return q, nil
+}
+
+// QRCode returns the PNG of the permanent QR code that connects customers to scene, making the
+// code through WeChat once (its url never changes) and rendering it locally.
+func (c *Client) QRCode(ctx context.Context, scene string) ([]byte, error) {
+	url, ok := c.qrURLs.Load(scene)
+	if !ok {
+		code, err := c.CreateQR(ctx, scene)
+		if err != nil {
+			return nil, err
+		}
+		url = code.URL
+		c.qrURLs.Store(scene, url)
+	}
+	return QRPNG(url.(string), 300)
 }
 
 // UserInfo is what WeChat still says about a follower (no nickname or avatar since 2021-12-27).

@@ -70,6 +70,23 @@ func TestClientQRCodeRendersLocally(t *testing.T) {
 	if _, err := client.CreateQR(s.ctx, strings.Repeat("x", 65)); err == nil {
 		t.Error("a 65-character scene was accepted")
 	}
+
+	// QRCode makes a permanent code once per scene and renders it locally after that.
+	before := fake.Requests("/cgi-bin/qrcode/create")
+	first, err := client.QRCode(s.ctx, "emp:bob-0002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := client.QRCode(s.ctx, "emp:bob-0002")
+	if err != nil || !bytes.Equal(first, again) {
+		t.Fatalf("second QRCode = %d bytes, %v; want the same image", len(again), err)
+	}
+	if n := fake.Requests("/cgi-bin/qrcode/create") - before; n != 1 {
+		t.Errorf("qrcode/create called %d times for two renders of one scene; want 1", n)
+	}
+	if _, err := png.Decode(bytes.NewReader(first)); err != nil {
+		t.Errorf("QRCode is not a PNG: %v", err)
+	}
 }
 
 func TestClientTypingUserInfoAndTemplates(t *testing.T) {

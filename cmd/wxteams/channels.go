@@ -2,10 +2,20 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
+	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
+	"github.com/wxteams/wxteams/bot"
+	"github.com/wxteams/wxteams/bot/graph"
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/wechat"
@@ -40,4 +50,120 @@ func newWeChatCallback(cfg *Config, engine *bridge.Engine, clk bridge.Clock, log
 		tokens = append(tokens, w.PreviousToken)
 	}
 	return wechat.NewCallback(wechat.CallbackConfig{AppID: w.AppID, OriginalID: w.OriginalID, Tokens: tokens, AESKeys: keys}, engine, clk, log)
+}
+
+// newBotCredential is the bot's identity for outbound calls: a client secret, a certificate, or
+// (WXTEAMS_BOT_MANAGED_IDENTITY=1) a workload identity where Kubernetes provides one
+// (AZURE_FEDERATED_TOKEN_FILE), else a user-assigned managed identity whose client id is the bot's
+// app id. The authority follows AZURE_AUTHORITY_HOST; instance discovery is off when that is not a
+// Microsoft host, so nothing asks login.microsoftonline.com first.
+func newBotCredential(cfg *Config, getenv func(string) string, transport http.RoundTripper) (azcore.TokenCredential, error) {
+	b := cfg.Bot
+	opts := azcore.ClientOptions{}
+	if transport != nil {
+		opts.Transport = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	}
+	host := getenv("AZURE_AUTHORITY_HOST")
+	discoveryOff := host != "" && !isMicrosoftAuthority(host)
+	if host != "" {
+		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: host}
+	}
+	switch {
+	case b.ClientSecret != "":
+		return azidentity.NewClientSecretCredential(b.TenantID, b.AppID, b.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: discoveryOff})
+	case b.ClientCert != "":
+		data, err := os.ReadFile(b.ClientCert)
+		if err != nil {
+			return nil, fmt.Errorf("WXTEAMS_BOT_CLIENT_CERT: %w", err)
+		}
+		certs, key, err := azidentity.ParseCertificates(data, nil)
+		if err != nil {
+			return nil, fmt.Errorf("WXTEAMS_BOT_CLIENT_CERT: %w", err)
+		}
+		return azidentity.NewClientCertificateCredential(b.TenantID, b.AppID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: discoveryOff})
+	case getenv("AZURE_FEDERATED_TOKEN_FILE") != "":
+		return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: opts, ClientID: b.AppID, TenantID: b.TenantID, DisableInstanceDiscovery: discoveryOff})
+	default:
+		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts, ID: azidentity.ClientID(b.AppID)})
+	}
+}
+
+func isMicrosoftAuthority(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	for _, suffix := range []string{"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"} {
+		if h == suffix {
+			return true
+		}
+	}
+	return false
+}
+
+// teamsChannel is the bot: the sender for the engine, and (once the engine exists) the endpoint and
+// the admin API.
+type teamsChannel struct {
+	cfg       *Config
+	client    *http.Client
+	connector *bot.Connector
+	sender    *bot.Sender
+	installer bot.Installer // nil without WXTEAMS_TEAMS_APP_ID
+}
+
+// newTeamsChannel builds the bot's outbound side. transport carries every call to Microsoft (nil =
+// the default; tests give one that trusts their fakes' certificate).
+func newTeamsChannel(cfg *Config, getenv func(string) string, transport http.RoundTripper, store *sqlstore.Store) (*teamsChannel, error) {
+	cred, err := newBotCredential(cfg, getenv, transport)
+	if err != nil {
+		return nil, fmt.Errorf("bot credential: %w", err)
+	}
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: cfg.Bot.AppID, Credential: cred, HTTP: client, AllowedHosts: cfg.Bot.ServiceURLAllow})
+	if err != nil {
+		return nil, err
+	}
+	t := &teamsChannel{cfg: cfg, client: client, connector: connector, sender: bot.NewSender(connector, store, cfg.Bot.TenantID, cfg.Bot.ProactiveURL)}
+	if cfg.Bot.TeamsAppID != "" {
+		if t.installer, err = graph.New(graph.Config{Credential: cred, BaseURL: cfg.Bot.GraphBase, TeamsAppID: cfg.Bot.TeamsAppID, Transport: transport}); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// admin is the admin API's logic over engine (also used by `wxteams admin`); v may be nil when no
+// HTTP request is to be authenticated.
+func (t *teamsChannel) admin(v *bot.Validator, engine *bridge.Engine, qr bot.QRSource, log *zap.Logger) *bot.Admin {
+	a := bot.NewAdmin(v, engine, t.installer, qr, log)
+	a.SetProactiveServiceURL(t.cfg.Bot.ProactiveURL)
+	return a
+}
+
+// routes adds /api/messages and /admin/v1 to the public router. Bot Connector keys are refreshed
+// for an unknown kid at most hourly, so forged kids cannot make the bot hammer the metadata URL.
+func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSource, clk bridge.Clock, log *zap.Logger) error {
+	t.sender.SetAddressBook(engine)
+	validator, err := bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.Bot.OpenIDURL, Issuer: bot.BotFrameworkIssuer,
+		Audiences: []string{t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk, RefreshGap: time.Hour})
+	if err != nil {
+		return err
+	}
+	r.Handle("/api/messages", bot.NewEndpoint(bot.EndpointConfig{AppID: t.cfg.Bot.AppID}, validator, t.connector, engine, qr, log)).Methods(http.MethodPost)
+	admins, err := bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.AdminOpenIDURL,
+		Audiences: []string{t.cfg.Bot.AppID, "api://" + t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk})
+	if err != nil {
+		return err
+	}
+	t.admin(admins, engine, qr, log.Named("admin")).Routes(r)
+	return nil
+}
+
+// metadataClient fetches OpenID metadata and keys, which happens in the path of a request.
+func (t *teamsChannel) metadataClient() *http.Client {
+	return &http.Client{Transport: t.client.Transport, Timeout: 10 * time.Second}
 }

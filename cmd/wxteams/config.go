@@ -62,6 +62,12 @@ type BotConfig struct {
 	OpenIDURL       string   // WXTEAMS_BOT_OPENID_URL
 	ServiceURLAllow []string // WXTEAMS_BOT_SERVICEURL_ALLOW
 	GraphBase       string   // WXTEAMS_GRAPH_BASE
+	// ProactiveURL is the serviceUrl for conversations the bot starts itself (sovereign clouds have
+	// their own).
+	ProactiveURL string // WXTEAMS_BOT_PROACTIVE_URL
+	// TeamsAppID is the app's id in the organisation's Teams app catalog; with it, enabling an
+	// employee installs the app for them through Graph.
+	TeamsAppID string // WXTEAMS_TEAMS_APP_ID
 }
 
 // Configured reports whether any channel is configured; without one, wxteams runs the sandbox.
@@ -75,6 +81,7 @@ const (
 	defaultWeChatAPIBase  = "https://api.weixin.qq.com"
 	defaultBotOpenIDURL   = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 	defaultGraphBase      = "https://graph.microsoft.com/v1.0"
+	defaultProactiveURL   = "https://smba.trafficmanager.net/teams/"
 )
 
 var defaultServiceURLHosts = []string{
@@ -145,6 +152,8 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 			ManagedIdentity: boolean("WXTEAMS_BOT_MANAGED_IDENTITY", false),
 			OpenIDURL:       get("WXTEAMS_BOT_OPENID_URL", defaultBotOpenIDURL),
 			GraphBase:       get("WXTEAMS_GRAPH_BASE", defaultGraphBase),
+			ProactiveURL:    get("WXTEAMS_BOT_PROACTIVE_URL", defaultProactiveURL),
+			TeamsAppID:      get("WXTEAMS_TEAMS_APP_ID", ""),
 		},
 		AdminOpenIDURL: get("WXTEAMS_ADMIN_OPENID_URL", ""),
 		Policy:         bridge.DefaultPolicy(),
@@ -232,7 +241,11 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 			}
 		}
 		checkURL(bad, "WXTEAMS_BOT_OPENID_URL", b.OpenIDURL, false)
-		checkURL(bad, "WXTEAMS_GRAPH_BASE", b.GraphBase, false)
+		checkURL(bad, "WXTEAMS_GRAPH_BASE", b.GraphBase, true)
+		checkURL(bad, "WXTEAMS_BOT_PROACTIVE_URL", b.ProactiveURL, false)
+		if b.TeamsAppID != "" && !reGUID.MatchString(b.TeamsAppID) {
+			bad("WXTEAMS_TEAMS_APP_ID", "%q is not a Teams app id (a GUID from the app catalog)", b.TeamsAppID)
+		}
 	}
 	c.Bot.ServiceURLAllow = defaultServiceURLHosts
 	if v := get("WXTEAMS_BOT_SERVICEURL_ALLOW", ""); v != "" {
@@ -242,6 +255,9 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 				c.Bot.ServiceURLAllow = append(c.Bot.ServiceURLAllow, h)
 			}
 		}
+	}
+	if c.AdminOpenIDURL == "" && c.Bot.TenantID != "" {
+		c.AdminOpenIDURL = "https://login.microsoftonline.com/" + c.Bot.TenantID + "/v2.0/.well-known/openid-configuration"
 	}
 	if c.AdminOpenIDURL != "" {
 		checkURL(bad, "WXTEAMS_ADMIN_OPENID_URL", c.AdminOpenIDURL, false)

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -32,12 +33,16 @@ type command struct {
 type environment struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// transport carries the calls to Microsoft (Entra, Bot Connector, Graph, OpenID metadata);
+	// nil is http.DefaultTransport. Tests set one that trusts their fakes' certificate.
+	transport http.RoundTripper
 }
 
 func commands() []*command {
 	return []*command{
 		{name: "serve", summary: "run wxteams against real Teams and WeChat (configuration from WXTEAMS_* variables)", run: runServe},
 		{name: "sandbox", summary: "run wxteams on embedded SQLite with no configuration", run: runSandbox},
+		{name: "admin", summary: "enable and disable WeChat for employees, list them, write their QR codes", run: runAdmin},
 		{name: "migrate", summary: "bring the database schema up to date", run: runMigrate},
 		{name: "verify", summary: "check the compliance archive's hash chains in the database", run: runVerify},
 		{name: "version", summary: "print the version", run: runVersion},

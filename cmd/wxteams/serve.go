@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wxteams/wxteams/bot"
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/clock"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
@@ -151,7 +152,19 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		if wx, err = newWeChatClient(cfg, store, clk, log.Named("wechat")); err != nil {
 			return err
 		}
-		engineCfg.WeChat, engineCfg.Media = wx, map[string]bridge.MediaFetcher{"wechat": wx}
+		engineCfg.WeChat = wx
+		engineCfg.Media = map[string]bridge.MediaFetcher{"wechat": wx}
+	}
+	var teams *teamsChannel
+	if cfg.Bot.AppID != "" {
+		if teams, err = newTeamsChannel(cfg, env.getenv, env.transport, store); err != nil {
+			return err
+		}
+		engineCfg.Teams = teams.sender
+		if engineCfg.Media == nil {
+			engineCfg.Media = map[string]bridge.MediaFetcher{}
+		}
+		engineCfg.Media["teams"] = teams.sender
 	}
 	engine, err := bridge.NewEngine(engineCfg)
 	if err != nil {
@@ -163,7 +176,17 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 			return err
 		}
 	}
-	s.public = newHTTPServer(s.publicRoutes(), log)
+	routes := s.publicRoutes()
+	if teams != nil {
+		var qr bot.QRSource
+		if wx != nil {
+			qr = wx
+		}
+		if err := teams.routes(routes, engine, qr, clk, log.Named("teams")); err != nil {
+			return err
+		}
+	}
+	s.public = newHTTPServer(accessLog(log.Named("http"), routes), log)
 	s.internal = newHTTPServer(s.internalRoutes(), log)
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)
@@ -189,7 +212,8 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		zap.String("public", "http://"+s.publicAddr),
 		zap.String("internal", "http://"+s.internalAddr),
 		zap.String("database", string(store.Dialect())),
-		zap.Bool("wechat", wx != nil))
+		zap.Bool("wechat", wx != nil),
+		zap.Bool("teams", teams != nil))
 	close(s.ready)
 	if started != nil {
 		started <- s
@@ -239,9 +263,9 @@ func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
 	}
 }
 
-// publicRoutes is everything the public listener serves. Metrics, pprof and debug endpoints are
-// never registered here.
-func (s *server) publicRoutes() http.Handler {
+// publicRoutes is what the public listener serves besides the Teams routes (teamsChannel.routes).
+// Metrics, pprof and debug endpoints are never registered here.
+func (s *server) publicRoutes() *mux.Router {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
@@ -251,7 +275,7 @@ func (s *server) publicRoutes() http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})
-	return accessLog(s.log.Named("http"), r)
+	return r
 }
 
 // internalRoutes is the operators' listener: Prometheus metrics and pprof.

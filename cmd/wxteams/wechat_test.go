@@ -20,13 +20,19 @@ import (
 // startServe runs serve with env and returns the running server; it stops when the test ends.
 func startServe(t *testing.T, env map[string]string, clk bridge.Clock) (*server, *syncWriter) {
 	t.Helper()
+	return startServeWith(t, env, clk, nil)
+}
+
+// startServeWith is startServe with the transport for calls to Microsoft.
+func startServeWith(t *testing.T, env map[string]string, clk bridge.Clock, transport http.RoundTripper) (*server, *syncWriter) {
+	t.Helper()
 	env["WXTEAMS_LISTEN"], env["WXTEAMS_INTERNAL_LISTEN"] = "127.0.0.1:0", "127.0.0.1:0"
 	cfg, err := loadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncWriter{w: &strings.Builder{}}
-	e := &environment{stdout: io.Discard, stderr: logs, getenv: func(k string) string { return env[k] }}
+	e := &environment{stdout: io.Discard, stderr: logs, getenv: func(k string) string { return env[k] }, transport: transport}
 	ctx, stop := context.WithCancel(context.Background())
 	started := make(chan *server, 1)
 	done := make(chan error, 1)
