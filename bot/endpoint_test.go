@@ -474,3 +474,54 @@ func (r *rig) entraToken() (string, error) {
 	err = json.NewDecoder(resp.Body).Decode(&tok)
 	return tok.AccessToken, err
 }
+
+// Text PostgreSQL cannot hold in a text column (NUL, which JSON carries as \u0000) is not a 503 that
+// Teams would retry forever: names and other state keep U+FFFD in its place, on both stores, while
+// message content (JSON in bytea) is archived and delivered exactly as written. The archive verifies.
+func TestUnstorableTextIsRecordedNotRefused(t *testing.T) {
+	eachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		r := newRig(t, store)
+		r.teams.AddUser(meganID, "Megan\x00 Bowen", tenant)
+		r.enable(meganID, "Megan Bowen")
+		const ming = "o-ming"
+		if _, err := r.wechat.ScanScene(r.ctx, ming, bridge.SceneFor(meganID)); err != nil {
+			t.Fatal(err)
+		}
+		if res, _, err := r.wechat.Send(r.ctx, ming, "hello"); err != nil || !res.Acked {
+			t.Fatalf("customer = %+v, %v", res, err)
+		}
+		r.drain()
+		r.say(meganID, "a\x00b")
+		if got := r.wechat.Texts(ming); len(got) == 0 || got[len(got)-1] != "a\x00b" {
+			t.Errorf("customer received %q; want the text as written", got)
+		}
+		recs, err := store.ArchiveStream(r.ctx, compliance.ChatStream(int64(chatOf(t, r, ming))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		archived := ""
+		for _, rec := range recs {
+			if rec.Kind == compliance.KindEmployeeMessage {
+				c, _ := compliance.DecodeContent(rec.Body)
+				archived = c.Text
+			}
+		}
+		if archived != "a\x00b" {
+			t.Errorf("archived %q; want the text as written", archived)
+		}
+		emp, err := r.engine.Employee(r.ctx, meganID)
+		if err != nil || emp.Name != "Megan\uFFFD Bowen" {
+			t.Errorf("employee = %+v, %v", emp, err)
+		}
+		status, _ := r.admin(http.MethodPut, "/admin/v1/users/"+meganID+"/wechat", `{"name":"Megan\u0000 B"}`, bot.AdminRole)
+		if status != http.StatusOK {
+			t.Errorf("enable with a NUL in the name = %d", status)
+		}
+		if status, _ := r.admin(http.MethodGet, "/admin/v1/users/a%00b/qr", "", bot.AdminRole); status != http.StatusNotFound {
+			t.Errorf("QR of an id with a NUL = %d; want 404", status)
+		}
+		if n, err := store.VerifyArchive(r.ctx); err != nil {
+			t.Errorf("archive after %d records: %v", n, err)
+		}
+	})
+}

@@ -28,6 +28,10 @@ func (e *Engine) RegisterTeamsUser(ctx context.Context, u TeamsUser) (*Employee,
 	if u.ID == "" {
 		return nil, fmt.Errorf("register Teams user: %w: no Entra object id", ErrInvalid)
 	}
+	// Compared with what is stored, so as the store keeps it.
+	u.Name, u.Tenant = compliance.StorableText(u.Name), compliance.StorableText(u.Tenant)
+	u.Address.ConversationID, u.Address.ServiceURL = compliance.StorableText(u.Address.ConversationID), compliance.StorableText(u.Address.ServiceURL)
+	u.Address.UserID = compliance.StorableText(u.Address.UserID)
 	var out *Employee
 	err := e.do(ctx, "", func(s *step) error {
 		emp, err := s.tx.Employee(s.ctx, u.ID)

@@ -162,12 +162,12 @@ func Seal(prev Head, ev Event) (Record, error) {
 		return Record{}, err
 	}
 	r := Record{
-		Stream:   ev.Stream,
+		Stream:   StorableText(ev.Stream),
 		Seq:      prev.Seq + 1,
-		Tenant:   ev.Tenant,
+		Tenant:   StorableText(ev.Tenant),
 		At:       ev.At.UTC().Truncate(time.Microsecond),
-		Kind:     ev.Kind,
-		Actor:    ev.Actor,
+		Kind:     Kind(StorableText(string(ev.Kind))),
+		Actor:    StorableText(ev.Actor),
 		ChatID:   ev.ChatID,
 		Meta:     meta,
 		Body:     body,

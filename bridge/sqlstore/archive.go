@@ -11,7 +11,7 @@ const recordColumns = `id, stream, seq, tenant, at_us, kind, actor, chat_id, met
 
 // ArchiveStream returns a stream's records in sequence order.
 func (s *Store) ArchiveStream(ctx context.Context, stream string) ([]compliance.Record, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+recordColumns+` FROM archive WHERE stream = $1 ORDER BY seq`), stream)
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+recordColumns+` FROM archive WHERE stream = $1 ORDER BY seq`), compliance.StorableText(stream))
 	if err != nil {
 		return nil, fmt.Errorf("read archive stream %s: %w", stream, s.wrap(err))
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"time"
 
@@ -29,17 +30,35 @@ type conn struct {
 }
 
 func (t conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	r, err := t.q.ExecContext(ctx, t.s.rebind(q), args...)
+	r, err := t.q.ExecContext(ctx, t.s.rebind(q), storable(args)...)
 	return r, t.s.wrap(err)
 }
 
 func (t conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	rows, err := t.q.QueryContext(ctx, t.s.rebind(q), args...)
+	rows, err := t.q.QueryContext(ctx, t.s.rebind(q), storable(args)...)
 	return rows, t.s.wrap(err)
 }
 
 func (t conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.q.QueryRowContext(ctx, t.s.rebind(q), args...)
+	return t.q.QueryRowContext(ctx, t.s.rebind(q), storable(args)...)
+}
+
+// storable makes every string argument storable (compliance.StorableText): PostgreSQL refuses NUL
+// bytes and invalid UTF-8 in text, and a message that cannot be stored would be refused forever.
+// Both dialects do it, so they hold the same text. Byte slices (bytea) pass unchanged.
+func storable(args []any) []any {
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[i] = compliance.StorableText(v)
+		case nil, []byte, int, int64, bool, time.Time, driver.Valuer:
+		default:
+			if rv := reflect.ValueOf(a); rv.Kind() == reflect.String {
+				args[i] = compliance.StorableText(rv.String())
+			}
+		}
+	}
+	return args
 }
 
 // tx is one transaction; it implements bridge.Tx.
