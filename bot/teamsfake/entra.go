@@ -1,26 +1,38 @@
 package teamsfake
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/wxteams/wxteams/bridge"
 )
 
 // Entra fakes the Microsoft identity platform for the bot's own credentials: the tenant's OpenID
-// metadata and the v2.0 token endpoint (client credentials with a secret). azidentity reaches it
-// through AZURE_AUTHORITY_HOST (or ClientOptions.Cloud) over TLS, with instance discovery off.
-// Its Graph (graph.go) is served from the same host.
+// metadata and the v2.0 token endpoint for client credentials — with a secret, a certificate (a
+// client assertion signed with the certificate's key, as MSAL makes it), or a federated token (a
+// workload identity's). azidentity reaches it through AZURE_AUTHORITY_HOST (or
+// ClientOptions.Cloud) over TLS, with instance discovery off. Its Graph (graph.go) is served from
+// the same host.
 type Entra struct {
 	URL      string // https://…, set once the TLS server runs
 	TenantID string
 	clock    bridge.Clock
 
-	mu      sync.Mutex
-	clients map[string]string // client id → secret
-	tokens  map[string]issued
+	mu        sync.Mutex
+	clients   map[string]string // client id → secret
+	certs     map[string]*x509.Certificate
+	federated map[string]string // client id → the federated token it presents
+	tokens    map[string]issued
 	// Requests counts token requests (azidentity should cache).
 	Requests int
 }
@@ -32,7 +44,68 @@ type issued struct {
 
 // NewEntra returns a fake identity platform for one tenant.
 func NewEntra(tenantID string, clock bridge.Clock) *Entra {
-	return &Entra{TenantID: tenantID, clock: clock, clients: map[string]string{}, tokens: map[string]issued{}}
+	return &Entra{TenantID: tenantID, clock: clock, clients: map[string]string{}, certs: map[string]*x509.Certificate{},
+		federated: map[string]string{}, tokens: map[string]issued{}}
+}
+
+// AddCertificate registers an app that authenticates with a certificate.
+func (e *Entra) AddCertificate(clientID string, cert *x509.Certificate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.certs[clientID] = cert
+}
+
+// AddFederated registers an app whose workload identity presents token (the projected service
+// account token a workload identity reads from AZURE_FEDERATED_TOKEN_FILE).
+func (e *Entra) AddFederated(clientID, token string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.federated[clientID] = token
+}
+
+// anyBase64 decodes standard or URL base64, padded or not; nil if it is neither.
+func anyBase64(s string) []byte {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// checkAssertion verifies a client assertion: a federated token as registered, or a JWT signed
+// with the client's certificate key, naming the client as issuer and subject and this token
+// endpoint as audience, unexpired, with the certificate's thumbprint in its header.
+func (e *Entra) checkAssertion(clientID, assertion, endpoint string) (ok bool, description string) {
+	e.mu.Lock()
+	cert, fed := e.certs[clientID], e.federated[clientID]
+	e.mu.Unlock()
+	if fed != "" {
+		if assertion != fed {
+			return false, "AADSTS700213: No matching federated identity record found for presented assertion."
+		}
+		return true, ""
+	}
+	if cert == nil {
+		return false, "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application."
+	}
+	token, err := jwt.Parse(assertion, func(t *jwt.Token) (any, error) {
+		sum1, sum256 := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw)
+		// RFC 7515 says base64url; MSAL writes standard base64 with padding, which Entra takes.
+		x5t, _ := t.Header["x5t"].(string)
+		x5tS256, _ := t.Header["x5t#S256"].(string)
+		if !bytes.Equal(anyBase64(x5t), sum1[:]) && !bytes.Equal(anyBase64(x5tS256), sum256[:]) {
+			return nil, errors.New("thumbprint")
+		}
+		return cert.PublicKey, nil
+	}, jwt.WithValidMethods([]string{"RS256", "PS256"}), jwt.WithAudience(endpoint), jwt.WithIssuer(clientID), jwt.WithSubject(clientID),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(e.clock.Now))
+	if err != nil || !token.Valid {
+		return false, "AADSTS700027: Client assertion failed signature validation."
+	}
+	return true, ""
 }
 
 // AddClient registers an app (client id and secret).
@@ -91,8 +164,15 @@ func (e *Entra) routes(mux *http.ServeMux) {
 		}
 		e.mu.Lock()
 		want, known := e.clients[clientID]
+		_, hasCert := e.certs[clientID]
+		_, hasFed := e.federated[clientID]
 		e.mu.Unlock()
 		switch {
+		case r.Form.Get("client_assertion_type") == jwtBearer && (hasCert || hasFed):
+			if ok, why := e.checkAssertion(clientID, r.Form.Get("client_assertion"), e.URL+r.URL.Path); !ok {
+				entraError(w, "invalid_client", why)
+				return
+			}
 		case !known:
 			entraError(w, "unauthorized_client", "AADSTS700016: Application with identifier '"+clientID+"' was not found in the directory.")
 			return

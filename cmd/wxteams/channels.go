@@ -85,7 +85,8 @@ func newBotCredential(cfg *Config, getenv func(string) string, transport http.Ro
 			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: discoveryOff})
 	case getenv("AZURE_FEDERATED_TOKEN_FILE") != "":
 		return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions: opts, ClientID: b.AppID, TenantID: b.TenantID, DisableInstanceDiscovery: discoveryOff})
+			ClientOptions: opts, ClientID: b.AppID, TenantID: b.TenantID, TokenFilePath: getenv("AZURE_FEDERATED_TOKEN_FILE"),
+			DisableInstanceDiscovery: discoveryOff})
 	default:
 		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts, ID: azidentity.ClientID(b.AppID)})
 	}
