@@ -206,8 +206,11 @@ func (v *Validator) key(ctx context.Context, kid string) (*jwk, error) {
 		v.kidRefresh = now
 	}
 	v.mu.Unlock()
-	if !stale && (known || kid == "") {
+	switch {
+	case !stale && known:
 		return k, nil
+	case !stale && kid == "":
+		return nil, fmt.Errorf("%w: the token names no key (kid)", errUnknownKid)
 	}
 	if stale || mayRefresh {
 		if err := v.refresh(ctx); err != nil {

@@ -86,6 +86,7 @@ func TestBotConnectorTokenNegatives(t *testing.T) {
 		{"not yet valid beyond the skew", "Bearer " + iss.Sign(claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(6 * time.Minute).Unix() })), nil, "token is not valid yet"},
 		{"no expiry", "Bearer " + iss.Sign(claims(func(c jwt.MapClaims) { delete(c, "exp") })), nil, "exp claim is required"},
 		{"unknown kid", "Bearer " + iss.SignWith("not-a-published-kid", jwt.SigningMethodRS256, iss.BotClaims(botAppID, serviceURL)), nil, "unknown signing key"},
+		{"no kid (found by FuzzEndpoint: it once panicked)", "Bearer " + iss.SignWith("", jwt.SigningMethodRS256, iss.BotClaims(botAppID, serviceURL)), nil, "names no key"},
 		{"key without the msteams endorsement", "Bearer " + iss.SignWith(unendorsedKid, jwt.SigningMethodRS256, iss.BotClaims(botAppID, serviceURL)), nil, "not endorsed for channel \"msteams\""},
 		{"activity from another channel", "Bearer " + iss.BotToken(botAppID, serviceURL), func(a *bot.Activity) { a.ChannelID = "webchat" }, "not endorsed"},
 		{"serviceurl mismatch", "Bearer " + iss.BotToken(botAppID, serviceURL), func(a *bot.Activity) { a.ServiceURL = "https://evil.example/" }, "not the activity's serviceUrl"},
