@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,10 @@ type Policy struct {
 	TeamsRetryFor Duration `json:"teams_retry_for"` // how long a Teams delivery is retried (429, 412, 5xx) before it fails
 	RetryBackoff  Duration `json:"retry_backoff"`   // first retry delay; doubles each attempt (a channel's Retry-After wins)
 	SendTimeout   Duration `json:"send_timeout"`    // a send still unanswered after this is "outcome unknown"
+
+	// Retention is how long archived records are kept before the purge job may dispose of them
+	// (unless a legal hold covers them); 0 keeps them for ever. [6 years, FINRA 4511's default]
+	Retention Duration `json:"retention"`
 
 	FirmName        string `json:"firm_name"`        // used in the recording notice
 	DefaultLanguage string `json:"default_language"` // customer language when WeChat gives none we ship
@@ -111,6 +116,7 @@ func DefaultPolicy() Policy {
 		TeamsRetryFor:   Duration(24 * time.Hour),
 		RetryBackoff:    Duration(2 * time.Second),
 		SendTimeout:     Duration(30 * time.Second),
+		Retention:       Duration(2192 * 24 * time.Hour),
 		FirmName:        "your contact's firm",
 		DefaultLanguage: LangEnglish,
 		Customer: map[string]CustomerTexts{
@@ -239,6 +245,9 @@ func (p Policy) Validate() error {
 	if p.RetryBackoff <= 0 || p.SendTimeout <= 0 {
 		bad("retry_backoff and send_timeout must be positive")
 	}
+	if p.Retention < 0 || (p.Retention > 0 && p.Retention < Duration(24*time.Hour)) {
+		bad("retention must be 0 (keep for ever) or at least 24h, is %s", p.Retention)
+	}
 	if _, ok := p.Customer[p.DefaultLanguage]; !ok {
 		bad("default_language %q has no customer texts", p.DefaultLanguage)
 	}
@@ -291,11 +300,19 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalJSON writes the duration as a Go duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON reads a Go duration string such as "48h" or "90m".
+// UnmarshalJSON reads a Go duration string such as "48h" or "90m", or whole days such as "2192d".
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("duration must be a string like \"48h\": %w", err)
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return fmt.Errorf("duration %q: want whole days such as \"2192d\"", s)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {

@@ -54,6 +54,15 @@ const (
 	KindEmployeeEnabled  Kind = "admin.employee_enabled"
 	KindEmployeeDisabled Kind = "admin.employee_disabled"
 	KindEmployeeUpdated  Kind = "admin.employee_updated" // reachability, Teams address, contact rename
+	KindKeysRotated      Kind = "admin.keys_rotated"     // data keys retired or rewrapped (key id in Meta)
+
+	// Compliance: the record's own custody. Each is in the admin stream.
+	KindCheckpoint Kind = "compliance.checkpoint"  // a signed Merkle root over every stream's head (root in Meta.Hash)
+	KindDisposed   Kind = "compliance.disposed"    // a stream's records through Meta.Seq were removed under retention
+	KindHoldPlaced Kind = "compliance.hold_placed" // a legal hold on a chat, employee or contact (Meta.Scope, Subject, Reason)
+	KindHoldLifted Kind = "compliance.hold_lifted"
+	KindExported   Kind = "compliance.exported" // an export was made (format, scope, count, manifest hash)
+	KindAccess     Kind = "compliance.access"   // the compliance API was used (what was asked, how many results)
 )
 
 // Meta is the non-content part of an event: identifiers, reasons and outcomes. It is stored as
@@ -85,6 +94,33 @@ type Meta struct {
 	MediaType   string   `json:"media_type,omitempty"`   // MIME type of attached media
 	MediaSize   int64    `json:"media_size,omitempty"`
 	MediaName   string   `json:"media_name,omitempty"`
+	Stream      string   `json:"stream,omitempty"`  // archive stream concerned (disposal, export cursor)
+	Seq         int64    `json:"seq,omitempty"`     // sequence number concerned (a disposal runs through it)
+	Hash        string   `json:"hash,omitempty"`    // hex hash concerned: a record's, a checkpoint root, a manifest
+	Scope       string   `json:"scope,omitempty"`   // what a hold or export covers: chat, employee, contact, all
+	Subject     string   `json:"subject,omitempty"` // the chat id, employee id or openid in that scope
+	Query       string   `json:"query,omitempty"`   // what the compliance API was asked (never message text it returned)
+	Format      string   `json:"format,omitempty"`  // export format
+	KeyID       string   `json:"key_id,omitempty"`  // data key or signing key concerned
+	HoldID      int64    `json:"hold_id,omitempty"`
+}
+
+// DecodeMeta reverses the canonical encoding of Meta.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode meta: %w", err)
+	}
+	return m, nil
+}
+
+// HashValue is Meta.Hash decoded; zero when absent or malformed.
+func (m Meta) HashValue() Hash {
+	var h Hash
+	if b, err := hex.DecodeString(m.Hash); err == nil && len(b) == len(h) {
+		copy(h[:], b)
+	}
+	return h
 }
 
 // Content is the sensitive part of an event: what a person wrote or was shown. It is kept apart from
@@ -124,6 +160,19 @@ type Hash [sha256.Size]byte
 
 // String returns the hash in lower-case hex.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText writes the hash as lower-case hex (in JSON too).
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText reads a hash written by MarshalText.
+func (h *Hash) UnmarshalText(b []byte) error {
+	raw, err := hex.DecodeString(string(b))
+	if err != nil || len(raw) != len(h) {
+		return fmt.Errorf("hash %q: want %d hex digits", b, 2*len(h))
+	}
+	copy(h[:], raw)
+	return nil
+}
 
 // IsZero reports whether h is the all-zero hash (the "previous hash" of a stream's first record).
 func (h Hash) IsZero() bool { return h == Hash{} }

@@ -31,9 +31,15 @@ type ChainVerifier struct {
 // NewChainVerifier starts verifying stream from its beginning.
 func NewChainVerifier(stream string) *ChainVerifier { return &ChainVerifier{stream: stream} }
 
+// NewChainVerifierFrom starts verifying stream after from: the last record disposed of under
+// retention, or the record before the first one an export holds.
+func NewChainVerifierFrom(stream string, from Head) *ChainVerifier {
+	return &ChainVerifier{stream: stream, head: from}
+}
+
 // Add checks the next record. It returns the first error found; after an error every call returns it.
 // plaintextBody says whether r.Body holds the plaintext encoded Content (so its hash can be checked);
-// an encrypted or disposed-of body is checked by whoever can decrypt it.
+// an encrypted body is checked by whoever can decrypt it.
 func (v *ChainVerifier) Add(r *Record, plaintextBody bool) error {
 	if v.err != nil {
 		return v.err

@@ -101,7 +101,7 @@ func (e *Entra) checkAssertion(clientID, assertion, endpoint string) (ok bool, d
 		}
 		return cert.PublicKey, nil
 	}, jwt.WithValidMethods([]string{"RS256", "PS256"}), jwt.WithAudience(endpoint), jwt.WithIssuer(clientID), jwt.WithSubject(clientID),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(e.clock.Now))
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(e.clock.Now), jwt.WithLeeway(5*time.Minute))
 	if err != nil || !token.Valid {
 		return false, "AADSTS700027: Client assertion failed signature validation."
 	}

@@ -65,7 +65,7 @@ func bypass(t *testing.T, s *sqlstore.Store, stmt string) {
 	if s.Dialect() == sqlstore.Postgres {
 		_, err = s.DB().Exec(`ALTER TABLE archive DISABLE TRIGGER USER; ` + stmt + `; ALTER TABLE archive ENABLE TRIGGER USER`)
 	} else {
-		_, err = s.DB().Exec(`DROP TRIGGER archive_no_update; DROP TRIGGER archive_no_delete; ` + stmt)
+		_, err = s.DB().Exec(`DROP TRIGGER IF EXISTS archive_no_update; DROP TRIGGER IF EXISTS archive_no_delete; ` + stmt)
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", stmt, err)

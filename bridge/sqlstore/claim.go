@@ -49,7 +49,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 			return fmt.Errorf("claim outbox: %w", s.wrap(err))
 		}
 		for _, id := range heads {
-			it, err := scanOutbox(t.queryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1 FOR UPDATE SKIP LOCKED`, id))
+			it, err := t.scanOutbox(ctx, t.queryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1 FOR UPDATE SKIP LOCKED`, id))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // its outcome is being recorded right now
 			}

@@ -46,6 +46,7 @@ type Store struct {
 	// polling SQLite's busy handler (which sleeps in steps up to 100 ms). Reads outside
 	// transactions still run beside them (WAL).
 	writers sync.Mutex
+	keys    *keys // nil: content is stored as plaintext
 }
 
 var _ bridge.Store = (*Store)(nil)
@@ -196,6 +197,7 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) 
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", s.wrap(err))
 	}
+	tx.committed()
 	return nil
 }
 

@@ -66,6 +66,8 @@ type tx struct {
 	conn
 	// members remembers each locked chat's members as loaded, so SaveChat rewrites them only on change.
 	members map[bridge.ChatID]string
+	// pendingKeys are data keys this transaction made or read for sealing, cached after commit.
+	pendingKeys map[string]*compliance.DataKey
 }
 
 var _ bridge.Tx = (*tx)(nil)
@@ -331,7 +333,7 @@ func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatS
 }
 
 func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMessage, error) {
-	rows, err := t.query(ctx, `SELECT id, employee_id, message_id, message, queued_us FROM queue WHERE chat_id = $1 ORDER BY position`, int64(chat))
+	rows, err := t.query(ctx, `SELECT id, employee_id, message_id, message, data_key, queued_us FROM queue WHERE chat_id = $1 ORDER BY position`, int64(chat))
 	if err != nil {
 		return nil, fmt.Errorf("queue of chat %d: %w", chat, err)
 	}
@@ -341,10 +343,14 @@ func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMes
 		var (
 			q      = &bridge.QueuedMessage{ChatID: chat}
 			body   []byte
+			key    string
 			queued int64
 		)
-		if err := rows.Scan(&q.ID, &q.Employee, &q.MessageID, &body, &queued); err != nil {
+		if err := rows.Scan(&q.ID, &q.Employee, &q.MessageID, &body, &key, &queued); err != nil {
 			return nil, fmt.Errorf("queue of chat %d: %w", chat, err)
+		}
+		if body, err = t.s.openWith(ctx, t.conn, key, body, queueAAD(q.MessageID)); err != nil {
+			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, q.MessageID, err)
 		}
 		if err := json.Unmarshal(body, &q.Message); err != nil {
 			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, q.MessageID, err)
@@ -360,13 +366,17 @@ func (t *tx) PushQueue(ctx context.Context, q *bridge.QueuedMessage, front bool)
 	if err != nil {
 		return fmt.Errorf("encode queued message: %w", err)
 	}
+	body, key, err := t.sealFor(ctx, "", body, queueAAD(q.MessageID))
+	if err != nil {
+		return fmt.Errorf("queue message in chat %d: %w", q.ChatID, err)
+	}
 	pos := `COALESCE(MAX(position), 0) + 1`
 	if front {
 		pos = `COALESCE(MIN(position), 0) - 1`
 	}
-	err = t.queryRow(ctx, `INSERT INTO queue (chat_id, position, employee_id, message_id, message, queued_us)
-		SELECT $1, `+pos+`, $2, $3, $4, $5 FROM queue WHERE chat_id = $1 RETURNING id`,
-		int64(q.ChatID), q.Employee, q.MessageID, body, us(q.QueuedAt)).Scan(&q.ID)
+	err = t.queryRow(ctx, `INSERT INTO queue (chat_id, position, employee_id, message_id, message, data_key, queued_us)
+		SELECT $1, `+pos+`, $2, $3, $4, $6, $5 FROM queue WHERE chat_id = $1 RETURNING id`,
+		int64(q.ChatID), q.Employee, q.MessageID, body, us(q.QueuedAt), key).Scan(&q.ID)
 	if err != nil {
 		return fmt.Errorf("queue message in chat %d: %w", q.ChatID, t.s.wrap(err))
 	}
@@ -394,11 +404,15 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 		if err != nil {
 			return fmt.Errorf("encode outbox message: %w", err)
 		}
+		payload, key, err := t.sealFor(ctx, it.Tenant, payload, outboxAAD(it.MessageID))
+		if err != nil {
+			return fmt.Errorf("add outbox item: %w", err)
+		}
 		err = t.queryRow(ctx, `INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload,
-				state, attempts, not_before_us, lease_until_us, created_us)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+				data_key, state, attempts, not_before_us, lease_until_us, created_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $15, $10, $11, $12, $13, $14) RETURNING id`,
 			int64(it.ChatID), it.Tenant, it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
-			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt)).Scan(&it.ID)
+			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt), key).Scan(&it.ID)
 		if err != nil {
 			return fmt.Errorf("add outbox item: %w", t.s.wrap(err))
 		}
@@ -413,18 +427,24 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 	return nil
 }
 
-const outboxColumns = `id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts,
+const outboxColumns = `id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, data_key, state, attempts,
 	not_before_us, lease_until_us, created_us`
 
-func scanOutbox(row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
+// scanOutbox reads an outbox row, opening its payload.
+func (c conn) scanOutbox(ctx context.Context, row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
 	var (
 		it                              bridge.OutboxItem
 		chat, notBefore, lease, created int64
 		payload                         []byte
+		key                             string
 	)
 	if err := row.Scan(&it.ID, &chat, &it.Tenant, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
-		&payload, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
+		&payload, &key, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
 		return nil, err
+	}
+	payload, err := c.s.openWith(ctx, c, key, payload, outboxAAD(it.MessageID))
+	if err != nil {
+		return nil, fmt.Errorf("outbox item %d: %w", it.ID, err)
 	}
 	var p outboxPayload
 	if err := json.Unmarshal(payload, &p); err != nil {
@@ -436,7 +456,7 @@ func scanOutbox(row interface{ Scan(...any) error }) (*bridge.OutboxItem, error)
 }
 
 func (t *tx) LockOutbox(ctx context.Context, id int64) (*bridge.OutboxItem, error) {
-	it, err := scanOutbox(t.queryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1 FOR UPDATE`, id))
+	it, err := t.scanOutbox(ctx, t.queryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1 FOR UPDATE`, id))
 	return it, t.notFound(err, fmt.Sprintf("outbox item %d", id))
 }
 
@@ -449,7 +469,7 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 	defer rows.Close()
 	var out []*bridge.OutboxItem
 	for rows.Next() {
-		it, err := scanOutbox(rows)
+		it, err := t.scanOutbox(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("outbox of chat %d: %w", chat, t.s.wrap(err))
 		}
@@ -602,7 +622,7 @@ func (t *tx) appendStream(ctx context.Context, stream string, events []complianc
 	// All of the stream's records go in one multi-row INSERT.
 	var (
 		values strings.Builder
-		args   = make([]any, 0, 12*len(events))
+		args   = make([]any, 0, 13*len(events))
 	)
 	for i, ev := range events {
 		r, err := compliance.Seal(head, ev)
@@ -612,11 +632,17 @@ func (t *tx) appendStream(ctx context.Context, stream string, events []complianc
 		if i > 0 {
 			values.WriteString(", ")
 		}
+		body, key := r.Body, ""
+		if body != nil {
+			if body, key, err = t.sealFor(ctx, r.Tenant, r.Body, compliance.BodyAAD(r.Stream, r.Seq)); err != nil {
+				return err
+			}
+		}
 		n := len(args)
-		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, '', $%d, $%d, $%d)",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
+		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13)
 		args = append(args, r.Stream, r.Seq, r.Tenant, r.At.UnixMicro(), string(r.Kind), r.Actor, r.ChatID, r.Meta,
-			nullBytes(r.Body), r.BodyHash[:], r.PrevHash[:], r.Hash[:])
+			nullBytes(body), key, r.BodyHash[:], r.PrevHash[:], r.Hash[:])
 		head = compliance.Head{Seq: r.Seq, Hash: r.Hash}
 	}
 	_, err = t.exec(ctx, `INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key,
@@ -629,6 +655,14 @@ func (t *tx) appendStream(ctx context.Context, stream string, events []complianc
 	if err != nil {
 		return fmt.Errorf("move head: %w", err)
 	}
+	for i, ev := range events {
+		if sha := ev.Meta.MediaSHA256; sha != "" {
+			seq := head.Seq - int64(len(events)-1-i)
+			if _, err := t.exec(ctx, `INSERT INTO media_refs (sha256, stream, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, sha, stream, seq); err != nil {
+				return fmt.Errorf("media reference: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -640,9 +674,13 @@ func nullBytes(b []byte) any {
 }
 
 func (t *tx) PutMedia(ctx context.Context, m *bridge.Media, data []byte, now time.Time) error {
-	_, err := t.exec(ctx, `INSERT INTO media (sha256, content_type, size, name, data, created_us)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING`,
-		m.SHA256, m.ContentType, m.Size, m.Name, data, us(now))
+	data, key, err := t.sealFor(ctx, "", data, mediaAAD(m.SHA256))
+	if err != nil {
+		return fmt.Errorf("store media %s: %w", m.SHA256, err)
+	}
+	_, err = t.exec(ctx, `INSERT INTO media (sha256, content_type, size, name, data, data_key, created_us)
+		VALUES ($1, $2, $3, $4, $5, $7, $6) ON CONFLICT (sha256) DO NOTHING`,
+		m.SHA256, m.ContentType, m.Size, m.Name, data, us(now), key)
 	if err != nil {
 		return fmt.Errorf("store media %s: %w", m.SHA256, err)
 	}
@@ -668,10 +706,15 @@ func (c conn) MediaData(ctx context.Context, sha256 string) (*bridge.Media, []by
 	var (
 		m    = &bridge.Media{SHA256: sha256}
 		data []byte
+		key  string
 	)
-	err := c.queryRow(ctx, `SELECT content_type, size, name, data FROM media WHERE sha256 = $1`, sha256).
-		Scan(&m.ContentType, &m.Size, &m.Name, &data)
-	return m, data, c.notFound(err, "media "+sha256)
+	err := c.queryRow(ctx, `SELECT content_type, size, name, data, data_key FROM media WHERE sha256 = $1`, sha256).
+		Scan(&m.ContentType, &m.Size, &m.Name, &data, &key)
+	if err != nil {
+		return m, nil, c.notFound(err, "media "+sha256)
+	}
+	data, err = c.s.openWith(ctx, c, key, data, mediaAAD(sha256))
+	return m, data, err
 }
 
 // isNetError reports a broken or refused connection.
@@ -679,3 +722,13 @@ func isNetError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn)
 }
+
+// What each sealed value is bound to, so it cannot be moved elsewhere and still open.
+// Ids are bound as the database keeps them (compliance.StorableText).
+func queueAAD(messageID string) []byte {
+	return []byte("wxteams queue\x00" + compliance.StorableText(messageID))
+}
+func outboxAAD(messageID string) []byte {
+	return []byte("wxteams outbox\x00" + compliance.StorableText(messageID))
+}
+func mediaAAD(sha256 string) []byte { return []byte("wxteams media\x00" + sha256) }

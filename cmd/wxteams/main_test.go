@@ -197,11 +197,11 @@ func TestMigrateAndVerifyCommands(t *testing.T) {
 	if code := run(context.Background(), env, []string{"verify"}); code != 1 || !strings.Contains(errb.String(), "wxteams migrate") {
 		t.Errorf("verify before migrate = %d, %q; want 1 asking to migrate", code, errb)
 	}
-	if code := run(context.Background(), env, []string{"migrate"}); code != 0 || !strings.Contains(out.String(), "applied migrations [1]") {
+	if code := run(context.Background(), env, []string{"migrate"}); code != 0 || !strings.Contains(out.String(), "applied migrations [1 ") {
 		t.Errorf("migrate = %d, %q, %q", code, out, errb)
 	}
 	out.Reset()
-	if code := run(context.Background(), env, []string{"migrate"}); code != 0 || !strings.Contains(out.String(), "already at schema version 1") {
+	if code := run(context.Background(), env, []string{"migrate"}); code != 0 || !strings.Contains(out.String(), "already at schema version ") {
 		t.Errorf("second migrate = %d, %q", code, out)
 	}
 	out.Reset()
