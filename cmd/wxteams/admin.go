@@ -134,10 +134,15 @@ func openAdmin(ctx context.Context, env *environment, dbURL string) (*adminTool,
 	if err != nil {
 		return nil, err
 	}
+	keys, err := loadCustody(cfg)
+	if err != nil {
+		return nil, err
+	}
 	store, err := sqlstore.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	store.UseKeyring(keys.ring)
 	a := &adminTool{cfg: cfg, store: store, actor: cliActor()}
 	fail := func(err error) (*adminTool, error) {
 		store.Close()

@@ -32,7 +32,12 @@ type Config struct {
 
 	AdminOpenIDURL string // WXTEAMS_ADMIN_OPENID_URL
 	ArchiveKey     []byte // WXTEAMS_ARCHIVE_KEY: 32 bytes, base64
-	SigningKey     []byte // WXTEAMS_SIGNING_KEY: Ed25519 seed, 32 bytes, base64
+	// ArchiveKeyPrevious still unwraps data keys wrapped before a key-encryption key rotation,
+	// until `wxteams keys rewrap` has rewrapped them.
+	ArchiveKeyPrevious []byte        // WXTEAMS_ARCHIVE_KEY_PREVIOUS
+	SigningKey         []byte        // WXTEAMS_SIGNING_KEY: Ed25519 seed, 32 bytes, base64
+	CheckpointEvery    time.Duration // WXTEAMS_CHECKPOINT_EVERY: how often serve signs a checkpoint
+	PurgeEvery         time.Duration // WXTEAMS_PURGE_EVERY: how often serve runs the retention purge
 
 	Policy bridge.Policy // loaded from PolicyFile, or the defaults
 }
@@ -264,6 +269,17 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 	}
 	c.ArchiveKey = key32(bad, "WXTEAMS_ARCHIVE_KEY", get("WXTEAMS_ARCHIVE_KEY", ""))
 	c.SigningKey = key32(bad, "WXTEAMS_SIGNING_KEY", get("WXTEAMS_SIGNING_KEY", ""))
+	c.ArchiveKeyPrevious = key32(bad, "WXTEAMS_ARCHIVE_KEY_PREVIOUS", get("WXTEAMS_ARCHIVE_KEY_PREVIOUS", ""))
+	if c.ArchiveKeyPrevious != nil && c.ArchiveKey == nil {
+		bad("WXTEAMS_ARCHIVE_KEY_PREVIOUS", "set without WXTEAMS_ARCHIVE_KEY: the previous key only unwraps while rotating to a new one")
+	}
+	for name, d := range map[string]*time.Duration{"WXTEAMS_CHECKPOINT_EVERY": &c.CheckpointEvery, "WXTEAMS_PURGE_EVERY": &c.PurgeEvery} {
+		def := map[string]string{"WXTEAMS_CHECKPOINT_EVERY": "1h", "WXTEAMS_PURGE_EVERY": "24h"}[name]
+		v := get(name, def)
+		if *d, err = time.ParseDuration(v); err != nil || *d < time.Minute {
+			bad(name, "%q is not a duration of at least 1m, such as 1h", v)
+		}
+	}
 
 	if c.PolicyFile != "" {
 		data, err := os.ReadFile(c.PolicyFile)

@@ -43,6 +43,10 @@ func commands() []*command {
 		{name: "serve", summary: "run wxteams against real Teams and WeChat (configuration from WXTEAMS_* variables)", run: runServe},
 		{name: "sandbox", summary: "run wxteams on embedded SQLite with no configuration", run: runSandbox},
 		{name: "admin", summary: "enable and disable WeChat for employees, list them, write their QR codes", run: runAdmin},
+		{name: "keys", summary: "list, rotate and rewrap the data keys that encrypt message content", run: runKeys},
+		{name: "hold", summary: "place, lift and list legal holds", run: runHold},
+		{name: "checkpoint", summary: "sign a checkpoint of the archive now", run: runCheckpoint},
+		{name: "purge", summary: "remove records past the retention period that no hold covers", run: runPurge},
 		{name: "migrate", summary: "bring the database schema up to date", run: runMigrate},
 		{name: "verify", summary: "check the compliance archive's hash chains in the database", run: runVerify},
 		{name: "version", summary: "print the version", run: runVersion},
@@ -110,7 +114,7 @@ Commands:
 `)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nRun \"wxteams <command> --help\" for a command's flags. Configuration: see README.md.\n")
 }

@@ -47,6 +47,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if !cfg.Configured() {
 		return errors.New("nothing is configured to serve: set the WeChat (WXTEAMS_WECHAT_*) and Teams (WXTEAMS_BOT_*) variables described in README.md, or run `wxteams sandbox` to try wxteams without them")
 	}
+	if cfg.ArchiveKey == nil || cfg.SigningKey == nil {
+		return errNoArchiveKeys
+	}
 	return serve(ctx, env, cfg, clock.System{}, nil)
 }
 
@@ -72,6 +75,9 @@ func runSandbox(ctx context.Context, env *environment, args []string) error {
 		"WXTEAMS_LISTEN": *listen, "WXTEAMS_DATABASE_URL": db, "WXTEAMS_LOG_FORMAT": format,
 	}))
 	if err != nil {
+		return err
+	}
+	if err := sandboxKeys(cfg); err != nil {
 		return err
 	}
 	return serve(ctx, env, cfg, &clock.Offset{}, nil)
@@ -129,11 +135,16 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 	}
 	defer func() { _ = log.Sync() }()
 
+	keys, err := loadCustody(cfg)
+	if err != nil {
+		return err
+	}
 	store, err := sqlstore.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.UseKeyring(keys.ring)
 	if cfg.AutoMigrate {
 		applied, err := store.Migrate(ctx)
 		if err != nil {
@@ -206,6 +217,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
+	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
 
 	log.Info("wxteams listening",
 		zap.String("version", versionString()),
@@ -213,7 +225,9 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		zap.String("internal", "http://"+s.internalAddr),
 		zap.String("database", string(store.Dialect())),
 		zap.Bool("wechat", wx != nil),
-		zap.Bool("teams", teams != nil))
+		zap.Bool("teams", teams != nil),
+		zap.Bool("encrypted", keys.ring != nil),
+		zap.Bool("signed_checkpoints", keys.sign != nil))
 	close(s.ready)
 	if started != nil {
 		started <- s

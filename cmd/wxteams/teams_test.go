@@ -29,6 +29,9 @@ const (
 	testWxApp    = "wxb11529c136998cb6"
 	testWxGH     = "gh_97417a04a28d"
 	testAESKey   = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	// 32 bytes each, base64: as `openssl rand -base64 32` makes them.
+	testArchiveKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	testSigningKey = "c2lnbmluZy1rZXktc2VlZC0wMTIzNDU2Nzg5YWJjZGU="
 )
 
 // microsoft is the fake Microsoft side — Entra and Graph over TLS, the Bot Framework issuer, the
@@ -69,6 +72,8 @@ func newMicrosoft(t *testing.T) *microsoft {
 	m.wechat = wechatfake.New(wechatfake.Config{AppID: testWxApp, Secret: "wx-secret", OriginalID: testWxGH}, m.clock)
 
 	m.env = map[string]string{
+		"WXTEAMS_ARCHIVE_KEY":          testArchiveKey,
+		"WXTEAMS_SIGNING_KEY":          testSigningKey,
 		"WXTEAMS_DATABASE_URL":         "sqlite:" + filepath.Join(t.TempDir(), "wxteams.db"),
 		"WXTEAMS_WECHAT_APPID":         testWxApp,
 		"WXTEAMS_WECHAT_SECRET":        "wx-secret",
@@ -208,6 +213,45 @@ func TestServeWithTeamsAndWeChat(t *testing.T) {
 	}
 	if n, err := s.store.VerifyArchive(ctx); err != nil || n == 0 {
 		t.Errorf("archive: %d records, %v", n, err)
+	}
+
+	// The database files (and SQLite's write-ahead log) hold no message text.
+	dbPath := strings.TrimPrefix(m.env["WXTEAMS_DATABASE_URL"], "sqlite:")
+	for _, f := range []string{dbPath, dbPath + "-wal"} {
+		data, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, text := range []string{"about my portfolio", "Happy to help"} {
+			if bytes.Contains(data, []byte(text)) {
+				t.Errorf("%s holds %q in the clear", filepath.Base(f), text)
+			}
+		}
+	}
+	// The operator's commands on the same database: a checkpoint, then verify with the public key.
+	cli := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return m.env[k] }}
+		code := run(ctx, e, args)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := cli("checkpoint"); code != 0 || !strings.Contains(out, "signed by ed25519-") {
+		t.Errorf("checkpoint = %d %s", code, out)
+	}
+	_, pubOut := cli("keys", "public")
+	pub, _, _ := strings.Cut(pubOut, " ")
+	if code, out := cli("verify", "--public-key", pub); code != 0 || !strings.Contains(out, "contents checked") || !strings.Contains(out, "1 checkpoints verified") {
+		t.Errorf("verify = %d %s", code, out)
+	}
+}
+
+func TestServeRefusesToStoreMessagesInTheClear(t *testing.T) {
+	m := newMicrosoft(t)
+	delete(m.env, "WXTEAMS_ARCHIVE_KEY")
+	var out, errOut bytes.Buffer
+	e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return m.env[k] }}
+	if code := run(context.Background(), e, []string{"serve"}); code != 1 || !strings.Contains(errOut.String(), "WXTEAMS_ARCHIVE_KEY and WXTEAMS_SIGNING_KEY are required") {
+		t.Errorf("serve without an archive key = %d, %q", code, errOut.String())
 	}
 }
 

@@ -55,6 +55,8 @@ func TestServeWithWeChatReceivesPushesAndDelivers(t *testing.T) {
 	api := httptest.NewServer(fake.Handler())
 	defer api.Close()
 	env := map[string]string{
+		"WXTEAMS_ARCHIVE_KEY":        testArchiveKey,
+		"WXTEAMS_SIGNING_KEY":        testSigningKey,
 		"WXTEAMS_DATABASE_URL":       "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
 		"WXTEAMS_WECHAT_APPID":       "wxb11529c136998cb6",
 		"WXTEAMS_WECHAT_SECRET":      "s3cret",
