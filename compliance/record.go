@@ -61,8 +61,9 @@ const (
 	KindDisposed   Kind = "compliance.disposed"    // a stream's records through Meta.Seq were removed under retention
 	KindHoldPlaced Kind = "compliance.hold_placed" // a legal hold on a chat, employee or contact (Meta.Scope, Subject, Reason)
 	KindHoldLifted Kind = "compliance.hold_lifted"
-	KindExported   Kind = "compliance.exported" // an export was made (format, scope, count, manifest hash)
-	KindAccess     Kind = "compliance.access"   // the compliance API was used (what was asked, how many results)
+	KindExported   Kind = "compliance.exported"   // an export was made (format, scope, count, manifest hash)
+	KindExportJob  Kind = "compliance.export_job" // a scheduled export was added or removed
+	KindAccess     Kind = "compliance.access"     // the compliance API was used (what was asked, how many results)
 )
 
 // Meta is the non-content part of an event: identifiers, reasons and outcomes. It is stored as

@@ -28,11 +28,17 @@ func (e exportSource) Scan(ctx context.Context, scope export.Scope, fn func(*com
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	q := `SELECT ` + prefixed("a.", recordColumns) + ` FROM archive a`
+	if scope.Job != "" {
+		// Only what the job has not exported: per stream, after its cursor.
+		q += ` LEFT JOIN export_cursors c ON c.job = ` + arg(scope.Job) + ` AND c.stream = a.stream`
+		where = append(where, "a.seq > COALESCE(c.seq, 0)")
+	}
 	if !scope.From.IsZero() {
-		where = append(where, "at_us >= "+arg(us(scope.From)))
+		where = append(where, "a.at_us >= "+arg(us(scope.From)))
 	}
 	if !scope.To.IsZero() {
-		where = append(where, "at_us < "+arg(us(scope.To)))
+		where = append(where, "a.at_us < "+arg(us(scope.To)))
 	}
 	if scope.Employee != "" || scope.Contact != "" {
 		streams, err := e.streams(ctx, scope)
@@ -46,13 +52,12 @@ func (e exportSource) Scan(ctx context.Context, scope export.Scope, fn func(*com
 		for i, st := range streams {
 			marks[i] = arg(st)
 		}
-		where = append(where, "stream IN ("+strings.Join(marks, ", ")+")")
+		where = append(where, "a.stream IN ("+strings.Join(marks, ", ")+")")
 	}
-	q := `SELECT ` + recordColumns + ` FROM archive`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.QueryContext(ctx, s.rebind(q+` ORDER BY stream, seq`), storable(args)...)
+	rows, err := s.db.QueryContext(ctx, s.rebind(q+` ORDER BY a.stream, a.seq`), storable(args)...)
 	if err != nil {
 		return fmt.Errorf("read archive: %w", s.wrap(err))
 	}
@@ -180,4 +185,13 @@ func (e exportSource) Checkpoint(ctx context.Context) (*compliance.Checkpoint, [
 		return nil, nil, fmt.Errorf("checkpoint %d: the stored leaves do not make its root (a checkpoint is being made; try again)", cp.ID)
 	}
 	return &cp, leaves, nil
+}
+
+// prefixed qualifies each column of a list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }

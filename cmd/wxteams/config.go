@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"regexp"
@@ -37,6 +38,8 @@ type Config struct {
 	ArchiveKeyPrevious []byte        // WXTEAMS_ARCHIVE_KEY_PREVIOUS
 	SigningKey         []byte        // WXTEAMS_SIGNING_KEY: Ed25519 seed, 32 bytes, base64
 	CheckpointEvery    time.Duration // WXTEAMS_CHECKPOINT_EVERY: how often serve signs a checkpoint
+	SMTPURL            string        // WXTEAMS_SMTP_URL: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465
+	SMTPFrom           string        // WXTEAMS_SMTP_FROM: envelope sender of mailed exports
 	PurgeEvery         time.Duration // WXTEAMS_PURGE_EVERY: how often serve runs the retention purge
 
 	Policy bridge.Policy // loaded from PolicyFile, or the defaults
@@ -269,6 +272,15 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 	}
 	c.ArchiveKey = key32(bad, "WXTEAMS_ARCHIVE_KEY", get("WXTEAMS_ARCHIVE_KEY", ""))
 	c.SigningKey = key32(bad, "WXTEAMS_SIGNING_KEY", get("WXTEAMS_SIGNING_KEY", ""))
+	c.SMTPURL, c.SMTPFrom = get("WXTEAMS_SMTP_URL", ""), get("WXTEAMS_SMTP_FROM", "")
+	if c.SMTPURL != "" {
+		if _, err := parseSMTPURL(c.SMTPURL); err != nil {
+			bad("WXTEAMS_SMTP_URL", "%v", err)
+		}
+		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+			bad("WXTEAMS_SMTP_FROM", "required with WXTEAMS_SMTP_URL: the address exports are mailed from (%v)", err)
+		}
+	}
 	c.ArchiveKeyPrevious = key32(bad, "WXTEAMS_ARCHIVE_KEY_PREVIOUS", get("WXTEAMS_ARCHIVE_KEY_PREVIOUS", ""))
 	if c.ArchiveKeyPrevious != nil && c.ArchiveKey == nil {
 		bad("WXTEAMS_ARCHIVE_KEY_PREVIOUS", "set without WXTEAMS_ARCHIVE_KEY: the previous key only unwraps while rotating to a new one")

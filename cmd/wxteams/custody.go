@@ -103,12 +103,16 @@ func sandboxKeys(cfg *Config) error {
 	return nil
 }
 
-// runCustodyJobs signs a checkpoint every WXTEAMS_CHECKPOINT_EVERY and purges what retention
-// allows every WXTEAMS_PURGE_EVERY, until ctx ends. Every replica runs them; they take turns in the
+// runCustodyJobs signs a checkpoint every WXTEAMS_CHECKPOINT_EVERY, runs the export jobs that are
+// due every minute, and purges what retention allows every WXTEAMS_PURGE_EVERY, until ctx ends. Every replica runs them; they take turns in the
 // database.
 func runCustodyJobs(ctx context.Context, store *sqlstore.Store, keys *custody, policy func() bridge.Policy, cfg *Config, clk bridge.Clock, log *zap.Logger) {
 	checkpoint := time.NewTicker(cfg.CheckpointEvery)
 	defer checkpoint.Stop()
+	exports := time.NewTicker(time.Minute)
+	defer exports.Stop()
+	host, _ := os.Hostname()
+	runner := &exportRunner{store: store, keys: keys, cfg: cfg, owner: fmt.Sprintf("%s/%d", host, os.Getpid()), log: log.Named("export")}
 	purge := time.NewTicker(cfg.PurgeEvery)
 	defer purge.Stop()
 	for {
@@ -125,6 +129,8 @@ func runCustodyJobs(ctx context.Context, store *sqlstore.Store, keys *custody, p
 			} else if cp != nil {
 				log.Info("checkpoint signed", zap.Int64("id", cp.ID), zap.Int64("streams", cp.Streams), zap.Int64("records", cp.Records))
 			}
+		case <-exports.C:
+			runner.runDue(ctx, clk.Now())
 		case <-purge.C:
 			if _, err := purgeNow(ctx, store, policy(), "system:retention", clk.Now()); err != nil {
 				log.Error("retention purge failed", zap.Error(err))

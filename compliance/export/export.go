@@ -48,6 +48,10 @@ type Scope struct {
 	Employee string    `json:"employee,omitempty"`
 	Contact  string    `json:"contact,omitempty"`
 	Formats  []string  `json:"formats"`
+	// Job makes the export incremental: only records after what the scheduled job of that name
+	// has exported already (its cursor); Run numbers the job's exports.
+	Job string `json:"job,omitempty"`
+	Run int64  `json:"run,omitempty"`
 }
 
 // Validate checks the formats and the window.
