@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -70,17 +69,15 @@ type adminHandler func(w http.ResponseWriter, r *http.Request, actor string)
 // authorized checks the bearer token and the WeChat.Admin role; the actor recorded is who it names.
 func (a *Admin) authorized(h adminHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		claims, err := a.validator.Validate(r.Context(), r.Header.Get("Authorization"))
+		actor, status, err := a.validator.Authorize(r, AdminRole, "admin:")
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, err.Error())
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			}
+			writeError(w, status, err.Error())
 			return
 		}
-		if !slices.Contains(claims.Roles, AdminRole) {
-			writeError(w, http.StatusForbidden, "the token lacks the app role "+AdminRole)
-			return
-		}
-		h(w, r, "admin:"+claims.Who())
+		h(w, r, actor)
 	}
 }
 

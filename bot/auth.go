@@ -153,6 +153,20 @@ func (v *Validator) Validate(ctx context.Context, authorization string) (*Claims
 	return claims, nil
 }
 
+// Authorize checks a request's Entra ID bearer token and that it carries role. It returns the
+// actor to archive (prefix + who the token names), or the HTTP status to answer (401 for a bad
+// token, 403 for a missing role) and why.
+func (v *Validator) Authorize(r *http.Request, role, prefix string) (actor string, status int, err error) {
+	claims, err := v.Validate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		return "", http.StatusUnauthorized, err
+	}
+	if !slices.Contains(claims.Roles, role) {
+		return "", http.StatusForbidden, fmt.Errorf("the token lacks the app role %s", role)
+	}
+	return prefix + claims.Who(), http.StatusOK, nil
+}
+
 // ValidateActivity checks a Bot Connector token for an activity: Validate, plus the key's
 // endorsement of the activity's channel and the serviceurl claim equal to its serviceUrl.
 func (v *Validator) ValidateActivity(ctx context.Context, authorization string, a *Activity) (*Claims, error) {

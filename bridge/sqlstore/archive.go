@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/compliance"
 )
 
@@ -223,4 +224,10 @@ func scanRecord(row interface{ Scan(...any) error }) (compliance.Record, string,
 	copy(r.PrevHash[:], prevHash)
 	copy(r.Hash[:], recordHash)
 	return r, bodyKey, nil
+}
+
+// Archive appends events in their own transaction: actions outside the engine (administrators',
+// compliance officers', the record's custody).
+func (s *Store) Archive(ctx context.Context, events ...compliance.Event) error {
+	return s.InTx(ctx, func(tx bridge.Tx) error { return tx.Append(ctx, events...) })
 }

@@ -226,12 +226,12 @@ func TestPurgeKeepsHeldRecordsAndVerificationPasses(t *testing.T) {
 			t.Fatal(err)
 		}
 		// chat:1 has records old(3), then recent(2): the purge stops at the first recent one.
-		for _, h := range []sqlstore.Hold{{Scope: "employee", Subject: "bob", Reason: "SEC inquiry 2026-114"}, {Scope: "chat", Subject: "3", Reason: "litigation"}} {
+		for _, h := range []compliance.Hold{{Scope: "employee", Subject: "bob", Reason: "SEC inquiry 2026-114"}, {Scope: "chat", Subject: "3", Reason: "litigation"}} {
 			if _, err := s.PlaceHold(ctx, h, "compliance:cco@acme.example", old); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.PlaceHold(ctx, sqlstore.Hold{Scope: "chat", Subject: "three", Reason: "x"}, "c", old); !errors.Is(err, sqlstore.ErrBadHold) {
+		if _, err := s.PlaceHold(ctx, compliance.Hold{Scope: "chat", Subject: "three", Reason: "x"}, "c", old); !errors.Is(err, compliance.ErrBadHold) {
 			t.Errorf("a hold on chat \"three\" = %v; want ErrBadHold", err)
 		}
 		res, err := s.Purge(ctx, cutoff, "system:retention", cutoff)
@@ -275,7 +275,7 @@ func TestPurgeKeepsHeldRecordsAndVerificationPasses(t *testing.T) {
 				}
 			}
 		}
-		if err := s.LiftHold(ctx, 999, "x", "", cutoff); !errors.Is(err, sqlstore.ErrNoHold) {
+		if err := s.LiftHold(ctx, 999, "x", "", cutoff); !errors.Is(err, compliance.ErrNoHold) {
 			t.Errorf("lifting an unknown hold = %v", err)
 		}
 		if res, err := s.Purge(ctx, cutoff, "system:retention", cutoff); err != nil || res.Records != 4 {

@@ -89,8 +89,8 @@ const jobColumns = `name, format, out_dir, smtp_to, every_us, next_us, runs, las
 
 func scanJob(row interface{ Scan(...any) error }) (*ExportJob, error) {
 	var (
-		j                     ExportJob
-		formats               string
+		j                    ExportJob
+		formats              string
 		every, next, created int64
 	)
 	if err := row.Scan(&j.Name, &formats, &j.OutDir, &j.SMTPTo, &every, &next, &j.Runs, &j.LastError, &j.CreatedBy, &created); err != nil {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,37 +18,10 @@ import (
 // removed record, and a removal nobody archived is caught. The admin stream (who did what,
 // including every disposal) is never purged.
 
-// Hold scopes.
-const (
-	HoldChat     = "chat"
-	HoldEmployee = "employee"
-	HoldContact  = "contact"
-)
-
-// Hold is a legal hold.
-type Hold struct {
-	ID       int64     `json:"id"`
-	Scope    string    `json:"scope"`   // chat, employee or contact
-	Subject  string    `json:"subject"` // chat id, employee id or openid
-	Reason   string    `json:"reason"`
-	PlacedBy string    `json:"placed_by"`
-	PlacedAt time.Time `json:"placed_at"`
-	LiftedBy string    `json:"lifted_by,omitempty"`
-	LiftedAt time.Time `json:"lifted_at,omitzero"`
-}
-
-// ErrBadHold refuses a hold without a known scope, a subject or a reason.
-var ErrBadHold = errors.New("a hold needs a scope (chat, employee or contact), a subject and a reason")
-
 // PlaceHold places a legal hold and archives who placed it.
-func (s *Store) PlaceHold(ctx context.Context, h Hold, actor string, now time.Time) (Hold, error) {
-	if (h.Scope != HoldChat && h.Scope != HoldEmployee && h.Scope != HoldContact) || strings.TrimSpace(h.Subject) == "" || strings.TrimSpace(h.Reason) == "" {
-		return h, ErrBadHold
-	}
-	if h.Scope == HoldChat {
-		if _, err := strconv.ParseInt(h.Subject, 10, 64); err != nil {
-			return h, fmt.Errorf("%w: a chat is named by its number, not %q", ErrBadHold, h.Subject)
-		}
+func (s *Store) PlaceHold(ctx context.Context, h compliance.Hold, actor string, now time.Time) (compliance.Hold, error) {
+	if err := h.Validate(); err != nil {
+		return h, err
 	}
 	h.PlacedBy, h.PlacedAt = actor, now.UTC().Truncate(time.Microsecond)
 	err := s.InTx(ctx, func(btx bridge.Tx) error {
@@ -64,9 +36,6 @@ func (s *Store) PlaceHold(ctx context.Context, h Hold, actor string, now time.Ti
 	return h, err
 }
 
-// ErrNoHold means there is no such hold in place.
-var ErrNoHold = errors.New("no such hold in place")
-
 // LiftHold lifts a hold and archives who lifted it.
 func (s *Store) LiftHold(ctx context.Context, id int64, actor, reason string, now time.Time) error {
 	return s.InTx(ctx, func(btx bridge.Tx) error {
@@ -75,7 +44,7 @@ func (s *Store) LiftHold(ctx context.Context, id int64, actor, reason string, no
 		err := t.queryRow(ctx, `UPDATE holds SET lifted_by = $2, lifted_us = $3 WHERE id = $1 AND lifted_us = 0 RETURNING scope, subject`,
 			id, actor, us(now)).Scan(&scope, &subject)
 		if isNoRows(err) {
-			return ErrNoHold
+			return compliance.ErrNoHold
 		}
 		if err != nil {
 			return fmt.Errorf("lift hold %d: %w", id, t.s.wrap(err))
@@ -86,7 +55,7 @@ func (s *Store) LiftHold(ctx context.Context, id int64, actor, reason string, no
 }
 
 // Holds lists holds, newest first; active only if asked.
-func (s *Store) Holds(ctx context.Context, activeOnly bool) ([]Hold, error) {
+func (s *Store) Holds(ctx context.Context, activeOnly bool) ([]compliance.Hold, error) {
 	q := `SELECT id, scope, subject, reason, placed_by, placed_us, lifted_by, lifted_us FROM holds`
 	if activeOnly {
 		q += ` WHERE lifted_us = 0`
@@ -96,10 +65,10 @@ func (s *Store) Holds(ctx context.Context, activeOnly bool) ([]Hold, error) {
 		return nil, fmt.Errorf("list holds: %w", s.wrap(err))
 	}
 	defer rows.Close()
-	var out []Hold
+	var out []compliance.Hold
 	for rows.Next() {
 		var (
-			h              Hold
+			h              compliance.Hold
 			placed, lifted int64
 		)
 		if err := rows.Scan(&h.ID, &h.Scope, &h.Subject, &h.Reason, &h.PlacedBy, &placed, &h.LiftedBy, &lifted); err != nil {
@@ -236,14 +205,14 @@ func (s *Store) purgeStream(ctx context.Context, stream string, cutoff time.Time
 		kind, subject, _ := strings.Cut(stream, ":")
 		switch kind {
 		case "chat":
-			isHeld = held[HoldChat+":"+subject]
+			isHeld = held[compliance.HoldChat+":"+subject]
 			if chatID == 0 {
 				chatID, _ = strconv.ParseInt(subject, 10, 64)
 			}
 		case "contact":
-			isHeld = held[HoldContact+":"+subject]
+			isHeld = held[compliance.HoldContact+":"+subject]
 		case "employee":
-			isHeld = held[HoldEmployee+":"+subject]
+			isHeld = held[compliance.HoldEmployee+":"+subject]
 		}
 		if kind == "chat" {
 			// The chat's current members and customer too, though no record names them yet.
@@ -267,10 +236,10 @@ func (s *Store) purgeStream(ctx context.Context, stream string, cutoff time.Time
 			}
 		}
 		for e, ok := range employees {
-			isHeld = isHeld || ok && held[HoldEmployee+":"+e]
+			isHeld = isHeld || ok && held[compliance.HoldEmployee+":"+e]
 		}
 		for c, ok := range contacts {
-			isHeld = isHeld || ok && held[HoldContact+":"+c]
+			isHeld = isHeld || ok && held[compliance.HoldContact+":"+c]
 		}
 		if isHeld {
 			return nil

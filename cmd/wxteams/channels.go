@@ -147,7 +147,7 @@ func (t *teamsChannel) admin(v *bot.Validator, engine *bridge.Engine, qr bot.QRS
 
 // routes adds /api/messages and /admin/v1 to the public router. Bot Connector keys are refreshed
 // for an unknown kid at most hourly, so forged kids cannot make the bot hammer the metadata URL.
-func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSource, clk bridge.Clock, log *zap.Logger) error {
+func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSource, officials *bot.Validator, clk bridge.Clock, log *zap.Logger) error {
 	t.sender.SetAddressBook(engine)
 	validator, err := bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.Bot.OpenIDURL, Issuer: bot.BotFrameworkIssuer,
 		Audiences: []string{t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk, RefreshGap: time.Hour})
@@ -155,13 +155,15 @@ func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSou
 		return err
 	}
 	r.Handle("/api/messages", bot.NewEndpoint(bot.EndpointConfig{AppID: t.cfg.Bot.AppID}, validator, t.connector, engine, qr, log)).Methods(http.MethodPost)
-	admins, err := bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.AdminOpenIDURL,
-		Audiences: []string{t.cfg.Bot.AppID, "api://" + t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk})
-	if err != nil {
-		return err
-	}
-	t.admin(admins, engine, qr, log.Named("admin")).Routes(r)
+	t.admin(officials, engine, qr, log.Named("admin")).Routes(r)
 	return nil
+}
+
+// officials validates administrators' and compliance officers' Entra ID tokens: issued for the
+// bot's app registration, keys from WXTEAMS_ADMIN_OPENID_URL.
+func (t *teamsChannel) officials(clk bridge.Clock) (*bot.Validator, error) {
+	return bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.AdminOpenIDURL,
+		Audiences: []string{t.cfg.Bot.AppID, "api://" + t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk})
 }
 
 // metadataClient fetches OpenID metadata and keys, which happens in the path of a request.

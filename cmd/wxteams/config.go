@@ -40,6 +40,7 @@ type Config struct {
 	CheckpointEvery    time.Duration // WXTEAMS_CHECKPOINT_EVERY: how often serve signs a checkpoint
 	SMTPURL            string        // WXTEAMS_SMTP_URL: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465
 	SMTPFrom           string        // WXTEAMS_SMTP_FROM: envelope sender of mailed exports
+	ExportDir          string        // WXTEAMS_EXPORT_DIR: where the compliance API writes exports (shared by replicas)
 	PurgeEvery         time.Duration // WXTEAMS_PURGE_EVERY: how often serve runs the retention purge
 
 	Policy bridge.Policy // loaded from PolicyFile, or the defaults
@@ -273,6 +274,7 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 	c.ArchiveKey = key32(bad, "WXTEAMS_ARCHIVE_KEY", get("WXTEAMS_ARCHIVE_KEY", ""))
 	c.SigningKey = key32(bad, "WXTEAMS_SIGNING_KEY", get("WXTEAMS_SIGNING_KEY", ""))
 	c.SMTPURL, c.SMTPFrom = get("WXTEAMS_SMTP_URL", ""), get("WXTEAMS_SMTP_FROM", "")
+	c.ExportDir = get("WXTEAMS_EXPORT_DIR", "exports")
 	if c.SMTPURL != "" {
 		if _, err := parseSMTPURL(c.SMTPURL); err != nil {
 			bad("WXTEAMS_SMTP_URL", "%v", err)

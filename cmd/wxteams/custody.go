@@ -262,9 +262,7 @@ func orDash(s string) string {
 
 // archiveAdmin archives an administrator's action in the admin stream.
 func archiveAdmin(ctx context.Context, store *sqlstore.Store, kind compliance.Kind, actor string, now time.Time, meta compliance.Meta) error {
-	return store.InTx(ctx, func(tx bridge.Tx) error {
-		return tx.Append(ctx, compliance.Event{Stream: compliance.AdminStream, At: now, Kind: kind, Actor: actor, Meta: meta})
-	})
+	return store.Archive(ctx, compliance.Event{Stream: compliance.AdminStream, At: now, Kind: kind, Actor: actor, Meta: meta})
 }
 
 const holdSummary = `Place, lift and list legal holds. While a hold is in place the retention purge keeps every
@@ -310,7 +308,7 @@ func runHold(ctx context.Context, env *environment, args []string) error {
 		}
 		return nil
 	case "place":
-		h, err := store.PlaceHold(ctx, sqlstore.Hold{Scope: *scope, Subject: *subject, Reason: *reason}, cliActor(), now)
+		h, err := store.PlaceHold(ctx, compliance.Hold{Scope: *scope, Subject: *subject, Reason: *reason}, cliActor(), now)
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,8 @@ import (
 	"github.com/wxteams/wxteams/bridge/clock"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/wechat"
+	"github.com/wxteams/wxteams/compliance/api"
+	"github.com/wxteams/wxteams/compliance/export"
 )
 
 const serveSummary = `Run wxteams: the public listener (WXTEAMS_LISTEN) serves the Teams and WeChat endpoints,
@@ -193,9 +195,21 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		if wx != nil {
 			qr = wx
 		}
-		if err := teams.routes(routes, engine, qr, clk, log.Named("teams")); err != nil {
+		officials, err := teams.officials(clk)
+		if err != nil {
 			return err
 		}
+		if err := teams.routes(routes, engine, qr, officials, clk, log.Named("teams")); err != nil {
+			return err
+		}
+		officers, err := api.New(api.Config{Auth: officials, Archive: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
+			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
+				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
+			}})
+		if err != nil {
+			return err
+		}
+		officers.Routes(routes)
 	}
 	s.public = newHTTPServer(accessLog(log.Named("http"), routes), log)
 	s.internal = newHTTPServer(s.internalRoutes(), log)
