@@ -83,41 +83,55 @@ func MerkleRoot(leaves []Leaf) Hash {
 	return level[0]
 }
 
-// InclusionProof is the audit path for leaf index in a tree of size leaves (RFC 6962 §2.1.1).
-func InclusionProof(leaves []Leaf, index int) []Hash {
-	hashes := make([]Hash, len(leaves))
+// InclusionProof is the audit path for leaf index in a tree of leaves (RFC 6962 §2.1.1). To prove
+// many leaves of one tree, build a MerkleTree once.
+func InclusionProof(leaves []Leaf, index int) []Hash { return NewMerkleTree(leaves).Proof(index) }
+
+// MerkleTree keeps every level of a tree, so each inclusion proof costs a walk up, not a rebuild.
+// Pairing each level left to right and promoting an odd last node gives RFC 6962's tree.
+type MerkleTree struct{ levels [][]Hash }
+
+// NewMerkleTree builds the tree over leaves (in tree order).
+func NewMerkleTree(leaves []Leaf) *MerkleTree {
+	level := make([]Hash, len(leaves))
 	for i, l := range leaves {
-		hashes[i] = l.LeafHash()
+		level[i] = l.LeafHash()
 	}
-	return path(index, hashes)
+	t := &MerkleTree{levels: [][]Hash{level}}
+	for len(level) > 1 {
+		next := make([]Hash, 0, (len(level)+1)/2)
+		for i := 0; i < len(level); i += 2 {
+			if i+1 == len(level) {
+				next = append(next, level[i])
+			} else {
+				next = append(next, nodeHash(level[i], level[i+1]))
+			}
+		}
+		t.levels = append(t.levels, next)
+		level = next
+	}
+	return t
 }
 
-func path(m int, d []Hash) []Hash {
-	n := len(d)
-	if n <= 1 {
-		return nil
+// Root is the tree's root (SHA-256 of nothing for no leaves).
+func (t *MerkleTree) Root() Hash {
+	top := t.levels[len(t.levels)-1]
+	if len(top) == 0 {
+		return sha256.Sum256(nil)
 	}
-	k := largestPowerOf2Below(n)
-	if m < k {
-		return append(path(m, d[:k]), subtreeRoot(d[k:]))
-	}
-	return append(path(m-k, d[k:]), subtreeRoot(d[:k]))
+	return top[0]
 }
 
-func subtreeRoot(d []Hash) Hash {
-	if len(d) == 1 {
-		return d[0]
+// Proof is the audit path of leaf index, bottom up.
+func (t *MerkleTree) Proof(index int) []Hash {
+	var proof []Hash
+	for _, level := range t.levels[:len(t.levels)-1] {
+		if sibling := index ^ 1; sibling < len(level) {
+			proof = append(proof, level[sibling])
+		}
+		index >>= 1
 	}
-	k := largestPowerOf2Below(len(d))
-	return nodeHash(subtreeRoot(d[:k]), subtreeRoot(d[k:]))
-}
-
-func largestPowerOf2Below(n int) int {
-	k := 1
-	for k<<1 < n {
-		k <<= 1
-	}
-	return k
+	return proof
 }
 
 // VerifyInclusion checks an audit path for leaf at index in a tree of size n with the given root

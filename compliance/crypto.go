@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Encryption at rest is envelope encryption. Message bodies, queued and outgoing messages and media
@@ -140,5 +141,9 @@ func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 
 // BodyAAD binds an archived body to its record's place in its chain.
 func BodyAAD(stream string, seq int64) []byte {
-	return fmt.Appendf(nil, "wxteams archive body\x00%s\x00%d", stream, seq)
+	b := make([]byte, 0, len(bodyAADPrefix)+len(stream)+21)
+	b = append(append(append(b, bodyAADPrefix...), stream...), 0)
+	return strconv.AppendInt(b, seq, 10)
 }
+
+const bodyAADPrefix = "wxteams archive body\x00"

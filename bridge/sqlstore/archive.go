@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/wxteams/wxteams/bridge"
@@ -213,7 +214,7 @@ func scanRecord(row interface{ Scan(...any) error }) (compliance.Record, string,
 		r                              compliance.Record
 		at                             int64
 		kind, bodyKey                  string
-		bodyHash, prevHash, recordHash []byte
+		bodyHash, prevHash, recordHash sql.RawBytes // copied into the record's arrays: no allocation
 	)
 	if err := row.Scan(&r.ID, &r.Stream, &r.Seq, &r.Tenant, &at, &kind, &r.Actor, &r.ChatID, &r.Meta, &r.Body,
 		&bodyKey, &bodyHash, &prevHash, &recordHash); err != nil {

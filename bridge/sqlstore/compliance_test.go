@@ -18,7 +18,7 @@ import (
 
 func kek(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func keyring(t *testing.T, current []byte, previous ...[]byte) *compliance.Keyring {
+func keyring(t testing.TB, current []byte, previous ...[]byte) *compliance.Keyring {
 	t.Helper()
 	k, err := compliance.NewKeyring(current, previous...)
 	if err != nil {

@@ -35,28 +35,55 @@ type emlWriter struct {
 	people *directory
 	media  func(sha string) (Media, error)
 	g      grouper
+	// Conversations are rendered and written by workers: creating thousands of small files is
+	// mostly waiting on the file system. Each file's bytes depend only on its conversation.
+	work chan *conversation
+	done chan error
 }
+
+const emlWorkers = 4
 
 func newEMLWriter(dir string, people *directory, media func(string) (Media, error)) (*emlWriter, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "eml"), 0o750); err != nil {
 		return nil, err
 	}
-	return &emlWriter{dir: dir, people: people, media: media}, nil
+	w := &emlWriter{dir: dir, people: people, media: media, work: make(chan *conversation, 64), done: make(chan error, emlWorkers)}
+	for range emlWorkers {
+		go func() {
+			var first error
+			for c := range w.work {
+				if first != nil {
+					continue // drain
+				}
+				data, err := w.message(c)
+				if err == nil {
+					err = writeFile(filepath.Join(w.dir, filepath.FromSlash(EMLName(c.chatID, c.day))), data)
+				}
+				first = err
+			}
+			w.done <- first
+		}()
+	}
+	return w, nil
 }
 
 func (w *emlWriter) add(r *rec) error { w.g.add(r); return nil }
 
-func (w *emlWriter) close() error { return nil }
+// close waits for the workers and returns the first error.
+func (w *emlWriter) close() error {
+	close(w.work)
+	var first error
+	for range emlWorkers {
+		if err := <-w.done; first == nil {
+			first = err
+		}
+	}
+	return first
+}
 
 func (w *emlWriter) endStream() error {
 	for _, c := range w.g.take() {
-		data, err := w.message(c)
-		if err != nil {
-			return err
-		}
-		if err := writeFile(filepath.Join(w.dir, filepath.FromSlash(EMLName(c.chatID, c.day))), data); err != nil {
-			return err
-		}
+		w.work <- c
 	}
 	return nil
 }

@@ -11,6 +11,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -25,6 +26,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wxteams/wxteams/compliance"
@@ -230,7 +232,9 @@ func Write(ctx context.Context, dir string, src Source, scope Scope, opt Options
 	var (
 		cur      *Stream
 		mediaSHA = map[string]bool{}
-		lastDay  string // the chat-day of the previous record, to count conversations as the grouper cuts them
+		// the chat-day of the previous record, to count conversations as the grouper cuts them
+		lastStream string
+		lastDay    int64
 	)
 	endStream := func() error {
 		if cur == nil {
@@ -245,14 +249,24 @@ func Write(ctx context.Context, dir string, src Source, scope Scope, opt Options
 		}
 		return nil
 	}
-	err = src.Scan(ctx, scope, func(r *compliance.Record) error {
-		meta, err := compliance.DecodeMeta(r.Meta)
-		if err != nil {
-			return fmt.Errorf("stream %s seq %d: %w", r.Stream, r.Seq, err)
+	// Only the derived formats read meta and content; the canonical JSONL copies their bytes.
+	decode := len(writers) > 1
+	mediaKey := []byte(`"media_sha256"`)
+	err = pipeline(ctx, src, scope, func(r *compliance.Record) error {
+		var (
+			meta    compliance.Meta
+			content compliance.Content
+			err     error
+		)
+		if decode || bytes.Contains(r.Meta, mediaKey) {
+			if meta, err = compliance.DecodeMeta(r.Meta); err != nil {
+				return fmt.Errorf("stream %s seq %d: %w", r.Stream, r.Seq, err)
+			}
 		}
-		content, err := compliance.DecodeContent(r.Body)
-		if err != nil {
-			return fmt.Errorf("stream %s seq %d: %w", r.Stream, r.Seq, err)
+		if decode {
+			if content, err = compliance.DecodeContent(r.Body); err != nil {
+				return fmt.Errorf("stream %s seq %d: %w", r.Stream, r.Seq, err)
+			}
 		}
 		if cur == nil || cur.Stream != r.Stream {
 			if err := endStream(); err != nil {
@@ -268,9 +282,9 @@ func Write(ctx context.Context, dir string, src Source, scope Scope, opt Options
 		m.Counts.Records++
 		m.Counts.ByKind[string(r.Kind)]++
 		if strings.HasPrefix(r.Stream, "chat:") {
-			if day := r.Stream + r.At.UTC().Format(" 2006-01-02"); day != lastDay {
+			if day := r.At.UTC().Unix() / 86400; r.Stream != lastStream || day != lastDay {
 				m.Counts.Conversations++
-				lastDay = day
+				lastStream, lastDay = r.Stream, day
 			}
 		}
 		if meta.MediaSHA256 != "" {
@@ -327,10 +341,11 @@ func Write(ctx context.Context, dir string, src Source, scope Scope, opt Options
 		for i, l := range leaves {
 			index[l.Stream] = i
 		}
+		tree := compliance.NewMerkleTree(leaves)
 		for i := range m.Streams {
 			if at, ok := index[m.Streams[i].Stream]; ok {
 				l := leaves[at]
-				m.Streams[i].Leaf = &LeafProof{Seq: l.Seq, Hash: l.Hash, Index: at, Proof: compliance.InclusionProof(leaves, at)}
+				m.Streams[i].Leaf = &LeafProof{Seq: l.Seq, Hash: l.Hash, Index: at, Proof: tree.Proof(at)}
 			}
 		}
 	}
@@ -352,6 +367,55 @@ func Write(ctx context.Context, dir string, src Source, scope Scope, opt Options
 		return nil, err
 	}
 	return m, nil
+}
+
+// pipeline reads the records on one goroutine and hands them, in order and in batches, to handle
+// on this one: reading (the database driver, opening sealed bodies) and writing the formats
+// overlap on two cores.
+func pipeline(ctx context.Context, src Source, scope Scope, handle func(*compliance.Record) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const size = 512
+	batches := make(chan []*compliance.Record, 4)
+	scanned := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		batch := make([]*compliance.Record, 0, size)
+		send := func() error {
+			select {
+			case batches <- batch:
+				batch = make([]*compliance.Record, 0, size)
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := src.Scan(ctx, scope, func(r *compliance.Record) error {
+			if batch = append(batch, r); len(batch) == size {
+				return send()
+			}
+			return nil
+		})
+		if err == nil && len(batch) > 0 {
+			err = send()
+		}
+		scanned <- err
+	}()
+	var handled error
+	for batch := range batches {
+		for _, r := range batch {
+			if handled != nil {
+				break
+			}
+			if handled = handle(r); handled != nil {
+				cancel()
+			}
+		}
+	}
+	if err := <-scanned; handled == nil {
+		return err
+	}
+	return handled
 }
 
 // ManifestHash is the SHA-256 of a written manifest, archived with the export.
@@ -413,10 +477,11 @@ func hashFiles(dir string) ([]File, error) {
 	return files, err
 }
 
-// directory caches participants' names.
+// directory caches participants' names; the EML workers share it.
 type directory struct {
 	ctx    context.Context
 	src    Source
+	mu     sync.Mutex
 	people map[string]Person
 }
 
@@ -427,6 +492,8 @@ func newDirectory(ctx context.Context, src Source) *directory {
 // person returns the participant kind:id, with a name and an address even when none is known.
 func (d *directory) person(kind, id string) Person {
 	key := kind + ":" + id
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if p, ok := d.people[key]; ok {
 		return p
 	}

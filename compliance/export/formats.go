@@ -3,12 +3,14 @@ package export
 import (
 	"bufio"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wxteams/wxteams/compliance"
 )
@@ -40,9 +42,9 @@ func (l *Line) Record() *compliance.Record {
 const RecordsName = "records.jsonl"
 
 type jsonlWriter struct {
-	f   *os.File
-	buf *bufio.Writer
-	enc *json.Encoder
+	f    *os.File
+	buf  *bufio.Writer
+	line []byte
 }
 
 func newJSONLWriter(dir string) (*jsonlWriter, error) {
@@ -50,16 +52,110 @@ func newJSONLWriter(dir string) (*jsonlWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &jsonlWriter{f: f, buf: bufio.NewWriterSize(f, 1<<20)}
-	w.enc = json.NewEncoder(w.buf)
-	w.enc.SetEscapeHTML(false) // the meta and content bytes must stay exactly as hashed
-	return w, nil
+	return &jsonlWriter{f: f, buf: bufio.NewWriterSize(f, 1<<20)}, nil
 }
 
 func (w *jsonlWriter) add(r *rec) error {
-	return w.enc.Encode(&Line{Stream: r.Stream, Seq: r.Seq, At: r.At.UTC(), Tenant: r.Tenant, Kind: r.Kind, Actor: r.Actor, ChatID: r.ChatID,
-		Meta: r.Meta, Content: r.Body, BodyHash: r.BodyHash, PrevHash: r.PrevHash, Hash: r.Hash})
+	w.line = AppendLine(w.line[:0], r.Record)
+	_, err := w.buf.Write(w.line)
+	return err
 }
+
+// AppendLine appends a record's records.jsonl line (with its newline): the fields of Line in
+// order, the meta and content bytes exactly as hashed. It is what encoding/json would write for a
+// Line, without reflection.
+func AppendLine(b []byte, r *compliance.Record) []byte {
+	b = append(b, `{"stream":`...)
+	b = appendString(b, r.Stream)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, `,"at":"`...)
+	b = r.At.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if r.Tenant != "" {
+		b = append(b, `,"tenant":`...)
+		b = appendString(b, r.Tenant)
+	}
+	b = append(b, `,"kind":`...)
+	b = appendString(b, string(r.Kind))
+	b = append(b, `,"actor":`...)
+	b = appendString(b, r.Actor)
+	if r.ChatID != 0 {
+		b = append(b, `,"chat_id":`...)
+		b = strconv.AppendInt(b, r.ChatID, 10)
+	}
+	b = append(b, `,"meta":`...)
+	b = append(b, r.Meta...)
+	if len(r.Body) > 0 {
+		b = append(b, `,"content":`...)
+		b = append(b, r.Body...)
+	}
+	for _, h := range []struct {
+		name string
+		hash *compliance.Hash
+	}{{`,"body_hash":"`, &r.BodyHash}, {`,"prev_hash":"`, &r.PrevHash}, {`,"hash":"`, &r.Hash}} {
+		b = append(b, h.name...)
+		b = hex.AppendEncode(b, h.hash[:])
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...)
+}
+
+// appendString appends s as a JSON string, escaping as encoding/json does without HTML escaping
+// (invalid UTF-8 becomes U+FFFD).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
 
 func (w *jsonlWriter) endStream() error { return nil }
 
