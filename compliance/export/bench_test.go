@@ -141,4 +141,3 @@ func psqlCopy(b *testing.B, dbURL string, rows float64) float64 {
 	}
 	return rows / time.Since(t0).Seconds()
 }
-
