@@ -2,7 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +150,46 @@ func TestOpenRejectsBadURLsClearly(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("Open(%q) error reveals the password: %v", tc.url, err)
 		}
+	}
+}
+
+// On PostgreSQL the migration also takes UPDATE and TRUNCATE on the record tables away from the
+// role that owns them, so a wxteams that runs as the owner (no superuser) cannot rewrite the record
+// even with the triggers disabled — and disabling them needs the owner anyway.
+func TestPostgresOwnerCannotRewriteTheRecord(t *testing.T) {
+	base := sqlstoretest.PostgresURL(t) // a fresh schema, owned by the test's superuser
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
+	role := "wxt_owner_" + schema[len(schema)-8:]
+	admin, err := sql.Open("postgres", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, stmt := range []string{
+		`CREATE ROLE ` + role + ` LOGIN NOSUPERUSER`,
+		`ALTER SCHEMA ` + schema + ` OWNER TO ` + role,
+	} {
+		if _, err := admin.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+		_, _ = admin.Exec(`DROP ROLE ` + role)
+	})
+	u.User = url.User(role)
+	s := sqlstoretest.Open(t, u.String()) // migrated as the owner
+	appendEvents(t, s, "chat:1", "hello")
+	for _, stmt := range []string{`UPDATE archive SET actor = 'x'`, `TRUNCATE archive`, `DELETE FROM checkpoints`, `ALTER TABLE archive DISABLE TRIGGER USER; UPDATE archive SET actor = 'x'`} {
+		if _, err := s.DB().Exec(stmt); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("%s as the owner: %v; want permission denied", stmt, err)
+		}
+	}
+	if n, err := s.VerifyArchive(context.Background()); err != nil || n != 1 {
+		t.Errorf("VerifyArchive = %d, %v", n, err)
 	}
 }
