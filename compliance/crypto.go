@@ -1,6 +1,7 @@
 package compliance
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -80,6 +81,22 @@ func (k *Keyring) Rewrap(kekID, tenant string, wrapped []byte) ([]byte, error) {
 		return nil, err
 	}
 	return seal(k.keks[k.current], dek, []byte("wxteams dek\x00"+tenant)), nil
+}
+
+// SealSecret encrypts a short-lived secret (the WeChat access token) directly with the current
+// KEK, bound to aad.
+func (k *Keyring) SealSecret(plaintext, aad []byte) []byte {
+	return append([]byte(k.current+":"), seal(k.keks[k.current], plaintext, aad)...)
+}
+
+// OpenSecret decrypts a value from SealSecret with whichever configured KEK sealed it.
+func (k *Keyring) OpenSecret(sealed, aad []byte) ([]byte, error) {
+	id, rest, ok := bytes.Cut(sealed, []byte(":"))
+	aead := k.keks[string(id)]
+	if !ok || aead == nil {
+		return nil, ErrDecrypt
+	}
+	return open(aead, rest, aad)
 }
 
 // DataKey seals and opens values with one DEK.

@@ -395,3 +395,30 @@ func TestInsertedRecordIsCaught(t *testing.T) {
 		}
 	})
 }
+
+func TestWeChatAccessTokenIsSealed(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		ctx := context.Background()
+		s := open(t)
+		s.UseKeyring(keyring(t, kek(1)))
+		const token = "ACCESS_TOKEN_85_chars_of_bearer_credential"
+		if ok, err := s.LeaseWeChatToken(ctx, "wx1", "replica-a", t0, t0.Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("lease = %v, %v", ok, err)
+		}
+		if err := s.StoreWeChatToken(ctx, "wx1", "replica-a", token, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		var raw string
+		if err := s.DB().QueryRow(`SELECT token FROM wechat_tokens`).Scan(&raw); err != nil || strings.Contains(raw, "bearer") {
+			t.Errorf("stored token %q, %v; want it sealed", raw, err)
+		}
+		if got, exp, err := s.LoadWeChatToken(ctx, "wx1"); err != nil || got != token || !exp.Equal(t0.Add(2*time.Hour)) {
+			t.Errorf("LoadWeChatToken = %q, %v, %v", got, exp, err)
+		}
+		// Under another key-encryption key the token is as good as none: it will be fetched again.
+		s.UseKeyring(keyring(t, kek(2)))
+		if got, _, err := s.LoadWeChatToken(ctx, "wx1"); err != nil || got != "" {
+			t.Errorf("with another KEK LoadWeChatToken = %q, %v; want none", got, err)
+		}
+	})
+}

@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -27,8 +29,27 @@ func (s *Store) LoadWeChatToken(ctx context.Context, appID string) (string, time
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("load wechat token: %w", s.wrap(err))
 	}
+	if sealed, ok := strings.CutPrefix(value, sealedTokenPrefix); ok {
+		// A token that does not open (the key-encryption key changed, or none is set) is as
+		// good as none: the authority fetches a new one.
+		raw, err := base64.StdEncoding.DecodeString(sealed)
+		if err != nil || s.keys == nil {
+			return "", time.Time{}, nil
+		}
+		plain, err := s.keys.ring.OpenSecret(raw, tokenAAD(appID))
+		if err != nil {
+			return "", time.Time{}, nil
+		}
+		value = string(plain)
+	}
 	return value, fromUS(expires), nil
 }
+
+// With a keyring the access token is stored sealed with the key-encryption key: it is a bearer
+// credential for the Official Account.
+const sealedTokenPrefix = "sealed:"
+
+func tokenAAD(appID string) []byte { return []byte("wxteams wechat token\x00" + appID) }
 
 // LeaseWeChatToken takes the refresh lease for owner until `until`, unless another owner holds one
 // that has not run out.
@@ -46,6 +67,9 @@ func (s *Store) LeaseWeChatToken(ctx context.Context, appID, owner string, now, 
 // StoreWeChatToken saves a new token and ends owner's lease. It refuses (ErrLeaseLost) when owner no
 // longer holds the lease: another replica is refreshing, and its token will supersede this one.
 func (s *Store) StoreWeChatToken(ctx context.Context, appID, owner, value string, expires time.Time) error {
+	if s.keys != nil {
+		value = sealedTokenPrefix + base64.StdEncoding.EncodeToString(s.keys.ring.SealSecret([]byte(value), tokenAAD(appID)))
+	}
 	r, err := s.db.ExecContext(ctx, s.rebind(`UPDATE wechat_tokens SET token = $3, expires_us = $4, lease_owner = '', lease_until_us = 0
 		WHERE app_id = $1 AND lease_owner = $2`), appID, owner, value, us(expires))
 	if err != nil {
