@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,7 @@ type Received struct {
 	ID       string
 	Activity bot.Activity
 	Updated  bool
+	At       time.Time // when it arrived (the fake's clock)
 }
 
 // New returns a fake Teams for a bot; set URL and BotEndpoint once the servers run.
@@ -75,9 +77,25 @@ func New(botAppID string, issuer *Issuer, entra *Entra, clock bridge.Clock) *Tea
 func (t *Teams) AddUser(aadObjectID, name, tenant string) *User {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	u := &User{AADObjectID: aadObjectID, UserID: "29:" + randomHex(24), Name: name, Tenant: tenant}
+	u := &User{AADObjectID: aadObjectID, UserID: t.stableID("29:", "user", aadObjectID, 24), Name: name, Tenant: tenant}
 	t.users[aadObjectID] = u
 	return u
+}
+
+// stableID is an id Teams keeps for a bot and a user: the 29: user id, the personal conversation.
+func (t *Teams) stableID(prefix, kind, aadObjectID string, n int) string {
+	sum := sha256.Sum256([]byte(kind + "\x00" + t.BotAppID + "\x00" + aadObjectID))
+	return prefix + hex.EncodeToString(sum[:])[:n]
+}
+
+// Restore adds a user who installed the app before this fake started (the sandbox after a restart),
+// without telling the bot: its ids are the ones Teams gave them then.
+func (t *Teams) Restore(aadObjectID, name, tenant string) {
+	u := t.AddUser(aadObjectID, name, tenant)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u.ConversationID, u.Installed = t.stableID("a:", "conversation", aadObjectID, 40), true
+	t.conversations[u.ConversationID] = u
 }
 
 // User returns a copy of a user.
@@ -260,7 +278,7 @@ func (t *Teams) sendActivity(w http.ResponseWriter, r *http.Request) {
 	}
 	t.nextID++
 	id := strconv.FormatInt(t.nextID, 10)
-	t.received = append(t.received, Received{User: u.AADObjectID, ID: id, Activity: a})
+	t.received = append(t.received, Received{User: u.AADObjectID, ID: id, Activity: a, At: t.clock.Now()})
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
 
@@ -342,7 +360,7 @@ func (t *Teams) Install(ctx context.Context, aadObjectID string) (string, error)
 		return "", fmt.Errorf("teamsfake: no user %s", aadObjectID)
 	}
 	if u.ConversationID == "" {
-		u.ConversationID = "a:" + randomHex(40)
+		u.ConversationID = t.stableID("a:", "conversation", aadObjectID, 40)
 		t.conversations[u.ConversationID] = u
 	}
 	u.Installed = true

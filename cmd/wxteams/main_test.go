@@ -125,7 +125,7 @@ func TestServeHasHealthReadinessAndMetricsOnlyInternally(t *testing.T) {
 		ctx, stop := context.WithCancel(context.Background())
 		started := make(chan *server, 1)
 		done := make(chan error, 1)
-		go func() { done <- serve(ctx, env, cfg, clock.System{}, started) }()
+		go func() { done <- serve(ctx, env, cfg, serveOptions{clock: clock.System{}, started: started}) }()
 		var s *server
 		select {
 		case s = <-started:

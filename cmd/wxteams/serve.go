@@ -25,6 +25,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/wechat"
 	"github.com/wxteams/wxteams/compliance/api"
 	"github.com/wxteams/wxteams/compliance/export"
+	"github.com/wxteams/wxteams/console"
 )
 
 const serveSummary = `Run wxteams: the public listener (WXTEAMS_LISTEN) serves the Teams and WeChat endpoints,
@@ -52,15 +53,18 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if cfg.ArchiveKey == nil || cfg.SigningKey == nil {
 		return errNoArchiveKeys
 	}
-	return serve(ctx, env, cfg, clock.System{}, nil)
+	return serve(ctx, env, cfg, serveOptions{clock: clock.System{}})
 }
 
-const sandboxSummary = `Run wxteams with no configuration on embedded SQLite (sqlite:wxteams-sandbox.db unless
-WXTEAMS_DATABASE_URL says otherwise), listening on http://localhost:8080.`
+const sandboxSummary = `Run wxteams with no configuration: the real product on embedded SQLite (sqlite:wxteams-sandbox.db
+unless WXTEAMS_DATABASE_URL says otherwise) against in-process fakes of WeChat and Microsoft Teams,
+with the console at http://localhost:8080 — a Teams pane, a WeChat phone, the live archive and a
+clock to jump 24 h and 48 h. Every message goes through the real endpoints, signed, encrypted and
+archived. It listens on 127.0.0.1 only unless --listen says otherwise.`
 
 func runSandbox(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "sandbox", "[flags]", sandboxSummary)
-	listen := fs.String("listen", "", "listen address (default WXTEAMS_LISTEN or :8080)")
+	listen := fs.String("listen", "", "listen address (default WXTEAMS_LISTEN or 127.0.0.1:8080)")
 	dbURL := fs.String("database-url", "", "database (default sqlite:wxteams-sandbox.db)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -73,16 +77,40 @@ func runSandbox(ctx context.Context, env *environment, args []string) error {
 	if env.getenv("WXTEAMS_LOG_FORMAT") == "" {
 		format = "console"
 	}
-	cfg, err := loadConfig(overlay(env.getenv, map[string]string{
-		"WXTEAMS_LISTEN": *listen, "WXTEAMS_DATABASE_URL": db, "WXTEAMS_LOG_FORMAT": format,
-	}))
+	addr := *listen
+	if addr == "" && env.getenv("WXTEAMS_LISTEN") == "" {
+		addr = "127.0.0.1:8080"
+	}
+	world, cfg, sandboxEnv, err := prepareSandbox(env, addr, db, format)
 	if err != nil {
 		return err
 	}
-	if err := sandboxKeys(cfg); err != nil {
-		return err
+	defer world.stop()
+	return serve(ctx, sandboxEnv, cfg, serveOptions{clock: world.clock, sandbox: world})
+}
+
+// prepareSandbox starts the fakes and configures wxteams for them.
+func prepareSandbox(env *environment, addr, db, logFormat string) (*sandboxWorld, *Config, *environment, error) {
+	world, err := startSandboxWorld(&clock.Offset{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
-	return serve(ctx, env, cfg, &clock.Offset{}, nil)
+	over := map[string]string{"WXTEAMS_LISTEN": addr, "WXTEAMS_DATABASE_URL": db, "WXTEAMS_LOG_FORMAT": logFormat}
+	for k, v := range world.env {
+		over[k] = v // the fakes, whatever the environment says
+	}
+	cfg, err := loadConfig(overlay(env.getenv, over))
+	if err == nil {
+		err = sandboxKeys(cfg)
+	}
+	if err != nil {
+		world.stop()
+		return nil, nil, nil, err
+	}
+	sandboxEnv := *env
+	sandboxEnv.transport = world.transport
+	sandboxEnv.getenv = overlay(env.getenv, over)
+	return world, cfg, &sandboxEnv, nil
 }
 
 // overlay returns getenv with non-empty overrides on top.
@@ -127,10 +155,19 @@ type server struct {
 	publicAddr, internalAddr string
 }
 
+// serveOptions are how serve runs beyond its configuration.
+type serveOptions struct {
+	clock bridge.Clock
+	// started, if not nil, receives the server once it listens (tests use it).
+	started chan<- *server
+	// sandbox is the fake world the sandbox runs against; nil for real Teams and WeChat.
+	sandbox *sandboxWorld
+}
+
 // serve runs wxteams until ctx is cancelled, then drains: it stops accepting requests, lets
 // requests and deliveries in flight finish (up to WXTEAMS_SHUTDOWN_GRACE), and closes the store.
-// started, if not nil, receives the server once it listens (tests use it).
-func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock, started chan<- *server) error {
+func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions) error {
+	clk := opts.clock
 	log, err := newLogger(cfg, env)
 	if err != nil {
 		return err
@@ -190,6 +227,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		}
 	}
 	routes := s.publicRoutes()
+	var sandboxAdmin *bot.Admin
 	if teams != nil {
 		var qr bot.QRSource
 		if wx != nil {
@@ -210,6 +248,15 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 			return err
 		}
 		officers.Routes(routes)
+		if opts.sandbox != nil {
+			con, err := console.New(console.Config{API: routes, Sandbox: opts.sandbox, Log: log.Named("console"),
+				Policy: func() any { return engine.Policy() }})
+			if err != nil {
+				return err
+			}
+			con.Routes(routes)
+			sandboxAdmin = teams.admin(nil, engine, qr, log.Named("admin"))
+		}
 	}
 	s.public = newHTTPServer(accessLog(log.Named("http"), routes), log)
 	s.internal = newHTTPServer(s.internalRoutes(), log)
@@ -242,9 +289,15 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 		zap.Bool("teams", teams != nil),
 		zap.Bool("encrypted", keys.ring != nil),
 		zap.Bool("signed_checkpoints", keys.sign != nil))
+	if opts.sandbox != nil {
+		if err := opts.sandbox.attach(ctx, s, sandboxAdmin, log.Named("sandbox")); err != nil {
+			log.Error("sandbox setup failed", zap.Error(err))
+		}
+		fmt.Fprintf(env.stdout, "\nwxteams sandbox: open http://%s in your browser\n\n", browserAddr(s.publicAddr))
+	}
 	close(s.ready)
-	if started != nil {
-		started <- s
+	if opts.started != nil {
+		opts.started <- s
 	}
 
 	var serveErr error
@@ -270,6 +323,18 @@ func serve(ctx context.Context, env *environment, cfg *Config, clk bridge.Clock,
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// browserAddr is a listen address as a person types it: localhost for loopback and unspecified.
+func browserAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func ignoreClosed(err error) error {

@@ -36,7 +36,7 @@ func startServeWith(t *testing.T, env map[string]string, clk bridge.Clock, trans
 	ctx, stop := context.WithCancel(context.Background())
 	started := make(chan *server, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, e, cfg, clk, started) }()
+	go func() { done <- serve(ctx, e, cfg, serveOptions{clock: clk, started: started}) }()
 	t.Cleanup(func() { stop(); <-done })
 	select {
 	case s := <-started:

@@ -3,6 +3,7 @@ package wechatfake
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/wxteams/wxteams/bridge/wechat"
@@ -72,6 +73,30 @@ func (w *WeChat) push(ctx context.Context, m *wechat.Push) (Result, error) {
 		return Result{}, ErrNoPusher
 	}
 	return p.Push(ctx, m)
+}
+
+// Restore adds a follower from before this fake started (the sandbox after a restart) without a
+// push; they have no open window until they write.
+func (w *WeChat) Restore(openID, lang string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	u := w.userLocked(openID)
+	u.Following = true
+	if lang != "" {
+		u.Language = lang
+	}
+}
+
+// Users lists the fake's users by openid.
+func (w *WeChat) Users() []User {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]User, 0, len(w.users))
+	for _, u := range w.users {
+		out = append(out, *u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].OpenID < out[j].OpenID })
+	return out
 }
 
 // Follow has a user follow the account without a QR code (search, a shared card).
