@@ -27,7 +27,9 @@ func startSandbox(t *testing.T) *server {
 	ctx, stop := context.WithCancel(context.Background())
 	started := make(chan *server, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, sandboxEnv, cfg, serveOptions{clock: world.clock, sandbox: world, started: started}) }()
+	go func() {
+		done <- serve(ctx, sandboxEnv, cfg, serveOptions{clock: world.clock, sandbox: world, started: started})
+	}()
 	t.Cleanup(func() { stop(); <-done; world.stop() })
 	select {
 	case s := <-started:
