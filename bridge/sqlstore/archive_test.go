@@ -170,7 +170,7 @@ func TestPostgresOwnerCannotRewriteTheRecord(t *testing.T) {
 	}
 	defer admin.Close()
 	for _, stmt := range []string{
-		`CREATE ROLE ` + role + ` LOGIN NOSUPERUSER`,
+		`CREATE ROLE ` + role + ` LOGIN NOSUPERUSER PASSWORD 'owner-pw'`, // CI's pg_hba may want a password on TCP
 		`ALTER SCHEMA ` + schema + ` OWNER TO ` + role,
 	} {
 		if _, err := admin.Exec(stmt); err != nil {
@@ -181,7 +181,7 @@ func TestPostgresOwnerCannotRewriteTheRecord(t *testing.T) {
 		_, _ = admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
 		_, _ = admin.Exec(`DROP ROLE ` + role)
 	})
-	u.User = url.User(role)
+	u.User = url.UserPassword(role, "owner-pw")
 	s := sqlstoretest.Open(t, u.String()) // migrated as the owner
 	appendEvents(t, s, "chat:1", "hello")
 	for _, stmt := range []string{`UPDATE archive SET actor = 'x'`, `TRUNCATE archive`, `DELETE FROM checkpoints`, `ALTER TABLE archive DISABLE TRIGGER USER; UPDATE archive SET actor = 'x'`} {
