@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +37,8 @@ type Entra struct {
 	tokens    map[string]issued
 	// Requests counts token requests (azidentity should cache).
 	Requests int
+	user     *signIn
+	codes    map[string]pendingCode
 }
 
 type issued struct {
@@ -142,6 +146,7 @@ func (e *Entra) routes(mux *http.ServeMux) {
 			"tenant_region_scope":                   "EU",
 		})
 	})
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", e.authorize)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.Requests++
@@ -154,7 +159,8 @@ func (e *Entra) routes(mux *http.ServeMux) {
 			entraError(w, "invalid_tenant", "AADSTS90002: Tenant '"+r.PathValue("tenant")+"' not found.")
 			return
 		}
-		if r.Form.Get("grant_type") != "client_credentials" {
+		grant := r.Form.Get("grant_type")
+		if grant != "client_credentials" && grant != "authorization_code" {
 			entraError(w, "unsupported_grant_type", "AADSTS70003: grant type not supported")
 			return
 		}
@@ -180,6 +186,10 @@ func (e *Entra) routes(mux *http.ServeMux) {
 			entraError(w, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 			return
 		}
+		if grant == "authorization_code" {
+			e.redeem(w, r, clientID)
+			return
+		}
 		// MSAL adds "openid offline_access profile"; the resource is the ".default" scope.
 		var scope string
 		for _, s := range strings.Fields(r.Form.Get("scope")) {
@@ -197,6 +207,115 @@ func (e *Entra) routes(mux *http.ServeMux) {
 		e.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
 	})
+}
+
+// signIn is who signs in at the authorize endpoint: a fake has no login page.
+type signIn struct {
+	issuer         *Issuer
+	upn, oid, name string
+	roles          []string
+}
+
+// pendingCode is an authorization code not yet redeemed.
+type pendingCode struct {
+	clientID, redirect, challenge, scope string
+	who                                  signIn
+	expires                              time.Time
+}
+
+// SignIn makes the authorize endpoint sign in this person (as if they typed their password and
+// consented), with the app roles they hold; their tokens are signed by issuer — the tenant's v2.0
+// issuer the APIs trust.
+func (e *Entra) SignIn(issuer *Issuer, upn, objectID, name string, roles ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.user = &signIn{issuer: issuer, upn: upn, oid: objectID, name: name, roles: roles}
+}
+
+// authorize is the authorization endpoint of the code flow: it checks the request as Entra does
+// and redirects back with a code (or an error).
+func (e *Entra) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	e.mu.Lock()
+	_, known := e.clients[q.Get("client_id")]
+	_, hasCert := e.certs[q.Get("client_id")]
+	who := e.user
+	e.mu.Unlock()
+	redirect, err := url.Parse(q.Get("redirect_uri"))
+	switch {
+	case r.PathValue("tenant") != e.TenantID:
+		http.Error(w, "AADSTS90002: Tenant not found.", http.StatusBadRequest)
+		return
+	case !known && !hasCert:
+		http.Error(w, "AADSTS700016: Application not found in the directory.", http.StatusBadRequest)
+		return
+	case err != nil || redirect.Scheme == "" || redirect.Host == "":
+		http.Error(w, "AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.", http.StatusBadRequest)
+		return
+	}
+	back := redirect.Query()
+	back.Set("state", q.Get("state"))
+	switch {
+	case q.Get("response_type") != "code":
+		back.Set("error", "unsupported_response_type")
+	case who == nil:
+		back.Set("error", "access_denied")
+		back.Set("error_description", "AADSTS65004: User declined to consent to access the app.")
+	case q.Get("code_challenge") != "" && q.Get("code_challenge_method") != "S256":
+		back.Set("error", "invalid_request")
+		back.Set("error_description", "AADSTS501491: Invalid code_challenge_method.")
+	default:
+		code := randomHex(48)
+		e.mu.Lock()
+		if e.codes == nil {
+			e.codes = map[string]pendingCode{}
+		}
+		e.codes[code] = pendingCode{clientID: q.Get("client_id"), redirect: q.Get("redirect_uri"), challenge: q.Get("code_challenge"),
+			scope: q.Get("scope"), who: *who, expires: e.clock.Now().Add(10 * time.Minute)}
+		e.mu.Unlock()
+		back.Set("code", code)
+	}
+	redirect.RawQuery = back.Encode()
+	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+// redeem answers the token request of the code flow: the code once, for the client and redirect
+// URI it was issued to, with the PKCE verifier when a challenge was given.
+func (e *Entra) redeem(w http.ResponseWriter, r *http.Request, clientID string) {
+	code := r.Form.Get("code")
+	e.mu.Lock()
+	p, ok := e.codes[code]
+	delete(e.codes, code)
+	e.mu.Unlock()
+	verifier := sha256.Sum256([]byte(r.Form.Get("code_verifier")))
+	switch {
+	case !ok || p.expires.Before(e.clock.Now()):
+		entraError(w, "invalid_grant", "AADSTS70008: The provided authorization code or refresh token has expired or has already been used.")
+		return
+	case p.clientID != clientID:
+		entraError(w, "invalid_grant", "AADSTS70000: The provided authorization code was issued to another client.")
+		return
+	case p.redirect != r.Form.Get("redirect_uri"):
+		entraError(w, "invalid_grant", "AADSTS50148: The redirect_uri does not match the one the code was issued for.")
+		return
+	case p.challenge != "" && base64.RawURLEncoding.EncodeToString(verifier[:]) != p.challenge:
+		entraError(w, "invalid_grant", "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+		return
+	}
+	audience := clientID
+	for _, sc := range strings.Fields(p.scope) {
+		if res, ok := strings.CutSuffix(sc, "/.default"); ok {
+			audience = res
+		}
+	}
+	now := e.clock.Now()
+	who := p.who
+	access := who.issuer.UserToken(audience, e.TenantID, who.upn, who.oid, who.roles...)
+	id := who.issuer.Sign(jwt.MapClaims{"iss": who.issuer.Name, "aud": clientID, "sub": who.oid, "oid": who.oid, "tid": e.TenantID,
+		"name": who.name, "preferred_username": who.upn, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "ver": "2.0"})
+	info, _ := json.Marshal(map[string]string{"uid": who.oid, "utid": e.TenantID})
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "scope": p.scope,
+		"access_token": access, "id_token": id, "client_info": base64.RawURLEncoding.EncodeToString(info)})
 }
 
 func entraError(w http.ResponseWriter, code, description string) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/wechat"
+	"github.com/wxteams/wxteams/console"
 )
 
 // This file builds the channel adapters from the configuration.
@@ -169,4 +172,61 @@ func (t *teamsChannel) officials(clk bridge.Clock) (*bot.Validator, error) {
 // metadataClient fetches OpenID metadata and keys, which happens in the path of a request.
 func (t *teamsChannel) metadataClient() *http.Client {
 	return &http.Client{Transport: t.client.Transport, Timeout: 10 * time.Second}
+}
+
+// newConsoleAuth is the console's Entra ID sign-in for real mode, with the bot's own credential
+// (a client secret, a certificate, or a workload identity's federated token). It returns nil when
+// the console cannot offer sign-in: no WXTEAMS_PUBLIC_URL, or a managed identity, which cannot
+// redeem authorization codes.
+func newConsoleAuth(cfg *Config, getenv func(string) string, transport http.RoundTripper, clk bridge.Clock, log *zap.Logger) (*console.Auth, error) {
+	b := cfg.Bot
+	if cfg.PublicURL == "" {
+		log.Info("console not served: set WXTEAMS_PUBLIC_URL (the redirect URI registered for the app is WXTEAMS_PUBLIC_URL/console/callback)")
+		return nil, nil
+	}
+	var (
+		cred confidential.Credential
+		err  error
+	)
+	switch {
+	case b.ClientSecret != "":
+		cred, err = confidential.NewCredFromSecret(b.ClientSecret)
+	case b.ClientCert != "":
+		data, rerr := os.ReadFile(b.ClientCert)
+		if rerr != nil {
+			return nil, fmt.Errorf("WXTEAMS_BOT_CLIENT_CERT: %w", rerr)
+		}
+		certs, key, perr := confidential.CertFromPEM(data, "")
+		if perr != nil {
+			return nil, fmt.Errorf("WXTEAMS_BOT_CLIENT_CERT: %w", perr)
+		}
+		cred, err = confidential.NewCredFromCert(certs, key)
+	case getenv("AZURE_FEDERATED_TOKEN_FILE") != "":
+		file := getenv("AZURE_FEDERATED_TOKEN_FILE")
+		cred = confidential.NewCredFromAssertionCallback(func(context.Context, confidential.AssertionRequestOptions) (string, error) {
+			token, err := os.ReadFile(file)
+			return strings.TrimSpace(string(token)), err
+		})
+	default:
+		log.Warn("console not served: sign-in needs a client secret, a certificate or a workload identity; a managed identity cannot redeem sign-in codes")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	host := getenv("AZURE_AUTHORITY_HOST")
+	if host == "" {
+		host = "https://login.microsoftonline.com/"
+	}
+	return console.NewAuth(console.AuthConfig{
+		Authority:         strings.TrimSuffix(host, "/") + "/" + b.TenantID,
+		ClientID:          b.AppID,
+		Credential:        cred,
+		RedirectURL:       strings.TrimSuffix(cfg.PublicURL, "/") + "/console/callback",
+		CookieKey:         cfg.ArchiveKey,
+		HTTPClient:        &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		InstanceDiscovery: isMicrosoftAuthority(host),
+		Now:               clk.Now,
+		Log:               log,
+	})
 }

@@ -256,6 +256,18 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 			}
 			con.Routes(routes)
 			sandboxAdmin = teams.admin(nil, engine, qr, log.Named("admin"))
+		} else {
+			auth, err := newConsoleAuth(cfg, env.getenv, env.transport, clk, log.Named("console"))
+			if err != nil {
+				return fmt.Errorf("console sign-in: %w", err)
+			}
+			if auth != nil {
+				con, err := console.New(console.Config{API: routes, Auth: auth, Log: log.Named("console"), Policy: func() any { return engine.Policy() }})
+				if err != nil {
+					return err
+				}
+				con.Routes(routes)
+			}
 		}
 	}
 	s.public = newHTTPServer(accessLog(log.Named("http"), routes), log)

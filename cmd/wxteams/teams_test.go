@@ -39,6 +39,7 @@ const (
 // wxteams through its environment variables only.
 type microsoft struct {
 	clock     *clock.Fake
+	entra     *teamsfake.Entra
 	teams     *teamsfake.Teams
 	graph     *teamsfake.Graph
 	admins    *teamsfake.Issuer
@@ -56,6 +57,7 @@ func newMicrosoft(t *testing.T) *microsoft {
 		return srv.URL
 	}
 	entra := teamsfake.NewEntra(testTenant, m.clock)
+	m.entra = entra
 	entra.AddClient(testBotApp, "bot-secret")
 	bf := teamsfake.NewIssuer(teamsfake.BotFrameworkIssuer, m.clock, "msteams")
 	bf.URL = serve(bf.Handler())
