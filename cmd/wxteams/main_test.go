@@ -209,3 +209,18 @@ func TestMigrateAndVerifyCommands(t *testing.T) {
 		t.Errorf("verify = %d, %q, %q", code, out, errb)
 	}
 }
+
+func TestManifestCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "app.zip")
+	env, stdout, errb := testEnv(map[string]string{"WXTEAMS_BOT_APP_ID": "2b7c9e41-8a3d-4f6b-b1c2-7d8e9f0a1b2c", "WXTEAMS_PUBLIC_URL": "https://wxteams.acme.example"})
+	if code := run(context.Background(), env, []string{"manifest", "--out", out, "--developer", "Acme Securities"}); code != 0 || !strings.Contains(stdout.String(), "app id") {
+		t.Fatalf("manifest = %d %s %s", code, stdout, errb)
+	}
+	if data, err := os.ReadFile(out); err != nil || !bytes.HasPrefix(data, []byte("PK")) {
+		t.Errorf("package: %v", err)
+	}
+	env, _, errb = testEnv(nil)
+	if code := run(context.Background(), env, []string{"manifest", "--out", out}); code != 2 || !strings.Contains(errb.String(), "WXTEAMS_PUBLIC_URL") {
+		t.Errorf("manifest without configuration = %d %s", code, errb)
+	}
+}
