@@ -154,6 +154,9 @@ func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
 	for attempt := 0; ; attempt++ {
 		ferr := e.finish(ctx, it, d, err)
 		if ferr == nil {
+			if err == nil && e.observer != nil {
+				e.observer.Delivered(it.Channel, e.clock.Now().Sub(it.CreatedAt))
+			}
 			return
 		}
 		if attempt == 4 || ctx.Err() != nil {

@@ -20,6 +20,7 @@ import (
 // the outbox and fires timers.
 type Engine struct {
 	store    Store
+	observer Observer
 	wechat   WeChatSender
 	teams    TeamsSender
 	media    map[string]MediaFetcher
@@ -32,6 +33,13 @@ type Engine struct {
 	pollInterval time.Duration
 	wake         chan struct{}
 	inflight     sync.WaitGroup
+}
+
+// Observer is told what the engine did, after it committed: every archived event, and how long
+// each delivered message waited in the outbox. cmd/wxteams turns both into metrics.
+type Observer interface {
+	Archived(events []compliance.Event)
+	Delivered(channel Channel, waited time.Duration)
 }
 
 type versionedPolicy struct {
@@ -49,6 +57,8 @@ type Config struct {
 	// Media fetches media a channel holds before it is handed on, by the source's prefix:
 	// "wechat" for a customer's media_id, "teams" for an employee's attachment.
 	Media  map[string]MediaFetcher
+	// Observer sees what each step archived, once it has committed (metrics); nil for none.
+	Observer Observer
 	Clock  Clock
 	Logger *zap.Logger
 	Policy Policy
@@ -77,6 +87,7 @@ func NewEngine(c Config) (*Engine, error) {
 	}
 	e := &Engine{
 		store:        c.Store,
+		observer:     c.Observer,
 		wechat:       c.WeChat,
 		teams:        c.Teams,
 		media:        c.Media,
@@ -192,6 +203,9 @@ func (e *Engine) doOnce(ctx context.Context, dedupeKey string, fn func(*step) er
 	})
 	if err == nil && len(s.outbox) > 0 {
 		e.poke()
+	}
+	if err == nil && e.observer != nil && len(s.events) > 0 {
+		e.observer.Archived(s.events)
 	}
 	return err
 }

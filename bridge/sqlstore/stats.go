@@ -58,3 +58,31 @@ func (s *Store) Prune(ctx context.Context, seenBefore, outboxBefore time.Time) (
 	}
 	return total, nil
 }
+
+// ChatCount is how many chats are in a status, and of those how many have WeChat's window open
+// (the customer wrote within the window).
+type ChatCount struct {
+	Status     string
+	N          int64
+	WindowOpen int64
+}
+
+// ChatStates counts the chats by status; windowSince is the time after which a customer message
+// keeps the window open (now minus the policy's window).
+func (s *Store) ChatStates(ctx context.Context, windowSince time.Time) ([]ChatCount, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT status, COUNT(*), SUM(CASE WHEN last_inbound_us > $1 THEN 1 ELSE 0 END)
+		FROM chats GROUP BY status ORDER BY status`), us(windowSince))
+	if err != nil {
+		return nil, fmt.Errorf("chat states: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	var out []ChatCount
+	for rows.Next() {
+		var c ChatCount
+		if err := rows.Scan(&c.Status, &c.N, &c.WindowOpen); err != nil {
+			return nil, fmt.Errorf("chat states: %w", s.wrap(err))
+		}
+		out = append(out, c)
+	}
+	return out, s.wrap(rows.Err())
+}

@@ -150,6 +150,8 @@ type server struct {
 	wechatCallback *wechat.Callback
 	public         *http.Server
 	internal       *http.Server
+	registry       *prometheus.Registry // the internal listener's metrics
+	clock          bridge.Clock
 	// ready is closed once both listeners accept connections; publicAddr and internalAddr are set then.
 	ready                    chan struct{}
 	publicAddr, internalAddr string
@@ -196,7 +198,8 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		return err
 	}
 
-	engineCfg := bridge.Config{Store: store, Clock: clk, Logger: log.Named("bridge"), Policy: cfg.Policy}
+	registry := prometheus.NewRegistry()
+	engineCfg := bridge.Config{Store: store, Clock: clk, Logger: log.Named("bridge"), Policy: cfg.Policy, Observer: newEngineMetrics(registry)}
 	var wx *wechat.Client
 	if cfg.WeChat.AppID != "" {
 		if wx, err = newWeChatClient(cfg, store, clk, log.Named("wechat")); err != nil {
@@ -220,7 +223,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	if err != nil {
 		return err
 	}
-	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{})}
+	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{}), registry: registry, clock: clk}
 	if wx != nil {
 		if s.wechatCallback, err = newWeChatCallback(cfg, engine, clk, log.Named("wechat")); err != nil {
 			return err
@@ -385,11 +388,11 @@ func (s *server) publicRoutes() *mux.Router {
 
 // internalRoutes is the operators' listener: Prometheus metrics and pprof.
 func (s *server) internalRoutes() http.Handler {
-	reg := prometheus.NewRegistry()
+	reg := s.registry
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStoreCollector(s.store),
+		newStoreCollector(s.store, func() time.Duration { return time.Duration(s.engine.Policy().Window) }, s.clock),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wxteams_build_info", Help: "Always 1; the version is a label.", ConstLabels: prometheus.Labels{"version": versionString()},
 		}, func() float64 { return 1 }),

@@ -183,6 +183,21 @@ func TestServeWithTeamsAndWeChat(t *testing.T) {
 	}
 	m.eventually(t, "Megan's answer in WeChat", func() bool { return lastText(m.wechat.Texts("o-ming")) == "Hi! Happy to help." })
 
+	// The internal listener's metrics count what happened.
+	resp, err := http.Get("http://" + s.internalAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wxteams_messages_total{direction="from_customer"} 1`, `wxteams_messages_total{direction="from_employee"} 1`,
+		`wxteams_deliveries_total{channel="wechat",outcome="delivered"}`, `wxteams_delivery_seconds_count{channel="teams"}`,
+		`wxteams_chats{status="active"} 1`, `wxteams_chats_window_open{status="active"} 1`, `wxteams_queued_messages 0`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Refusals on the public listener: no token, a forged token, no metrics.
 	for _, c := range []struct{ path, token string }{{"/api/messages", ""}, {"/api/messages", "x.y.z"}} {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+s.publicAddr+c.path, strings.NewReader(`{"type":"message"}`))
