@@ -56,12 +56,12 @@ type Config struct {
 	Teams  TeamsSender
 	// Media fetches media a channel holds before it is handed on, by the source's prefix:
 	// "wechat" for a customer's media_id, "teams" for an employee's attachment.
-	Media  map[string]MediaFetcher
+	Media map[string]MediaFetcher
 	// Observer sees what each step archived, once it has committed (metrics); nil for none.
 	Observer Observer
-	Clock  Clock
-	Logger *zap.Logger
-	Policy Policy
+	Clock    Clock
+	Logger   *zap.Logger
+	Policy   Policy
 	// Workers is how many deliveries run at once [16].
 	Workers int
 	// PollInterval is how often Run looks for work other processes created [500ms].
