@@ -32,7 +32,10 @@ type Teams struct {
 	ThreadLimits []bot.Limit
 	MaxBytes     int
 	HTTP         *http.Client
-	clock        bridge.Clock
+	// OnReceive, if set, is told of each activity the bot sends, as it arrives (load tests time
+	// deliveries with it). It runs with the fake's lock held: it must not call the fake.
+	OnReceive func(Received)
+	clock     bridge.Clock
 
 	mu            sync.Mutex
 	users         map[string]*User // by Entra object id
@@ -278,7 +281,11 @@ func (t *Teams) sendActivity(w http.ResponseWriter, r *http.Request) {
 	}
 	t.nextID++
 	id := strconv.FormatInt(t.nextID, 10)
-	t.received = append(t.received, Received{User: u.AADObjectID, ID: id, Activity: a, At: t.clock.Now()})
+	got := Received{User: u.AADObjectID, ID: id, Activity: a, At: t.clock.Now()}
+	t.received = append(t.received, got)
+	if t.OnReceive != nil {
+		t.OnReceive(got)
+	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
 

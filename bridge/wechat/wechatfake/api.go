@@ -269,6 +269,9 @@ func (w *WeChat) customSend(c *call) {
 		u.typingUntil = time.Time{} // a message ends "typing"
 		u.lastInteraction = d.At
 		w.delivered = append(w.delivered, d)
+		if w.OnDeliver != nil {
+			w.OnDeliver(d)
+		}
 	}
 }
 

@@ -81,6 +81,10 @@ type WeChat struct {
 	cfg   Config
 	clock bridge.Clock
 
+	// OnDeliver, if set, is told of each message delivered to a user, as it is (load tests time
+	// deliveries with it). It runs with the fake's lock held: it must not call the fake.
+	OnDeliver func(Delivered)
+
 	mu           sync.Mutex
 	tokens       map[string]*token // classic tokens by value
 	latest       string            // the newest classic token
