@@ -37,8 +37,12 @@ type ConnectorConfig struct {
 	ThreadLimits []Limit
 	// TenantLimit is the global per-tenant limit [30 per second, the older, stricter figure].
 	TenantLimit Limit
+	// Clock times the rate limits [the system clock]; the engine's clock, so that a sandbox or test
+	// clock moved forward frees the slots too.
+	Clock bridge.Clock
 	// MaxWait is the longest the client waits for a rate-limit slot itself; longer waits are handed
-	// back as ErrRetryLater so the delivery is rescheduled [2 s].
+	// back as ErrDeferred, so the delivery is rescheduled without holding a delivery worker (and
+	// without an archived retry: nothing was sent) [100 ms].
 	MaxWait time.Duration
 }
 
@@ -76,9 +80,12 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 		cfg.TenantLimit = Limit{30, time.Second}
 	}
 	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = 2 * time.Second
+		cfg.MaxWait = 100 * time.Millisecond
 	}
-	return &Connector{cfg: cfg, http: cfg.HTTP, limiter: newLimiter()}, nil
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	return &Connector{cfg: cfg, http: cfg.HTTP, limiter: newLimiter(cfg.Clock)}, nil
 }
 
 // HostAllowed reports whether a serviceUrl (or attachment URL) is one of Teams' hosts.
@@ -190,7 +197,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 		return fmt.Errorf("bot connector: serviceUrl %q is not one of the allowed Teams hosts; the bot token is not sent there", serviceURL)
 	}
 	if wait, ok := c.limiter.reserve(tenantID, c.cfg.TenantLimit, c.cfg.MaxWait); !ok {
-		return &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "TenantLimit", Message: "over the per-tenant rate limit", kind: bridge.ErrRetryLater, delay: wait}
+		return &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "TenantLimit", Message: "over the per-tenant rate limit", kind: bridge.ErrDeferred, delay: wait}
 	} else if wait > 0 {
 		if err := sleep(ctx, wait); err != nil {
 			return err
@@ -255,7 +262,7 @@ type resourceResponse struct {
 // the activity id Teams gave it.
 func (c *Connector) Send(ctx context.Context, serviceURL, tenantID, conversationID string, a *Activity) (string, error) {
 	if wait, ok := c.limiter.reserveAll(conversationID, c.cfg.ThreadLimits, c.cfg.MaxWait); !ok {
-		return "", &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "ThreadLimit", Message: "over the conversation's rate limit", kind: bridge.ErrRetryLater, delay: wait}
+		return "", &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "ThreadLimit", Message: "over the conversation's rate limit", kind: bridge.ErrDeferred, delay: wait}
 	} else if wait > 0 {
 		if err := sleep(ctx, wait); err != nil {
 			return "", err
@@ -279,7 +286,7 @@ func (c *Connector) CreateConversation(ctx context.Context, serviceURL, tenantID
 		"channelData": map[string]any{"tenant": map[string]string{"id": tenantID}}, "tenantId": tenantID, "isGroup": false,
 	}
 	if wait, ok := c.limiter.reserveAll("create:"+userID, c.cfg.ThreadLimits, c.cfg.MaxWait); !ok {
-		return "", &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "ThreadLimit", kind: bridge.ErrRetryLater, delay: wait}
+		return "", &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "ThreadLimit", kind: bridge.ErrDeferred, delay: wait}
 	} else if wait > 0 {
 		if err := sleep(ctx, wait); err != nil {
 			return "", err
@@ -334,11 +341,19 @@ func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([
 
 // limiter keeps sliding windows of send times per key (a conversation, a tenant).
 type limiter struct {
-	mu   sync.Mutex
-	sent map[string][]time.Time
+	clock bridge.Clock
+	mu    sync.Mutex
+	sent  map[string][]time.Time
 }
 
-func newLimiter() *limiter { return &limiter{sent: map[string][]time.Time{}} }
+func newLimiter(clock bridge.Clock) *limiter {
+	return &limiter{clock: clock, sent: map[string][]time.Time{}}
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // reserve takes a slot under one limit.
 func (l *limiter) reserve(key string, lim Limit, maxWait time.Duration) (time.Duration, bool) {
@@ -350,7 +365,7 @@ func (l *limiter) reserve(key string, lim Limit, maxWait time.Duration) (time.Du
 func (l *limiter) reserveAll(key string, limits []Limit, maxWait time.Duration) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := l.clock.Now()
 	times := l.sent[key]
 	longest := time.Duration(0)
 	for _, lim := range limits {

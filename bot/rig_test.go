@@ -103,7 +103,7 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: botAppID, Credential: cred, AllowedHosts: []string{"127.0.0.1", "smba.trafficmanager.net"}})
+	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: botAppID, Credential: cred, AllowedHosts: []string{"127.0.0.1", "smba.trafficmanager.net"}, Clock: r.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,7 +257,7 @@ func (e *Engine) fetchMedia(ctx context.Context, m *Message) error {
 }
 
 func isClassified(err error) bool {
-	for _, k := range []error{ErrWindowClosed, ErrQuotaUsed, ErrNotFollower, ErrRecipientGone, ErrRetryLater, ErrOutcomeUnknown} {
+	for _, k := range []error{ErrWindowClosed, ErrQuotaUsed, ErrNotFollower, ErrRecipientGone, ErrRetryLater, ErrOutcomeUnknown, ErrDeferred} {
 		if errors.Is(err, k) {
 			return true
 		}
@@ -307,6 +307,11 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 				At: s.now, Kind: kind, Actor: actorSystem, Meta: meta, Content: content})
 		}
 		switch {
+		case errors.Is(sendErr, ErrDeferred):
+			// Not sent: back in line, the attempt not counted, nothing to archive.
+			it.State, it.Attempts = OutboxPending, max(it.Attempts-1, 0)
+			it.NotBefore = s.now.Add(max(s.backoff(1, sendErr), 10*time.Millisecond))
+			return s.tx.UpdateOutbox(s.ctx, it)
 		case sendErr == nil:
 			it.State = OutboxDone
 			meta.ExternalID = d.ID

@@ -85,6 +85,10 @@ var (
 	ErrRetryLater = errors.New("temporary delivery failure")
 	// ErrOutcomeUnknown: the request may have reached the channel (a timeout after sending).
 	ErrOutcomeUnknown = errors.New("delivery outcome unknown")
+	// ErrDeferred: the sender did not send at all, to stay under the channel's rate limits; try
+	// again after the delay (RetryAfter). Nothing happened, so nothing is archived and no attempt
+	// is counted, and the delivery worker is free meanwhile.
+	ErrDeferred = errors.New("delivery deferred to stay under the channel's rate limits")
 )
 
 // RetryAfter lets an ErrRetryLater carry the channel's requested delay (Teams Retry-After).

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -36,12 +37,15 @@ func (s *Store) provider(ctx context.Context) (*goose.Provider, error) {
 		dialect = goose.DialectPostgres
 		// The advisory lock is per schema, so replicas sharing a schema take turns while
 		// deployments (and tests) in other schemas of the same database do not wait for each other.
-		var schema string
+		var schema sql.NullString
 		if err := s.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 			return nil, fmt.Errorf("current schema: %w", s.wrap(err))
 		}
+		if !schema.Valid {
+			return nil, errors.New("the database URL's search_path names no schema that exists: create it first (CREATE SCHEMA …)")
+		}
 		h := fnv.New64a()
-		h.Write([]byte("wxteams migrations " + schema))
+		h.Write([]byte("wxteams migrations " + schema.String))
 		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64()>>1)), lock.WithLockTimeout(1, 600))
 		if err != nil {
 			return nil, err

@@ -163,7 +163,7 @@ func openAdmin(ctx context.Context, env *environment, dbURL string) (*adminTool,
 		return fail(err)
 	}
 	if cfg.Bot.AppID != "" {
-		teams, err := newTeamsChannel(cfg, env.getenv, env.transport, store)
+		teams, err := newTeamsChannel(cfg, env.getenv, env.transport, store, clk)
 		if err != nil {
 			return fail(err)
 		}

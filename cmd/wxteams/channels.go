@@ -121,13 +121,14 @@ type teamsChannel struct {
 
 // newTeamsChannel builds the bot's outbound side. transport carries every call to Microsoft (nil =
 // the default; tests give one that trusts their fakes' certificate).
-func newTeamsChannel(cfg *Config, getenv func(string) string, transport http.RoundTripper, store *sqlstore.Store) (*teamsChannel, error) {
+func newTeamsChannel(cfg *Config, getenv func(string) string, transport http.RoundTripper, store *sqlstore.Store, clk bridge.Clock) (*teamsChannel, error) {
 	cred, err := newBotCredential(cfg, getenv, transport)
 	if err != nil {
 		return nil, fmt.Errorf("bot credential: %w", err)
 	}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: cfg.Bot.AppID, Credential: cred, HTTP: client, AllowedHosts: cfg.Bot.ServiceURLAllow})
+	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: cfg.Bot.AppID, Credential: cred, HTTP: client, AllowedHosts: cfg.Bot.ServiceURLAllow,
+		TenantLimit: bot.Limit{N: cfg.Bot.TenantRPS, Per: time.Second}, Clock: clk})
 	if err != nil {
 		return nil, err
 	}

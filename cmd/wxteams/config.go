@@ -71,6 +71,9 @@ type BotConfig struct {
 	OpenIDURL       string   // WXTEAMS_BOT_OPENID_URL
 	ServiceURLAllow []string // WXTEAMS_BOT_SERVICEURL_ALLOW
 	GraphBase       string   // WXTEAMS_GRAPH_BASE
+	// TenantRPS is how many sends per second the bot allows itself per tenant (Teams' limit is
+	// 30 or 50 depending on the documentation's age; raise it only if Microsoft raised yours).
+	TenantRPS int // WXTEAMS_BOT_TENANT_RPS
 	// ProactiveURL is the serviceUrl for conversations the bot starts itself (sovereign clouds have
 	// their own).
 	ProactiveURL string // WXTEAMS_BOT_PROACTIVE_URL
@@ -162,6 +165,7 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 			OpenIDURL:       get("WXTEAMS_BOT_OPENID_URL", defaultBotOpenIDURL),
 			GraphBase:       get("WXTEAMS_GRAPH_BASE", defaultGraphBase),
 			ProactiveURL:    get("WXTEAMS_BOT_PROACTIVE_URL", defaultProactiveURL),
+			TenantRPS:       30,
 			TeamsAppID:      get("WXTEAMS_TEAMS_APP_ID", ""),
 		},
 		AdminOpenIDURL: get("WXTEAMS_ADMIN_OPENID_URL", ""),
@@ -252,6 +256,13 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 		checkURL(bad, "WXTEAMS_BOT_OPENID_URL", b.OpenIDURL, false)
 		checkURL(bad, "WXTEAMS_GRAPH_BASE", b.GraphBase, true)
 		checkURL(bad, "WXTEAMS_BOT_PROACTIVE_URL", b.ProactiveURL, false)
+		if v := get("WXTEAMS_BOT_TENANT_RPS", ""); v != "" {
+			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 10000 {
+				bad("WXTEAMS_BOT_TENANT_RPS", "%q is not a number of sends per second between 1 and 10000", v)
+			} else {
+				c.Bot.TenantRPS = n
+			}
+		}
 		if b.TeamsAppID != "" && !reGUID.MatchString(b.TeamsAppID) {
 			bad("WXTEAMS_TEAMS_APP_ID", "%q is not a Teams app id (a GUID from the app catalog)", b.TeamsAppID)
 		}

@@ -50,6 +50,7 @@ func commands() []*command {
 		{name: "export-job", summary: "schedule incremental exports (optionally mailed over SMTP)", run: runExportJobCmd},
 		{name: "checkpoint", summary: "sign a checkpoint of the archive now", run: runCheckpoint},
 		{name: "purge", summary: "remove records past the retention period that no hold covers", run: runPurge},
+		{name: "loadtest", summary: "drive the public endpoints with many chats against the fakes; throughput, latency, pgbench ratio", run: runLoadtest},
 		{name: "manifest", summary: "build the Teams app package (manifest and icons) for the app catalog", run: runManifest},
 		{name: "migrate", summary: "bring the database schema up to date", run: runMigrate},
 		{name: "verify", summary: "check the compliance archive's hash chains in the database", run: runVerify},

@@ -69,7 +69,8 @@ type sandboxWorld struct {
 	transport http.RoundTripper
 
 	// set once wxteams runs
-	srv *server
+	srv   *server
+	admin *bot.Admin
 
 	mu        sync.Mutex
 	said      map[string][]console.PaneItem // what each employee and customer wrote, by id
@@ -164,7 +165,7 @@ func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 // customers its database already knows; at first start it enables two employees as an
 // administrator would.
 func (w *sandboxWorld) attach(ctx context.Context, s *server, admin *bot.Admin, log *zap.Logger) error {
-	w.srv = s
+	w.srv, w.admin = s, admin
 	base := "http://" + s.publicAddr
 	w.teams.BotEndpoint = base + "/api/messages"
 	w.wechat.SetPusher(&wechatfake.Pusher{URL: base + "/wechat/callback", Token: w.env["WXTEAMS_WECHAT_TOKEN"], AESKey: w.env["WXTEAMS_WECHAT_AES_KEY"],

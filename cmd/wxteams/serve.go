@@ -210,7 +210,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	}
 	var teams *teamsChannel
 	if cfg.Bot.AppID != "" {
-		if teams, err = newTeamsChannel(cfg, env.getenv, env.transport, store); err != nil {
+		if teams, err = newTeamsChannel(cfg, env.getenv, env.transport, store, clk); err != nil {
 			return err
 		}
 		engineCfg.Teams = teams.sender

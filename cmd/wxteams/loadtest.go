@@ -1,0 +1,456 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wxteams/wxteams/bot/teamsfake"
+	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/bridge/sqlstore"
+	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
+)
+
+const loadtestSummary = `Drive wxteams' public endpoints with the load of many chats and report throughput and latency.
+wxteams runs in-process against the WeChat and Teams fakes (as in the sandbox): customers write
+through signed, encrypted WeChat callbacks; employees write through Bot Framework activities with
+real JWTs; wxteams archives, applies the policy and delivers to the other side's fake. Each chat
+repeats a round — the customer writes, the employee answers one to four times (the fourth is
+queued by the cap of three and flushed by the customer's next message) — and every message is
+followed until it arrives. On PostgreSQL it then runs pgbench with the SQL one message costs, on the
+same database for the same time and clients, and prints the ratio.
+
+Use a scratch database: the load adds its employees, customers and pgbench's fixture to it.`
+
+func runLoadtest(ctx context.Context, env *environment, args []string) error {
+	fs := flags(env, "loadtest", "[flags]", loadtestSummary)
+	dbURL := fs.String("database-url", "", "the database to load (default: a new SQLite file in a temporary folder)")
+	chats := fs.Int("chats", 32, "chats written concurrently (one employee and one customer each)")
+	duration := fs.Duration("duration", 20*time.Second, "how long to load")
+	rate := fs.Float64("rate", 0, "target rounds per second across all chats (0: as fast as they go)")
+	pgbench := fs.Bool("pgbench", true, "on PostgreSQL, run pgbench with the same SQL afterwards and print the ratio")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (wxteams and the fakes) to this file")
+	blockProfile := fs.String("blockprofile", "", "write a profile of where goroutines waited (locks, channels, I/O) to this file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+		runtime.SetMutexProfileFraction(10)
+		defer func() {
+			if f, err := os.Create(*blockProfile); err == nil {
+				_ = pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	if *chats < 1 || *duration < time.Second {
+		return fmt.Errorf("%w: --chats must be at least 1 and --duration at least 1s", errUsage)
+	}
+	tmp, err := os.MkdirTemp("", "wxteams-loadtest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	db := *dbURL
+	if db == "" {
+		db = "sqlite:" + filepath.Join(tmp, "load.db")
+	}
+	res, err := runLoad(ctx, env, loadOptions{db: db, chats: *chats, duration: *duration, rate: *rate, keysDir: tmp, pgbench: *pgbench})
+	if err != nil {
+		return err
+	}
+	res.print(env.stdout)
+	if res.lost > 0 {
+		return fmt.Errorf("%d messages were acknowledged but never arrived", res.lost)
+	}
+	return nil
+}
+
+type loadOptions struct {
+	db       string
+	chats    int
+	duration time.Duration
+	rate     float64
+	keysDir  string
+	pgbench  bool
+	// logs receives wxteams' log (default: discarded); the security test reads it.
+	logs io.Writer
+	// logLevel is wxteams' log level [warn].
+	logLevel string
+}
+
+// loadResult is what a run measured.
+type loadResult struct {
+	db                   string
+	chats                int
+	elapsed              time.Duration
+	delivered            int64 // messages that arrived at the other side
+	toEmployee, toClient int64
+	queued               int64 // employee messages the cap queued (arrived after the next customer message)
+	stillQueued          int64 // queued when the load stopped, waiting for a customer message
+	lost                 int64
+	ackWeChat, ackTeams  []time.Duration // how long WeChat's push and Teams' activity waited for their answer
+	e2eIn, e2eOut        []time.Duration // from being written to arriving at the other side
+	errors               []string
+	pgbenchRate          float64
+	pgbenchNote          string
+}
+
+func pct(d []time.Duration, p float64) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return fmt.Sprintf("%.1f ms", float64(s[min(len(s)-1, int(float64(len(s))*p))].Microseconds())/1000)
+}
+
+func (r *loadResult) print(w io.Writer) {
+	rate := float64(r.delivered) / r.elapsed.Seconds()
+	fmt.Fprintf(w, "wxteams loadtest: %d chats on %s for %s\n\n", r.chats, redact(r.db), r.elapsed.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "messages delivered end to end\t%d\t(%.0f/s: %d customer→employee, %d employee→customer, %d of them queued first)\n",
+		r.delivered, rate, r.toEmployee, r.toClient, r.queued)
+	fmt.Fprintf(tw, "lost (acknowledged, never arrived)\t%d\t(%d more still queued at the end, as the policy wants)\n", r.lost, r.stillQueued)
+	fmt.Fprintf(tw, "WeChat push answered\tp50 %s\tp99 %s\n", pct(r.ackWeChat, .5), pct(r.ackWeChat, .99))
+	fmt.Fprintf(tw, "Teams activity answered\tp50 %s\tp99 %s\n", pct(r.ackTeams, .5), pct(r.ackTeams, .99))
+	fmt.Fprintf(tw, "customer → employee (end to end)\tp50 %s\tp99 %s\n", pct(r.e2eIn, .5), pct(r.e2eIn, .99))
+	fmt.Fprintf(tw, "employee → customer (end to end)\tp50 %s\tp99 %s\n", pct(r.e2eOut, .5), pct(r.e2eOut, .99))
+	switch {
+	case r.pgbenchRate > 0:
+		fmt.Fprintf(tw, "pgbench, the same SQL per message\t%.0f/s\tratio %.2f\n", r.pgbenchRate, rate/r.pgbenchRate)
+	case r.pgbenchNote != "":
+		fmt.Fprintf(tw, "pgbench\t%s\t\n", r.pgbenchNote)
+	}
+	_ = tw.Flush()
+	for i, e := range r.errors {
+		if i == 10 {
+			fmt.Fprintf(w, "… and %d more errors\n", len(r.errors)-10)
+			break
+		}
+		fmt.Fprintln(w, "error:", e)
+	}
+}
+
+// loadEmployee is the Entra object id of the load's n-th employee.
+func loadEmployee(n int) string { return fmt.Sprintf("10ad0000-0000-4000-8000-%012d", n) }
+
+var marker = regexp.MustCompile(`#L(\d+)#`)
+
+// tracker follows every message from the moment it is written until it arrives.
+type tracker struct {
+	mu      sync.Mutex
+	next    atomic.Int64
+	pending map[int64]sent
+	arrived chan int64
+	res     *loadResult
+}
+
+type sent struct {
+	at      time.Time
+	inbound bool // customer → employee
+	queued  bool // expected to wait in the queue
+	chat    int
+}
+
+func (t *tracker) add(inbound, queued bool, chat int) (int64, string) {
+	id := t.next.Add(1)
+	t.mu.Lock()
+	t.pending[id] = sent{at: time.Now(), inbound: inbound, queued: queued, chat: chat}
+	t.mu.Unlock()
+	return id, "#L" + strconv.FormatInt(id, 10) + "#"
+}
+
+// arrive is called by the fakes (with their lock held) for everything delivered.
+func (t *tracker) arrive(text string) {
+	for _, m := range marker.FindAllStringSubmatch(text, -1) {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		t.mu.Lock()
+		s, ok := t.pending[id]
+		if ok {
+			delete(t.pending, id)
+			d := time.Since(s.at)
+			switch {
+			case s.inbound:
+				t.res.toEmployee++
+				t.res.e2eIn = append(t.res.e2eIn, d)
+			case s.queued:
+				t.res.toClient++
+				t.res.queued++
+			default:
+				t.res.toClient++
+				t.res.e2eOut = append(t.res.e2eOut, d)
+			}
+			t.res.delivered++
+		}
+		t.mu.Unlock()
+		if ok {
+			select {
+			case t.arrived <- id:
+			default:
+			}
+		}
+	}
+}
+
+// waitFor waits until none of ids is pending, or the deadline.
+func (t *tracker) waitFor(ids []int64, deadline time.Time) bool {
+	for {
+		t.mu.Lock()
+		left := 0
+		for _, id := range ids {
+			if _, ok := t.pending[id]; ok {
+				left++
+			}
+		}
+		t.mu.Unlock()
+		if left == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (t *tracker) addError(format string, args ...any) {
+	t.mu.Lock()
+	t.res.errors = append(t.res.errors, fmt.Sprintf(format, args...))
+	t.mu.Unlock()
+}
+
+// runLoad runs the load and returns what it measured.
+func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult, error) {
+	logs := lc.logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	level := lc.logLevel
+	if level == "" {
+		level = "warn"
+	}
+	loadEnv := &environment{stdout: io.Discard, stderr: logs, getenv: overlay(env.getenv, map[string]string{
+		"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0", "WXTEAMS_LOG_LEVEL": level, "WXTEAMS_LOG_FORMAT": "json",
+		// The fake tenant is the only one; let the bot send as fast as wxteams can.
+		"WXTEAMS_BOT_TENANT_RPS": "10000",
+	})}
+	world, cfg, sandboxEnv, err := prepareSandbox(loadEnv, "127.0.0.1:0", lc.db, "json")
+	if err != nil {
+		return nil, err
+	}
+	defer world.stop()
+	cfg.ArchiveKey, cfg.SigningKey = nil, nil
+	cfg.DatabaseURL = lc.db
+	keyCfg := *cfg
+	keyCfg.DatabaseURL = "sqlite:" + filepath.Join(lc.keysDir, "keys")
+	if err := sandboxKeys(&keyCfg); err != nil {
+		return nil, err
+	}
+	cfg.ArchiveKey, cfg.SigningKey = keyCfg.ArchiveKey, keyCfg.SigningKey
+	serveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	started := make(chan *server, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(serveCtx, sandboxEnv, cfg, serveOptions{clock: world.clock, sandbox: world, started: started})
+	}()
+	var s *server
+	select {
+	case s = <-started:
+	case err := <-done:
+		return nil, fmt.Errorf("wxteams did not start: %w", err)
+	case <-time.After(60 * time.Second):
+		return nil, errors.New("wxteams did not start within a minute")
+	}
+	defer func() { stop(); <-done }()
+
+	res := &loadResult{db: lc.db, chats: lc.chats}
+	tr := &tracker{pending: map[int64]sent{}, arrived: make(chan int64, 1), res: res}
+	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text) }
+	world.teams.OnReceive = func(r teamsfake.Received) { tr.arrive(teamsfake.VisibleText(&r.Activity)) }
+
+	// One employee and one customer per chat; the employee enabled as an administrator would.
+	for i := range lc.chats {
+		id := loadEmployee(i)
+		world.teams.AddUser(id, "Load employee "+strconv.Itoa(i), sandboxTenant)
+		if res, err := world.admin.Enable(ctx, bridge.EmployeeProfile{ID: bridge.EmployeeID(id), Name: "Load employee " + strconv.Itoa(i), Tenant: sandboxTenant}, "admin:loadtest"); err != nil || !res.Installed {
+			return nil, fmt.Errorf("enable load employee %d: %v %s", i, err, res.InstallError)
+		}
+		if _, err := world.wechat.ScanScene(ctx, loadCustomer(i), bridge.SceneFor(bridge.EmployeeID(id))); err != nil {
+			return nil, fmt.Errorf("customer %d scans: %w", i, err)
+		}
+	}
+	_, _ = s.engine.Drain(ctx) // the welcomes and greetings
+
+	start := time.Now()
+	deadline := start.Add(lc.duration)
+	var wg sync.WaitGroup
+	var rounds atomic.Int64
+	for i := range lc.chats {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loadChat(ctx, world, tr, i, deadline, lc, &rounds, start)
+		}()
+	}
+	wg.Wait()
+	// Whatever is still on its way gets a grace period to arrive.
+	grace := time.Now().Add(10 * time.Second)
+	for {
+		left := 0
+		tr.mu.Lock()
+		for _, p := range tr.pending {
+			if !p.queued {
+				left++
+			}
+		}
+		tr.mu.Unlock()
+		if left == 0 || time.Now().After(grace) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.elapsed = max(time.Since(start), lc.duration)
+	tr.mu.Lock()
+	for _, p := range tr.pending {
+		if p.queued {
+			res.stillQueued++ // waiting, as it should, for a customer message that never came
+		} else {
+			res.lost++
+		}
+	}
+	tr.mu.Unlock()
+
+	if lc.pgbench && s.store.Dialect() == sqlstore.Postgres {
+		res.pgbenchRate, res.pgbenchNote = pgbenchSameSQL(ctx, s, lc)
+	} else if lc.pgbench {
+		res.pgbenchNote = "only on PostgreSQL"
+	}
+	return res, nil
+}
+
+func loadCustomer(n int) string { return fmt.Sprintf("o-load-%05d", n) }
+
+// capOf is the policy's cap of consecutive employee messages.
+func capOf(world *sandboxWorld) int { return world.srv.engine.Policy().Cap }
+
+// loadChat runs rounds on one chat until the deadline: the customer writes, the employee answers
+// one to four times, and each message is followed until it arrives (a queued one until the next
+// round's customer message flushes it).
+func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, deadline time.Time, lc loadOptions, rounds *atomic.Int64, start time.Time) {
+	rng := rand.New(rand.NewPCG(uint64(i), 7))
+	employee, customer := loadEmployee(i), loadCustomer(i)
+	var queued []int64
+	for round := 0; time.Now().Before(deadline) && ctx.Err() == nil; round++ {
+		if lc.rate > 0 {
+			// Spread the chats' rounds evenly at the total rate.
+			due := start.Add(time.Duration(float64(rounds.Add(1)) / lc.rate * float64(time.Second)))
+			if due.After(deadline) {
+				return
+			}
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		id, tag := tr.add(true, false, i)
+		t0 := time.Now()
+		res, _, err := world.wechat.Send(ctx, customer, "Question "+tag+" about the fund")
+		ack := time.Since(t0)
+		if err != nil || !res.Acked {
+			tr.addError("chat %d: customer message not acknowledged: %v", i, err)
+			return
+		}
+		tr.mu.Lock()
+		tr.res.ackWeChat = append(tr.res.ackWeChat, ack)
+		tr.mu.Unlock()
+		// The customer's message flushes what was queued, and those count toward the cap of three
+		// consecutive employee messages like any other; beyond the cap answers are queued.
+		waitIDs := append([]int64{id}, queued...)
+		streak := len(queued)
+		queued = nil
+		answers := 1 + rng.IntN(3)
+		if rng.IntN(8) == 0 {
+			answers = 4 // over the cap: the last is queued until the customer writes again
+		}
+		for range answers {
+			willQueue := streak >= capOf(world)
+			id, tag := tr.add(false, willQueue, i)
+			t0 := time.Now()
+			if _, err := world.teams.Say(ctx, employee, "Answer "+tag); err != nil {
+				tr.addError("chat %d: employee message not accepted: %v", i, err)
+				return
+			}
+			ack := time.Since(t0)
+			tr.mu.Lock()
+			tr.res.ackTeams = append(tr.res.ackTeams, ack)
+			tr.mu.Unlock()
+			if willQueue {
+				queued = append(queued, id)
+			} else {
+				streak++
+				waitIDs = append(waitIDs, id)
+			}
+		}
+		if !tr.waitFor(waitIDs, time.Now().Add(30*time.Second)) {
+			tr.addError("chat %d: round %d did not arrive within 30 s", i, round)
+			return
+		}
+	}
+}
+
+// pgbenchSameSQL sets up pgbench's fixture (sqlstore.PgbenchFixture) and runs the SQL one message
+// costs, with as many clients as the load had chats, for as long as the load ran.
+func pgbenchSameSQL(ctx context.Context, s *server, lc loadOptions) (float64, string) {
+	chats := make([]int64, lc.chats)
+	if _, err := s.engine.EnableEmployee(ctx, bridge.EmployeeProfile{ID: "bench-emp", Name: "pgbench"}, "admin:loadtest"); err != nil {
+		return 0, "fixture: " + err.Error()
+	}
+	for i := range chats {
+		contact := bridge.OpenID("bench-c" + strconv.Itoa(i))
+		r, err := s.engine.Connect(ctx, bridge.Connect{Contact: contact, Scene: bridge.SceneFor("bench-emp"), Event: "subscribe"})
+		if err != nil {
+			return 0, "fixture: " + err.Error()
+		}
+		chats[i] = int64(r.Chat)
+	}
+	// pgbench's script numbers its clients' chats from the first one.
+	if !slices.IsSorted(chats) || chats[len(chats)-1]-chats[0] != int64(len(chats)-1) {
+		return 0, "fixture: the chats' ids are not consecutive"
+	}
+	tps, err := sqlstore.Pgbench(ctx, lc.db, sqlstore.PgbenchScript(chats), lc.chats, lc.duration)
+	if errors.Is(err, exec.ErrNotFound) {
+		return 0, "not installed"
+	}
+	if err != nil {
+		return 0, strings.SplitN(err.Error(), "\n", 2)[0]
+	}
+	return tps, ""
+}
