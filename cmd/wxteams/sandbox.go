@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -67,6 +68,7 @@ type sandboxWorld struct {
 	// env configures wxteams for the fakes; transport trusts the fake Entra's certificate.
 	env       map[string]string
 	transport http.RoundTripper
+	caPEM     []byte // the fake Entra ID's certificate, for a wxteams in another process (SSL_CERT_FILE)
 
 	// set once wxteams runs
 	srv   *server
@@ -122,6 +124,7 @@ func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 	if err != nil {
 		return fail(err)
 	}
+	w.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	msURL, err := serve(teamsfake.MicrosoftHandler(entra, w.graph), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		return fail(err)

@@ -1,0 +1,463 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wxteams/wxteams/bot/teamsfake"
+	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/bridge/clock"
+	"github.com/wxteams/wxteams/bridge/sqlstore"
+	"github.com/wxteams/wxteams/bridge/sqlstore/sqlstoretest"
+	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
+	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/export"
+)
+
+// The crash tests run wxteams as its own process (the binary, built once) against the fakes,
+// which live in the test and so survive it, and kill it with SIGKILL in the middle of a load, again
+// and again; the PostgreSQL variant also cuts the database away under load. Afterwards every
+// message that was acknowledged — WeChat got its answer, Teams got 200 — must be in the archive
+// exactly once and must have arrived, the chains must verify, and a message may have arrived twice
+// only if its send is archived as outcome unknown (WeChat) or it went to Teams, where a delivery
+// whose outcome was lost is sent again.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// wxteamsBinary builds the wxteams binary once per test run.
+func wxteamsBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wxteams-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "wxteams")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// process is a wxteams running as its own process.
+type process struct {
+	t    *testing.T
+	bin  string
+	env  []string
+	addr string
+	cmd  *exec.Cmd
+	logs *syncWriter
+}
+
+func (p *process) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin, "serve")
+	p.cmd.Env = p.env
+	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.logs
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + p.addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("wxteams did not come up:\n%s", p.logs)
+}
+
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		p.kill()
+	}
+}
+
+// arrivals counts what reached each side, by the marker in the text.
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (a *arrivals) note(text string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, m := range marker.FindAllString(text, -1) {
+		a.seen[m]++
+	}
+}
+
+func (a *arrivals) count(m string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seen[m]
+}
+
+type crashCase struct {
+	name     string
+	dbURL    func(t *testing.T) (string, *sqlstoretest.Proxy)
+	outages  bool // also cut the database away under load
+	restarts int
+}
+
+func TestAcknowledgedMessagesSurviveKillsAndDatabaseOutages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills wxteams processes")
+	}
+	for _, c := range []crashCase{
+		{name: "sqlite", restarts: 4, dbURL: func(t *testing.T) (string, *sqlstoretest.Proxy) {
+			return "sqlite:" + filepath.Join(t.TempDir(), "crash.db"), nil
+		}},
+		{name: "postgres", restarts: 3, outages: true, dbURL: func(t *testing.T) (string, *sqlstoretest.Proxy) {
+			u, proxy := sqlstoretest.ViaProxy(t, sqlstoretest.PostgresURL(t))
+			return u, proxy
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) { crashRun(t, c) })
+	}
+}
+
+func crashRun(t *testing.T, c crashCase) {
+	bin := wxteamsBinary(t)
+	dbURL, proxy := c.dbURL(t)
+	world, err := startSandboxWorld(&clock.Offset{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer world.stop()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, world.caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	archiveKey, signingKey := randomKey(), randomKey()
+	env := []string{"PATH=" + os.Getenv("PATH"), "SSL_CERT_FILE=" + ca, "WXTEAMS_LISTEN=" + addr, "WXTEAMS_INTERNAL_LISTEN=127.0.0.1:0",
+		"WXTEAMS_DATABASE_URL=" + dbURL, "WXTEAMS_ARCHIVE_KEY=" + archiveKey, "WXTEAMS_SIGNING_KEY=" + signingKey,
+		"WXTEAMS_BOT_TENANT_RPS=10000", "WXTEAMS_LOG_LEVEL=warn", "WXTEAMS_SHUTDOWN_GRACE=5s"}
+	for k, v := range world.env {
+		env = append(env, k+"="+v)
+	}
+	p := &process{t: t, bin: bin, env: env, addr: addr, logs: &syncWriter{w: &strings.Builder{}}}
+	p.start()
+	defer func() {
+		if p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	}()
+	base := "http://" + addr
+	world.teams.BotEndpoint = base + "/api/messages"
+	world.wechat.SetPusher(&wechatfake.Pusher{URL: base + "/wechat/callback", Token: world.env["WXTEAMS_WECHAT_TOKEN"], AESKey: world.env["WXTEAMS_WECHAT_AES_KEY"],
+		AppID: sandboxWeChatApp, OriginalID: sandboxWeChatGH, Mode: wechatfake.Safe, Clock: world.clock, Timeout: 2 * time.Second})
+	toEmployees, toCustomers := &arrivals{seen: map[string]int{}}, &arrivals{seen: map[string]int{}}
+	world.wechat.OnDeliver = func(d wechatfake.Delivered) { toCustomers.note(d.Text) }
+	world.teams.OnReceive = func(r teamsfake.Received) { toEmployees.note(teamsfake.VisibleText(&r.Activity)) }
+
+	// Eight chats, each enabled through the admin API as an administrator would.
+	const chats = 16
+	token := world.Token()
+	for i := range chats {
+		id := loadEmployee(i)
+		world.teams.AddUser(id, "Crash employee "+strconv.Itoa(i), sandboxTenant)
+		req, _ := http.NewRequest(http.MethodPut, base+"/admin/v1/users/"+id+"/wechat", strings.NewReader(`{"name":"Crash employee"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("enable %d: %v %v", i, err, resp)
+		}
+		resp.Body.Close()
+		if r, err := world.wechat.ScanScene(context.Background(), loadCustomer(i), bridge.SceneFor(bridge.EmployeeID(id))); err != nil || !r.Acked {
+			t.Fatalf("scan %d: %+v %v", i, r, err)
+		}
+	}
+
+	// The load: each chat alternates a customer message and an employee answer (never over the
+	// cap), recording what was acknowledged.
+	type acked struct {
+		marker  string
+		inbound bool
+		chat    int
+	}
+	var (
+		mu       sync.Mutex
+		ackedAll []acked
+		next     int64
+	)
+	newMarker := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		next++
+		return "#L" + strconv.FormatInt(next, 10) + "#"
+	}
+	stopLoad := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range chats {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				m := newMarker()
+				if r, _, err := world.wechat.Send(ctx, loadCustomer(i), "Customer says "+m); err == nil && r.Acked {
+					mu.Lock()
+					ackedAll = append(ackedAll, acked{m, true, i})
+					mu.Unlock()
+				} else {
+					time.Sleep(50 * time.Millisecond)
+					continue // wxteams is down: the customer tries again later
+				}
+				m = newMarker()
+				if _, err := world.teams.Say(ctx, loadEmployee(i), "Employee says "+m); err == nil {
+					mu.Lock()
+					ackedAll = append(ackedAll, acked{m, false, i})
+					mu.Unlock()
+				} else {
+					time.Sleep(50 * time.Millisecond)
+				}
+				// Under Teams' limit of 60 messages per 30 s to one employee's conversation.
+				time.Sleep(400 * time.Millisecond)
+			}
+		}()
+	}
+	// Kill wxteams (and cut the database) again and again.
+	for r := range c.restarts {
+		time.Sleep(1500 * time.Millisecond)
+		if c.outages && proxy != nil && r%2 == 1 {
+			proxy.Down()
+			time.Sleep(1200 * time.Millisecond)
+			proxy.Up()
+			continue
+		}
+		p.kill()
+		time.Sleep(200 * time.Millisecond)
+		p.start()
+	}
+	time.Sleep(1 * time.Second)
+	close(stopLoad)
+	wg.Wait()
+
+	// Everything acknowledged arrives, after at most one more restart's worth of waiting.
+	mu.Lock()
+	all := append([]acked(nil), ackedAll...)
+	mu.Unlock()
+	if len(all) < 50 {
+		t.Fatalf("only %d messages were acknowledged: the load did not run\n%s", len(all), p.logs)
+	}
+	// A send in flight at a kill holds its chat's WeChat lane until its claim runs out (2 × the
+	// send timeout + 5 s) and is archived as outcome unknown; the messages behind it then go out
+	// into WeChat's quota of five and the rest are queued, as the policy says, until the customer
+	// writes. So while anything is missing the customers keep writing, as they would.
+	deadline := time.Now().Add(150 * time.Second)
+	missing := func() []acked {
+		var out []acked
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range ackedAll {
+			side := toCustomers
+			if a.inbound {
+				side = toEmployees
+			}
+			if side.count(a.marker) == 0 {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	for left := missing(); len(left) > 0 && time.Now().Before(deadline); left = missing() {
+		waiting := map[int]bool{}
+		for _, a := range left {
+			waiting[a.chat] = waiting[a.chat] || !a.inbound
+		}
+		for i, queued := range waiting {
+			if !queued {
+				continue // only Teams deliveries are outstanding: they need time, not messages
+			}
+			m := newMarker()
+			if r, _, err := world.wechat.Send(context.Background(), loadCustomer(i), "Customer nudges "+m); err == nil && r.Acked {
+				mu.Lock()
+				ackedAll = append(ackedAll, acked{m, true, i})
+				mu.Unlock()
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+	mu.Lock()
+	all = append([]acked(nil), ackedAll...)
+	mu.Unlock()
+	p.stop()
+
+	// The archive, read with the archive key.
+	store, err := sqlstore.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ring, _ := compliance.NewKeyring(mustB64(archiveKey))
+	store.UseKeyring(ring)
+	archived := map[string]int{}
+	messageOf := map[string]string{} // marker → our message id (employee messages)
+	unknown := map[string]bool{}     // message ids whose send is archived as outcome unknown
+	err = store.ExportSource().Scan(context.Background(), exportScopeAll(), func(r *compliance.Record) error {
+		content, _ := compliance.DecodeContent(r.Body)
+		meta, _ := compliance.DecodeMeta(r.Meta)
+		switch r.Kind {
+		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
+			for _, m := range marker.FindAllString(content.Text, -1) {
+				archived[m]++
+				if r.Kind == compliance.KindEmployeeMessage {
+					messageOf[m] = meta.MessageID
+				}
+			}
+		case compliance.KindOutcomeUnknown:
+			unknown[meta.MessageID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
+	dupInTeams := 0
+	for _, a := range all {
+		if n := archived[a.marker]; n != 1 {
+			problems = append(problems, fmt.Sprintf("%s archived %d times", a.marker, n))
+		}
+		if a.inbound {
+			if n := toEmployees.count(a.marker); n == 0 {
+				problems = append(problems, a.marker+" (customer → employee) never arrived")
+			} else if n > 1 {
+				dupInTeams++ // a Teams delivery whose outcome a kill lost is sent again, by design
+			}
+			continue
+		}
+		n, outcomeUnknown := toCustomers.count(a.marker), unknown[messageOf[a.marker]]
+		switch {
+		case n == 0 && !outcomeUnknown:
+			problems = append(problems, a.marker+" (employee → customer) never arrived")
+		case n > 1 && !outcomeUnknown:
+			problems = append(problems, fmt.Sprintf("%s arrived %d times at the customer without an outcome-unknown record", a.marker, n))
+		case n > 1:
+			problems = append(problems, fmt.Sprintf("%s was sent to WeChat %d times", a.marker, n)) // never resent blindly
+		}
+	}
+	if len(problems) > 0 {
+		t.Log(debugState(store))
+		if os.Getenv("WXTEAMS_CRASH_DEBUG") != "" {
+			for n := 1; n <= chats; n++ {
+				st := compliance.ChatStream(int64(n))
+				recs, _ := store.ArchiveStream(context.Background(), st)
+				first := -1
+				for i, r := range recs {
+					m, _ := compliance.DecodeMeta(r.Meta)
+					if r.Kind == compliance.KindStatus && m.To != "active" && m.To != "pending" && first < 0 {
+						first = i
+					}
+				}
+				for i := max(first-25, 0); first >= 0 && i < min(first+25, len(recs)); i++ {
+					r := recs[i]
+					m, _ := compliance.DecodeMeta(r.Meta)
+					c, _ := compliance.DecodeContent(r.Body)
+					t.Logf("%s #%d %s %s %s msg=%s ch=%s reason=%q err=%d %s→%s q=%d %q", st, r.Seq, r.At.Format("15:04:05.000"), r.Kind, r.Actor, m.MessageID, m.Channel, m.Reason, m.ErrCode, m.From, m.To, m.QueueLength, c.Text)
+				}
+			}
+		}
+		t.Errorf("%d of %d acknowledged messages:\n%s\nwxteams log:\n%s", len(problems), len(all), strings.Join(problems[:min(len(problems), 20)], "\n"), tail(p.logs.String(), 3000))
+	}
+	if n, err := store.VerifyArchive(context.Background()); err != nil {
+		t.Errorf("archive after the kills (%d records): %v", n, err)
+	}
+	t.Logf("%d acknowledged messages through %d kills/outages; %d outcome-unknown sends; %d duplicate Teams cards", len(all), c.restarts, len(unknown), dupInTeams)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func exportScopeAll() export.Scope { return export.Scope{} }
+
+// debugState describes what is still undelivered, for a failure's report.
+func debugState(s *sqlstore.Store) string {
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT 'outbox', id, chat_id, channel, state, attempts, not_before_us, lease_until_us FROM outbox WHERE state IN ('pending', 'sending') ORDER BY id LIMIT 20`,
+		`SELECT 'chat', id, 0, contact, status, employee_streak, sent_since_inbound, (SELECT COUNT(*) FROM queue WHERE queue.chat_id = chats.id) FROM chats ORDER BY id`,
+		`SELECT 'lane', 0, 0, lane, channel, head_id, due_us, 0 FROM outbox_lanes`,
+	} {
+		rows, err := s.DB().Query(q)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", q, err)
+			continue
+		}
+		for rows.Next() {
+			vals := make([]any, 8)
+			ptrs := make([]any, 8)
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			_ = rows.Scan(ptrs...)
+			fmt.Fprintln(&b, vals...)
+		}
+		rows.Close()
+	}
+	return b.String()
+}
