@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -121,6 +122,8 @@ type loadResult struct {
 	errors               []string
 	pgbenchRate          float64
 	pgbenchNote          string
+	// secrets are the run's credentials and keys, for the test that none reaches the log.
+	secrets []string
 }
 
 func pct(d []time.Duration, p float64) string {
@@ -293,6 +296,10 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	defer func() { stop(); <-done }()
 
 	res := &loadResult{db: lc.db, chats: lc.chats}
+	for _, k := range []string{"WXTEAMS_WECHAT_SECRET", "WXTEAMS_WECHAT_TOKEN", "WXTEAMS_WECHAT_AES_KEY", "WXTEAMS_BOT_CLIENT_SECRET"} {
+		res.secrets = append(res.secrets, world.env[k])
+	}
+	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	tr := &tracker{pending: map[int64]sent{}, arrived: make(chan int64, 1), res: res}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text) }
 	world.teams.OnReceive = func(r teamsfake.Received) { tr.arrive(teamsfake.VisibleText(&r.Activity)) }
