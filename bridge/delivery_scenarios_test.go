@@ -199,3 +199,28 @@ func TestTeams429IsRetriedAfterRetryAfter(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A message still on its way when the customer writes reaches them after their message, so it
+// counts toward the new streak: the customer never sees more than three in a row.
+func TestMessagesStillOnTheirWayCountTowardTheNextStreak(t *testing.T) {
+	scenario(t, func(w *world) {
+		chat := activeChat(w)
+		busy := wechatError(bridge.ErrRetryLater, -1, "system error")
+		w.wechat.FailNext(ming, busy)
+		w.employeeSays(ann, chat, "one") // WeChat is busy: retried in 2 s
+		w.customerGets(ming)
+		w.customerSays(ming, "are you there?")
+		for _, m := range []string{"two", "three"} {
+			if res := w.employeeSays(ann, chat, m); res.Outcome != bridge.OutcomeSent {
+				t.Fatalf("%s: %+v; want sent", m, res)
+			}
+		}
+		if res := w.employeeSays(ann, chat, "four"); res.Outcome != bridge.OutcomeQueued {
+			t.Fatalf("four: %+v; want queued (one, two and three make three after the customer's message)", res)
+		}
+		w.after(2 * time.Second)
+		w.customerGets(ming, "one", "two", "three", w.en().OnHold)
+		w.customerSays(ming, "ok")
+		w.customerGets(ming, "four")
+	})
+}

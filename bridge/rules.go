@@ -166,6 +166,19 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		// Employee messages still on their way to WeChat will reach the customer after this
+		// message: they count toward the new streak and quota. They are counted with the chat
+		// locked (no new ones can be added) and the step's time is taken again afterwards, so a
+		// message WeChat delivered after that time is one counted here.
+		var openEmployee, openAll int
+		if chat != nil && chat.Status.Live() {
+			if openEmployee, openAll, err = s.tx.OpenSends(s.ctx, chat.ID, ChannelWeChat); err != nil {
+				return err
+			}
+			if now := s.e.clock.Now(); now.After(s.now) {
+				s.now = now
+			}
+		}
 		ct, err := s.contact(in.Contact)
 		if err != nil {
 			return err
@@ -198,9 +211,9 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		}
 		res.Chat, res.MessageID, res.Outcome = chat.ID, meta.MessageID, OutcomeSent
 
-		// The customer wrote: the window and the counters start again.
+		// The customer wrote: the window and the counters start again, from what is still on its way.
 		chat.LastInboundAt = s.now
-		chat.SentSinceInbound, chat.EmployeeStreak = 0, 0
+		chat.SentSinceInbound, chat.EmployeeStreak = openAll, openEmployee
 		chat.OnHoldPrompted, chat.Notified24h, chat.ReinstateSent = false, false, false
 
 		if IsLeave(in.Message.Text) {
@@ -223,6 +236,7 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		if err := s.flushQueue(chat, ct, recipients); err != nil {
 			return err
 		}
+		s.capIfReached(chat) // messages still on their way may have used the new streak up
 		if err := s.tx.SetTimer(s.ctx, chat.ID, TimerNotice, s.now.Add(s.policy.NoticeAfter.D())); err != nil {
 			return err
 		}

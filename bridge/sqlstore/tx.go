@@ -478,6 +478,15 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 	return out, t.s.wrap(rows.Err())
 }
 
+func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) (employee, all int, err error) {
+	err = t.queryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN auto THEN 0 ELSE 1 END), 0), COUNT(*) FROM outbox
+		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending')`, int64(chat), ch).Scan(&employee, &all)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
+	}
+	return employee, all, nil
+}
+
 func (t *tx) UpdateOutbox(ctx context.Context, it *bridge.OutboxItem) error {
 	_, err := t.exec(ctx, `UPDATE outbox SET state = $2, attempts = $3, not_before_us = $4, lease_until_us = $5 WHERE id = $1`,
 		it.ID, it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil))
