@@ -45,6 +45,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	duration := fs.Duration("duration", 20*time.Second, "how long to load")
 	rate := fs.Float64("rate", 0, "target rounds per second across all chats (0: as fast as they go)")
 	pgbench := fs.Bool("pgbench", true, "on PostgreSQL, run pgbench with the same SQL afterwards and print the ratio")
+	faults := fs.Bool("faults", false, "inject WeChat and Teams faults throughout (see loadfaults.go) and check the archive afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (wxteams and the fakes) to this file")
 	blockProfile := fs.String("blockprofile", "", "write a profile of where goroutines waited (locks, channels, I/O) to this file")
 	if err := parse(fs, args); err != nil {
@@ -83,13 +84,16 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	if db == "" {
 		db = "sqlite:" + filepath.Join(tmp, "load.db")
 	}
-	res, err := runLoad(ctx, env, loadOptions{db: db, chats: *chats, duration: *duration, rate: *rate, keysDir: tmp, pgbench: *pgbench})
+	res, err := runLoad(ctx, env, loadOptions{db: db, chats: *chats, duration: *duration, rate: *rate, keysDir: tmp, pgbench: *pgbench, faults: *faults})
 	if err != nil {
 		return err
 	}
 	res.print(env.stdout)
 	if res.lost > 0 {
 		return fmt.Errorf("%d messages were acknowledged but never arrived", res.lost)
+	}
+	if len(res.problems) > 0 {
+		return fmt.Errorf("%d problems found (see above)", len(res.problems))
 	}
 	return nil
 }
@@ -105,6 +109,9 @@ type loadOptions struct {
 	logs io.Writer
 	// logLevel is wxteams' log level [warn].
 	logLevel string
+	// faults injects WeChat and Teams faults throughout the load, has WeChat push every callback
+	// three times, and checks the archive afterwards (see loadfaults.go).
+	faults bool
 }
 
 // loadResult is what a run measured.
@@ -124,6 +131,23 @@ type loadResult struct {
 	pgbenchNote          string
 	// secrets are the run's credentials and keys, for the test that none reaches the log.
 	secrets []string
+
+	// Order and duplicates, seen at the fakes.
+	reordered  int64 // arrived before a message written earlier in the same chat and direction
+	duplicates int64 // arrivals of a message that had arrived already
+	// toCustomer is every employee message that reached a customer, for the cap check.
+	toCustomer []arrival
+	// With faults: what was injected, and what the archive says (see checkArchive).
+	injected map[string]int
+	unknown  int64    // acknowledged, archived as outcome unknown, never arrived (the employee was told)
+	problems []string // broken promises: lost, archived twice, over the cap, reordered
+}
+
+// arrival is a message that reached the other side of chat at a time on the fakes' clock.
+type arrival struct {
+	chat int
+	id   int64
+	at   time.Time
 }
 
 func pct(d []time.Duration, p float64) string {
@@ -142,6 +166,17 @@ func (r *loadResult) print(w io.Writer) {
 	fmt.Fprintf(tw, "messages delivered end to end\t%d\t(%.0f/s: %d customer→employee, %d employee→customer, %d of them queued first)\n",
 		r.delivered, rate, r.toEmployee, r.toClient, r.queued)
 	fmt.Fprintf(tw, "lost (acknowledged, never arrived)\t%d\t(%d more still queued at the end, as the policy wants)\n", r.lost, r.stillQueued)
+	if r.injected != nil {
+		var kinds []string
+		for k, n := range r.injected {
+			kinds = append(kinds, fmt.Sprintf("%s ×%d", k, n))
+		}
+		slices.Sort(kinds)
+		fmt.Fprintf(tw, "faults injected\t%d kinds\t%s\n", len(kinds), strings.Join(kinds, ", "))
+		fmt.Fprintf(tw, "outcome unknown (never confirmed, employee told)\t%d\t\n", r.unknown)
+		fmt.Fprintf(tw, "reordered / duplicated arrivals\t%d / %d\t\n", r.reordered, r.duplicates)
+		fmt.Fprintf(tw, "problems (lost, archived ≠ once, over the cap)\t%d\t\n", len(r.problems))
+	}
 	fmt.Fprintf(tw, "WeChat push answered\tp50 %s\tp99 %s\n", pct(r.ackWeChat, .5), pct(r.ackWeChat, .99))
 	fmt.Fprintf(tw, "Teams activity answered\tp50 %s\tp99 %s\n", pct(r.ackTeams, .5), pct(r.ackTeams, .99))
 	fmt.Fprintf(tw, "customer → employee (end to end)\tp50 %s\tp99 %s\n", pct(r.e2eIn, .5), pct(r.e2eIn, .99))
@@ -153,6 +188,13 @@ func (r *loadResult) print(w io.Writer) {
 		fmt.Fprintf(tw, "pgbench\t%s\t\n", r.pgbenchNote)
 	}
 	_ = tw.Flush()
+	for i, p := range r.problems {
+		if i == 10 {
+			fmt.Fprintf(w, "… and %d more problems\n", len(r.problems)-10)
+			break
+		}
+		fmt.Fprintln(w, "problem:", p)
+	}
 	for i, e := range r.errors {
 		if i == 10 {
 			fmt.Fprintf(w, "… and %d more errors\n", len(r.errors)-10)
@@ -174,6 +216,14 @@ type tracker struct {
 	pending map[int64]sent
 	arrived chan int64
 	res     *loadResult
+	// written is every message ever written, by marker id; last is the newest arrival per chat
+	// and direction (inbound or not), for the order check.
+	written map[int64]sent
+	last    map[[2]int]int64
+	// told counts, per chat, the notices that a message's outcome is unknown its employee got;
+	// toldText is the notice's fixed part.
+	told     map[int]int
+	toldText string
 }
 
 type sent struct {
@@ -187,16 +237,32 @@ func (t *tracker) add(inbound, queued bool, chat int) (int64, string) {
 	id := t.next.Add(1)
 	t.mu.Lock()
 	t.pending[id] = sent{at: time.Now(), inbound: inbound, queued: queued, chat: chat}
+	t.written[id] = t.pending[id]
 	t.mu.Unlock()
 	return id, "#L" + strconv.FormatInt(id, 10) + "#"
 }
 
-// arrive is called by the fakes (with their lock held) for everything delivered.
-func (t *tracker) arrive(text string) {
+// arrive is called by the fakes (with their lock held) for everything delivered, with the time
+// on the fakes' clock.
+func (t *tracker) arrive(text string, at time.Time) {
 	for _, m := range marker.FindAllStringSubmatch(text, -1) {
 		id, _ := strconv.ParseInt(m[1], 10, 64)
 		t.mu.Lock()
 		s, ok := t.pending[id]
+		if w, written := t.written[id]; written && !ok {
+			t.res.duplicates++
+		} else if written {
+			// Markers grow in the order a chat's messages are written, in each direction.
+			key := [2]int{w.chat, map[bool]int{true: 1}[w.inbound]}
+			if id < t.last[key] {
+				t.res.reordered++
+				t.res.problems = append(t.res.problems, fmt.Sprintf("chat %d: #L%d# arrived after #L%d#, written later", w.chat, id, t.last[key]))
+			}
+			t.last[key] = max(t.last[key], id)
+			if !w.inbound {
+				t.res.toCustomer = append(t.res.toCustomer, arrival{chat: w.chat, id: id, at: at})
+			}
+		}
 		if ok {
 			delete(t.pending, id)
 			d := time.Since(s.at)
@@ -300,9 +366,22 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		res.secrets = append(res.secrets, world.env[k])
 	}
 	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
-	tr := &tracker{pending: map[int64]sent{}, arrived: make(chan int64, 1), res: res}
-	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text) }
-	world.teams.OnReceive = func(r teamsfake.Received) { tr.arrive(teamsfake.VisibleText(&r.Activity)) }
+	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[[2]int]int64{}, arrived: make(chan int64, 1), res: res}
+	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
+	tr.told, tr.toldText = map[int]int{}, fixedPart(s.engine.Policy().Employee.OutcomeUnknown)
+	world.teams.OnReceive = func(r teamsfake.Received) {
+		text := teamsfake.VisibleText(&r.Activity)
+		tr.arrive(text, r.At)
+		var chat int
+		if _, err := fmt.Sscanf(r.User, "10ad0000-0000-4000-8000-%d", &chat); err == nil && tr.toldText != "" && strings.Contains(text, tr.toldText) {
+			tr.mu.Lock()
+			tr.told[chat]++
+			tr.mu.Unlock()
+		}
+	}
+	if lc.faults {
+		world.wechat.Pusher().Duplicates = 2 // WeChat pushes every callback three times
+	}
 
 	// One employee and one customer per chat; the employee enabled as an administrator would.
 	for i := range lc.chats {
@@ -321,6 +400,10 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	deadline := start.Add(lc.duration)
 	var wg sync.WaitGroup
 	var rounds atomic.Int64
+	stopFaults := func() {}
+	if lc.faults {
+		stopFaults = injectFaults(world, 300*time.Millisecond, res)
+	}
 	for i := range lc.chats {
 		wg.Add(1)
 		go func() {
@@ -329,6 +412,7 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		}()
 	}
 	wg.Wait()
+	stopFaults()
 	// Whatever is still on its way gets a grace period to arrive.
 	grace := time.Now().Add(10 * time.Second)
 	for {
@@ -346,6 +430,11 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		time.Sleep(10 * time.Millisecond)
 	}
 	res.elapsed = max(time.Since(start), lc.duration)
+	if lc.faults {
+		if err := settle(ctx, world, s, tr, 3*time.Minute); err != nil {
+			return nil, err
+		}
+	}
 	tr.mu.Lock()
 	for _, p := range tr.pending {
 		if p.queued {
@@ -425,6 +514,13 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 				streak++
 				waitIDs = append(waitIDs, id)
 			}
+		}
+		if lc.faults {
+			// Under faults a message may be retried for half a minute, or wait in the queue for
+			// the customer's next message: the customer waits a little, then writes again, as
+			// customers do; what is missing is followed to the end (settle).
+			tr.waitFor(waitIDs, time.Now().Add(3*time.Second))
+			continue
 		}
 		if !tr.waitFor(waitIDs, time.Now().Add(30*time.Second)) {
 			tr.addError("chat %d: round %d did not arrive within 30 s", i, round)
