@@ -36,6 +36,11 @@ queued by the cap of three and flushed by the customer's next message) — and e
 followed until it arrives. On PostgreSQL it then runs pgbench with the SQL one message costs, on the
 same database for the same time and clients, and prints the ratio.
 
+With --faults, WeChat and Teams misbehave throughout (errors, slow answers, resets, throttling,
+invalidated tokens, callbacks pushed three times) and afterwards the archive is held against what
+arrived: each message archived once and arrived (or archived as outcome unknown, its employee
+told), none twice or out of order, no customer over the cap, the chains verified.
+
 Use a scratch database: the load adds its employees, customers and pgbench's fixture to it.`
 
 func runLoadtest(ctx context.Context, env *environment, args []string) error {
