@@ -71,12 +71,13 @@ type archiveFacts struct {
 	archived   map[int64]int       // marker id → customer and employee message records holding it
 	messageOf  map[int64]string    // marker id → message id
 	unknown    map[string]bool     // message ids whose send is archived as outcome unknown
+	refused    map[string]bool     // message ids the policy refused (a full queue)
 	customerAt map[int][]time.Time // chat → when wxteams took each customer message
 	history    map[string][]string // message id → what the archive says happened to it, for a report
 }
 
 func readArchive(ctx context.Context, s *server) (*archiveFacts, error) {
-	f := &archiveFacts{archived: map[int64]int{}, messageOf: map[int64]string{}, unknown: map[string]bool{}, customerAt: map[int][]time.Time{}, history: map[string][]string{}}
+	f := &archiveFacts{archived: map[int64]int{}, messageOf: map[int64]string{}, unknown: map[string]bool{}, refused: map[string]bool{}, customerAt: map[int][]time.Time{}, history: map[string][]string{}}
 	err := s.store.ExportSource().Scan(ctx, export.Scope{}, func(r *compliance.Record) error {
 		meta, err := compliance.DecodeMeta(r.Meta)
 		if err != nil {
@@ -92,6 +93,9 @@ func readArchive(ctx context.Context, s *server) (*archiveFacts, error) {
 		switch r.Kind {
 		case compliance.KindOutcomeUnknown:
 			f.unknown[meta.MessageID] = true
+			return nil
+		case compliance.KindRefused:
+			f.refused[meta.MessageID] = true
 			return nil
 		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
 		default:
@@ -120,7 +124,7 @@ func readArchive(ctx context.Context, s *server) (*archiveFacts, error) {
 // settle runs after a faulty load: while acknowledged messages have not arrived, the customers
 // of the chats waiting for employee messages write again (a message refused for the window or
 // the quota waits in the queue for that), until every message has arrived or is archived as
-// outcome unknown, or the patience runs out. It then holds the archive against what arrived and
+// outcome unknown or refused by the policy (a full queue), or the patience runs out. It then holds the archive against what arrived and
 // verifies its chains.
 func settle(ctx context.Context, world *sandboxWorld, s *server, tr *tracker, patience time.Duration) error {
 	deadline := time.Now().Add(patience)
@@ -133,7 +137,7 @@ func settle(ctx context.Context, world *sandboxWorld, s *server, tr *tracker, pa
 		waiting := map[int]bool{} // chat → waits for an employee message
 		tr.mu.Lock()
 		for id, p := range tr.pending {
-			if !p.inbound && facts.unknown[facts.messageOf[id]] {
+			if !p.inbound && facts.settled(id) {
 				continue
 			}
 			waiting[p.chat] = waiting[p.chat] || !p.inbound
@@ -178,10 +182,13 @@ func checkArchive(tr *tracker, facts *archiveFacts, limit int) {
 		}
 	}
 	for chat, n := range untoldLocked(tr, facts) {
-		problem("chat %d: the employee was not told of %d messages archived as outcome unknown", chat, n)
+		problem("chat %d: the employee was not told of %d messages archived as outcome unknown or refused", chat, n)
 	}
 	for id, p := range tr.pending {
 		switch {
+		case !p.inbound && facts.refused[facts.messageOf[id]]:
+			delete(tr.pending, id)
+			res.refused++
 		case !p.inbound && facts.unknown[facts.messageOf[id]]:
 			delete(tr.pending, id)
 			res.unknown++
@@ -213,12 +220,19 @@ func checkArchive(tr *tracker, facts *archiveFacts, limit int) {
 	}
 }
 
-// untoldLocked returns, per chat, how many of its messages archived as outcome unknown its
-// employee has not (yet) been told of.
+// settled reports whether an employee message's fate is known without its arrival: archived as
+// outcome unknown, or refused by the policy.
+func (f *archiveFacts) settled(id int64) bool {
+	m := f.messageOf[id]
+	return f.unknown[m] || f.refused[m]
+}
+
+// untoldLocked returns, per chat, how many of its messages archived as outcome unknown or
+// refused its employee has not (yet) been told of.
 func untoldLocked(tr *tracker, facts *archiveFacts) map[int]int {
 	unknownIn := map[int]int{}
 	for id, w := range tr.written {
-		if !w.inbound && facts.unknown[facts.messageOf[id]] {
+		if !w.inbound && facts.settled(id) {
 			unknownIn[w.chat]++
 		}
 	}

@@ -145,6 +145,7 @@ type loadResult struct {
 	// With faults: what was injected, and what the archive says (see checkArchive).
 	injected map[string]int
 	unknown  int64    // acknowledged, archived as outcome unknown, never arrived (the employee was told)
+	refused  int64    // employee messages the policy refused (a full queue; the employee was told)
 	problems []string // broken promises: lost, archived twice, over the cap, reordered
 }
 
@@ -179,6 +180,7 @@ func (r *loadResult) print(w io.Writer) {
 		slices.Sort(kinds)
 		fmt.Fprintf(tw, "faults injected\t%d kinds\t%s\n", len(kinds), strings.Join(kinds, ", "))
 		fmt.Fprintf(tw, "outcome unknown (never confirmed, employee told)\t%d\t\n", r.unknown)
+		fmt.Fprintf(tw, "refused by the policy (queue full, employee told)\t%d\t\n", r.refused)
 		fmt.Fprintf(tw, "reordered / duplicated arrivals\t%d / %d\t\n", r.reordered, r.duplicates)
 		fmt.Fprintf(tw, "problems (lost, archived ≠ once, over the cap)\t%d\t\n", len(r.problems))
 	}
@@ -225,10 +227,10 @@ type tracker struct {
 	// and direction (inbound or not), for the order check.
 	written map[int64]sent
 	last    map[[2]int]int64
-	// told counts, per chat, the notices that a message's outcome is unknown its employee got;
-	// toldText is the notice's fixed part.
-	told     map[int]int
-	toldText string
+	// told counts, per chat, the notices its employee got that a message's outcome is unknown
+	// or that a message was refused; toldTexts are those notices' fixed parts.
+	told      map[int]int
+	toldTexts []string
 }
 
 type sent struct {
@@ -373,15 +375,21 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[[2]int]int64{}, arrived: make(chan int64, 1), res: res}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
-	tr.told, tr.toldText = map[int]int{}, fixedPart(s.engine.Policy().Employee.OutcomeUnknown)
+	texts := s.engine.Policy().Employee
+	tr.told, tr.toldTexts = map[int]int{}, []string{fixedPart(texts.OutcomeUnknown), fixedPart(texts.QueueFull)}
 	world.teams.OnReceive = func(r teamsfake.Received) {
 		text := teamsfake.VisibleText(&r.Activity)
 		tr.arrive(text, r.At)
 		var chat int
-		if _, err := fmt.Sscanf(r.User, "10ad0000-0000-4000-8000-%d", &chat); err == nil && tr.toldText != "" && strings.Contains(text, tr.toldText) {
-			tr.mu.Lock()
-			tr.told[chat]++
-			tr.mu.Unlock()
+		if _, err := fmt.Sscanf(r.User, "10ad0000-0000-4000-8000-%d", &chat); err != nil {
+			return
+		}
+		for _, told := range tr.toldTexts {
+			if told != "" && strings.Contains(text, told) {
+				tr.mu.Lock()
+				tr.told[chat]++
+				tr.mu.Unlock()
+			}
 		}
 	}
 	if lc.faults {
