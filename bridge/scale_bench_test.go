@@ -30,7 +30,8 @@ import (
 // same process: the engine step of a customer message and an employee answer on chats picked at
 // random among all of them (8 at a time, delivered by the engine as it runs), the timer scan when
 // nothing is due and when 1,000 chats' timers fall due at once, and the process's memory while it
-// does so (peak RSS from /proc, reset after the fill, and the Go heap).
+// does so (peak RSS from /proc, reset after the fill, and the Go heap). It also times the metrics
+// scrape's count of chats by status, which is linear.
 //
 // The chats are copies of one made through the engine (its rows cloned with SQL); the archive is
 // written with compliance.Seal and COPY, so the chains verify.
@@ -91,6 +92,13 @@ func BenchmarkScale(b *testing.B) {
 				idle, perTimer := scaleTimers(b, engine, fill, clk)
 				b.ReportMetric(ms(idle), "idle-scan-ms")
 				b.ReportMetric(ms(perTimer), "per-fired-timer-ms")
+
+				// The metrics scrape's count of chats by status (not per message: linear).
+				t := time.Now()
+				if _, err := store.ChatStates(ctx, clk.Now().Add(-48*time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(ms(time.Since(t)), "chat-states-ms")
 			}
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)

@@ -43,7 +43,7 @@ func TestNothingLostUnderFaults(t *testing.T) {
 			if res.delivered < 50 {
 				t.Errorf("only %d messages delivered: the load did not run", res.delivered)
 			}
-			if res.unknown == 0 {
+			if res.unknownSends == 0 {
 				t.Error("no send was archived as outcome unknown: the connection resets did not bite")
 			}
 			if res.lost > 0 || len(res.problems) > 0 || len(res.errors) > 0 {

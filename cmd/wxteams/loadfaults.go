@@ -175,6 +175,7 @@ func checkArchive(tr *tracker, facts *archiveFacts, limit int) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	res := tr.res
+	res.unknownSends = len(facts.unknown)
 	problem := func(format string, args ...any) { res.problems = append(res.problems, fmt.Sprintf(format, args...)) }
 	for id := range tr.written {
 		if n := facts.archived[id]; n != 1 {

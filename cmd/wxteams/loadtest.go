@@ -144,9 +144,11 @@ type loadResult struct {
 	toCustomer []arrival
 	// With faults: what was injected, and what the archive says (see checkArchive).
 	injected map[string]int
-	unknown  int64    // acknowledged, archived as outcome unknown, never arrived (the employee was told)
-	refused  int64    // employee messages the policy refused (a full queue; the employee was told)
-	problems []string // broken promises: lost, archived twice, over the cap, reordered
+	unknown  int64 // acknowledged, archived as outcome unknown, never arrived (the employee was told)
+	refused  int64 // employee messages the policy refused (a full queue; the employee was told)
+	// unknownSends is how many sends the archive records as outcome unknown, arrived or not.
+	unknownSends int
+	problems     []string // broken promises: lost, archived twice, over the cap, reordered
 }
 
 // arrival is a message that reached the other side of chat at a time on the fakes' clock.
