@@ -228,11 +228,17 @@ type tracker struct {
 	// written is every message ever written, by marker id; last is the newest arrival per chat
 	// and direction (inbound or not), for the order check.
 	written map[int64]sent
-	last    map[[2]int]int64
+	last    map[direction]int64
 	// told counts, per chat, the notices its employee got that a message's outcome is unknown
 	// or that a message was refused; toldTexts are those notices' fixed parts.
 	told      map[int]int
 	toldTexts []string
+}
+
+// direction is one side of a chat: its customer's messages (inbound) or its employee's.
+type direction struct {
+	chat    int
+	inbound bool
 }
 
 type sent struct {
@@ -262,7 +268,7 @@ func (t *tracker) arrive(text string, at time.Time) {
 			t.res.duplicates++
 		} else if written {
 			// Markers grow in the order a chat's messages are written, in each direction.
-			key := [2]int{w.chat, map[bool]int{true: 1}[w.inbound]}
+			key := direction{w.chat, w.inbound}
 			if id < t.last[key] {
 				t.res.reordered++
 				t.res.problems = append(t.res.problems, fmt.Sprintf("chat %d: #L%d# arrived after #L%d#, written later", w.chat, id, t.last[key]))
@@ -375,7 +381,7 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		res.secrets = append(res.secrets, world.env[k])
 	}
 	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
-	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[[2]int]int64{}, arrived: make(chan int64, 1), res: res}
+	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1), res: res}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
 	texts := s.engine.Policy().Employee
 	tr.told, tr.toldTexts = map[int]int{}, []string{fixedPart(texts.OutcomeUnknown), fixedPart(texts.QueueFull)}
