@@ -422,3 +422,61 @@ func TestWeChatAccessTokenIsSealed(t *testing.T) {
 		}
 	})
 }
+
+// A process that has just started knows no data key yet: reading a chat's sealed queue and outbox
+// inside a step looks the keys up while the rows are being read. (On PostgreSQL the lookup used to
+// meet "there is already a query being processed on this connection", and the chat was stuck
+// until something outside a transaction happened to open the key.)
+func TestSealedRowsReadInAStepByAFreshProcess(t *testing.T) {
+	sqlstoretest.EachURL(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		first := sqlstoretest.Open(t, url)
+		first.UseKeyring(keyring(t, kek(1)))
+		var chat bridge.ChatID
+		err := first.InTx(ctx, func(tx bridge.Tx) error {
+			if err := tx.PutContact(ctx, &bridge.Contact{OpenID: "o1"}); err != nil {
+				return err
+			}
+			c := &bridge.Chat{Tenant: "acme", Contact: "o1", Status: bridge.StatusActive}
+			if err := tx.CreateChat(ctx, c); err != nil {
+				return err
+			}
+			chat = c.ID
+			for _, m := range []string{"one", "two", "three"} {
+				if err := tx.PushQueue(ctx, &bridge.QueuedMessage{ChatID: c.ID, Employee: "ann", MessageID: "q-" + m, Message: bridge.TextMessage(m), QueuedAt: t0}, false); err != nil {
+					return err
+				}
+				if err := tx.AddOutbox(ctx, &bridge.OutboxItem{ChatID: c.ID, Tenant: "acme", Channel: bridge.ChannelWeChat, Lane: "wechat:o1", Contact: "o1", MessageID: "o-" + m,
+					WeChat: &bridge.WeChatMessage{Message: bridge.TextMessage(m)}, State: bridge.OutboxPending, CreatedAt: t0, NotBefore: t0}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := sqlstoretest.Open(t, url)
+		fresh.UseKeyring(keyring(t, kek(1)))
+		err = fresh.InTx(ctx, func(tx bridge.Tx) error {
+			if _, err := tx.LockChat(ctx, chat); err != nil {
+				return err
+			}
+			q, err := tx.Queue(ctx, chat)
+			if err != nil {
+				return err
+			}
+			out, err := tx.ChatOutbox(ctx, chat, bridge.ChannelWeChat)
+			if err != nil {
+				return err
+			}
+			if len(q) != 3 || q[2].Message.Text != "three" || len(out) != 3 || out[2].WeChat.Message.Text != "three" {
+				t.Errorf("queue %+v, outbox %+v", q, out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

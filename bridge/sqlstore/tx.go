@@ -338,27 +338,41 @@ func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMes
 		return nil, fmt.Errorf("queue of chat %d: %w", chat, err)
 	}
 	defer rows.Close()
-	var out []*bridge.QueuedMessage
+	type sealed struct {
+		q    *bridge.QueuedMessage
+		body []byte
+		key  string
+	}
+	var read []sealed
 	for rows.Next() {
 		var (
-			q      = &bridge.QueuedMessage{ChatID: chat}
-			body   []byte
-			key    string
+			r      = sealed{q: &bridge.QueuedMessage{ChatID: chat}}
 			queued int64
 		)
-		if err := rows.Scan(&q.ID, &q.Employee, &q.MessageID, &body, &key, &queued); err != nil {
+		if err := rows.Scan(&r.q.ID, &r.q.Employee, &r.q.MessageID, &r.body, &r.key, &queued); err != nil {
 			return nil, fmt.Errorf("queue of chat %d: %w", chat, err)
 		}
-		if body, err = t.s.openWith(ctx, t.conn, key, body, queueAAD(q.MessageID)); err != nil {
-			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, q.MessageID, err)
-		}
-		if err := json.Unmarshal(body, &q.Message); err != nil {
-			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, q.MessageID, err)
-		}
-		q.QueuedAt = fromUS(queued)
-		out = append(out, q)
+		r.q.QueuedAt = fromUS(queued)
+		read = append(read, r)
 	}
-	return out, t.s.wrap(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue of chat %d: %w", chat, t.s.wrap(err))
+	}
+	// Opened once the rows are read: opening may look up a data key, and a PostgreSQL connection
+	// answers one query at a time.
+	rows.Close()
+	out := make([]*bridge.QueuedMessage, 0, len(read))
+	for _, r := range read {
+		body, err := t.s.openWith(ctx, t.conn, r.key, r.body, queueAAD(r.q.MessageID))
+		if err != nil {
+			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, r.q.MessageID, err)
+		}
+		if err := json.Unmarshal(body, &r.q.Message); err != nil {
+			return nil, fmt.Errorf("queue of chat %d: message %s: %w", chat, r.q.MessageID, err)
+		}
+		out = append(out, r.q)
+	}
+	return out, nil
 }
 
 func (t *tx) PushQueue(ctx context.Context, q *bridge.QueuedMessage, front bool) error {
@@ -432,27 +446,48 @@ const outboxColumns = `id, chat_id, tenant, channel, lane, employee_id, contact,
 
 // scanOutbox reads an outbox row, opening its payload.
 func (c conn) scanOutbox(ctx context.Context, row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
-	var (
-		it                              bridge.OutboxItem
-		chat, notBefore, lease, created int64
-		payload                         []byte
-		key                             string
-	)
-	if err := row.Scan(&it.ID, &chat, &it.Tenant, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
-		&payload, &key, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
+	r, err := scanSealedOutbox(row)
+	if err != nil {
 		return nil, err
 	}
-	payload, err := c.s.openWith(ctx, c, key, payload, outboxAAD(it.MessageID))
+	return c.openOutbox(ctx, r)
+}
+
+// sealedOutbox is an outbox row as read, its payload still sealed.
+type sealedOutbox struct {
+	it      *bridge.OutboxItem
+	payload []byte
+	key     string
+}
+
+func scanSealedOutbox(row interface{ Scan(...any) error }) (sealedOutbox, error) {
+	var (
+		r                               = sealedOutbox{it: &bridge.OutboxItem{}}
+		it                              = r.it
+		chat, notBefore, lease, created int64
+	)
+	if err := row.Scan(&it.ID, &chat, &it.Tenant, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
+		&r.payload, &r.key, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
+		return r, err
+	}
+	it.ChatID = bridge.ChatID(chat)
+	it.NotBefore, it.LeaseUntil, it.CreatedAt = fromUS(notBefore), fromUS(lease), fromUS(created)
+	return r, nil
+}
+
+// openOutbox opens a row's payload. It may look up a data key: not while rows are being read on
+// the same connection.
+func (c conn) openOutbox(ctx context.Context, r sealedOutbox) (*bridge.OutboxItem, error) {
+	payload, err := c.s.openWith(ctx, c, r.key, r.payload, outboxAAD(r.it.MessageID))
 	if err != nil {
-		return nil, fmt.Errorf("outbox item %d: %w", it.ID, err)
+		return nil, fmt.Errorf("outbox item %d: %w", r.it.ID, err)
 	}
 	var p outboxPayload
 	if err := json.Unmarshal(payload, &p); err != nil {
-		return nil, fmt.Errorf("outbox item %d: %w", it.ID, err)
+		return nil, fmt.Errorf("outbox item %d: %w", r.it.ID, err)
 	}
-	it.ChatID, it.WeChat, it.Teams = bridge.ChatID(chat), p.WeChat, p.Teams
-	it.NotBefore, it.LeaseUntil, it.CreatedAt = fromUS(notBefore), fromUS(lease), fromUS(created)
-	return &it, nil
+	r.it.WeChat, r.it.Teams = p.WeChat, p.Teams
+	return r.it, nil
 }
 
 func (t *tx) LockOutbox(ctx context.Context, id int64) (*bridge.OutboxItem, error) {
@@ -467,15 +502,27 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 		return nil, fmt.Errorf("outbox of chat %d: %w", chat, err)
 	}
 	defer rows.Close()
-	var out []*bridge.OutboxItem
+	var read []sealedOutbox
 	for rows.Next() {
-		it, err := t.scanOutbox(ctx, rows)
+		r, err := scanSealedOutbox(rows)
 		if err != nil {
 			return nil, fmt.Errorf("outbox of chat %d: %w", chat, t.s.wrap(err))
 		}
+		read = append(read, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox of chat %d: %w", chat, t.s.wrap(err))
+	}
+	rows.Close()
+	out := make([]*bridge.OutboxItem, 0, len(read))
+	for _, r := range read {
+		it, err := t.openOutbox(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("outbox of chat %d: %w", chat, err)
+		}
 		out = append(out, it)
 	}
-	return out, t.s.wrap(rows.Err())
+	return out, nil
 }
 
 func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) (employee, all int, err error) {

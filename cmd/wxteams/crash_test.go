@@ -30,7 +30,8 @@ import (
 
 // The crash tests run wxteams as its own process (the binary, built once) against the fakes,
 // which live in the test and so survive it, and kill it with SIGKILL in the middle of a load, again
-// and again; the PostgreSQL variant also cuts the database away under load. Afterwards every
+// and again; the PostgreSQL variants also cut the database away under load at the network, or
+// crash and restart a PostgreSQL of the test's own. Afterwards every
 // message that was acknowledged — WeChat got its answer, Teams got 200 — must be in the archive
 // exactly once and must have arrived, the chains must verify, and a message may have arrived twice
 // only if its send is archived as outcome unknown (WeChat) or it went to Teams, where a delivery
@@ -147,9 +148,10 @@ func (a *arrivals) count(m string) int {
 }
 
 type crashCase struct {
-	name     string
-	dbURL    func(t *testing.T) (string, *sqlstoretest.Proxy)
-	outages  bool // also cut the database away under load
+	name string
+	// dbURL returns the database and, for PostgreSQL, an outage: the database taken away for a
+	// while and given back. Every other restart is an outage instead of a kill.
+	dbURL    func(t *testing.T) (url string, outage func())
 	restarts int
 }
 
@@ -158,12 +160,19 @@ func TestAcknowledgedMessagesSurviveKillsAndDatabaseOutages(t *testing.T) {
 		t.Skip("builds and kills wxteams processes")
 	}
 	for _, c := range []crashCase{
-		{name: "sqlite", restarts: 4, dbURL: func(t *testing.T) (string, *sqlstoretest.Proxy) {
+		{name: "sqlite", restarts: 4, dbURL: func(t *testing.T) (string, func()) {
 			return "sqlite:" + filepath.Join(t.TempDir(), "crash.db"), nil
 		}},
-		{name: "postgres", restarts: 3, outages: true, dbURL: func(t *testing.T) (string, *sqlstoretest.Proxy) {
+		// The shared PostgreSQL, cut away at the network (connections reset and refused).
+		{name: "postgres", restarts: 3, dbURL: func(t *testing.T) (string, func()) {
 			u, proxy := sqlstoretest.ViaProxy(t, sqlstoretest.PostgresURL(t))
-			return u, proxy
+			return u, func() { proxy.Down(); time.Sleep(1200 * time.Millisecond); proxy.Up() }
+		}},
+		// A PostgreSQL of the test's own, crashed (pg_ctl -m immediate) and restarted under load:
+		// it recovers from its WAL, and wxteams reconnects.
+		{name: "postgres-restarted", restarts: 4, dbURL: func(t *testing.T) (string, func()) {
+			cluster := sqlstoretest.NewCluster(t)
+			return cluster.URL(), func() { cluster.Crash(); time.Sleep(500 * time.Millisecond); cluster.Start() }
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) { crashRun(t, c) })
@@ -172,7 +181,7 @@ func TestAcknowledgedMessagesSurviveKillsAndDatabaseOutages(t *testing.T) {
 
 func crashRun(t *testing.T, c crashCase) {
 	bin := wxteamsBinary(t)
-	dbURL, proxy := c.dbURL(t)
+	dbURL, outage := c.dbURL(t)
 	world, err := startSandboxWorld(&clock.Offset{})
 	if err != nil {
 		t.Fatal(err)
@@ -279,10 +288,8 @@ func crashRun(t *testing.T, c crashCase) {
 	// Kill wxteams (and cut the database) again and again.
 	for r := range c.restarts {
 		time.Sleep(1500 * time.Millisecond)
-		if c.outages && proxy != nil && r%2 == 1 {
-			proxy.Down()
-			time.Sleep(1200 * time.Millisecond)
-			proxy.Up()
+		if outage != nil && r%2 == 1 {
+			outage()
 			continue
 		}
 		p.kill()
@@ -301,11 +308,26 @@ func crashRun(t *testing.T, c crashCase) {
 		t.Fatalf("only %d messages were acknowledged: the load did not run\n%s", len(all), p.logs)
 	}
 	// A send in flight at a kill holds its chat's WeChat lane until its claim runs out (2 × the
-	// send timeout + 5 s) and is archived as outcome unknown; the messages behind it then go out
-	// into WeChat's quota of five and the rest are queued, as the policy says, until the customer
-	// writes. So while anything is missing the customers keep writing, as they would.
+	// send timeout + 5 s) and is archived as outcome unknown. Meanwhile the messages behind it
+	// count toward the cap, so later ones are queued until the customer writes — and refused once
+	// the queue is full. So while anything is missing the customers keep writing, as they would.
+	// The archive is read with the archive key as wxteams runs, and at the end.
+	store, err := sqlstore.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ring, _ := compliance.NewKeyring(mustB64(archiveKey))
+	store.UseKeyring(ring)
 	deadline := time.Now().Add(150 * time.Second)
+	// missing returns the acknowledged messages that have not arrived, except those the archive
+	// settles otherwise: a send of unknown outcome, or a message the policy refused (a chat whose
+	// lane a killed send held keeps its streak full, its queue fills, and the next is refused).
 	missing := func() []acked {
+		facts, err := readCrashArchive(store)
+		if err != nil {
+			return nil // the database is still coming back: ask again
+		}
 		var out []acked
 		mu.Lock()
 		defer mu.Unlock()
@@ -314,7 +336,7 @@ func crashRun(t *testing.T, c crashCase) {
 			if a.inbound {
 				side = toEmployees
 			}
-			if side.count(a.marker) == 0 {
+			if id := facts.messageOf[a.marker]; side.count(a.marker) == 0 && !facts.unknown[id] && !facts.refused[id] {
 				out = append(out, a)
 			}
 		}
@@ -343,38 +365,13 @@ func crashRun(t *testing.T, c crashCase) {
 	mu.Unlock()
 	p.stop()
 
-	// The archive, read with the archive key.
-	store, err := sqlstore.Open(context.Background(), dbURL)
+	facts, err := readCrashArchive(store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	ring, _ := compliance.NewKeyring(mustB64(archiveKey))
-	store.UseKeyring(ring)
-	archived := map[string]int{}
-	messageOf := map[string]string{} // marker → our message id (employee messages)
-	unknown := map[string]bool{}     // message ids whose send is archived as outcome unknown
-	err = store.ExportSource().Scan(context.Background(), exportScopeAll(), func(r *compliance.Record) error {
-		content, _ := compliance.DecodeContent(r.Body)
-		meta, _ := compliance.DecodeMeta(r.Meta)
-		switch r.Kind {
-		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
-			for _, m := range marker.FindAllString(content.Text, -1) {
-				archived[m]++
-				if r.Kind == compliance.KindEmployeeMessage {
-					messageOf[m] = meta.MessageID
-				}
-			}
-		case compliance.KindOutcomeUnknown:
-			unknown[meta.MessageID] = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	archived, messageOf, unknown, refused, history := facts.archived, facts.messageOf, facts.unknown, facts.refused, facts.history
 	var problems []string
-	dupInTeams := 0
+	dupInTeams, nRefused := 0, 0
 	for _, a := range all {
 		if n := archived[a.marker]; n != 1 {
 			problems = append(problems, fmt.Sprintf("%s archived %d times", a.marker, n))
@@ -389,8 +386,13 @@ func crashRun(t *testing.T, c crashCase) {
 		}
 		n, outcomeUnknown := toCustomers.count(a.marker), unknown[messageOf[a.marker]]
 		switch {
+		case refused[messageOf[a.marker]]:
+			nRefused++
+			if n > 0 {
+				problems = append(problems, fmt.Sprintf("%s was refused and yet arrived", a.marker))
+			}
 		case n == 0 && !outcomeUnknown:
-			problems = append(problems, a.marker+" (employee → customer) never arrived")
+			problems = append(problems, fmt.Sprintf("%s (employee → customer) never arrived: %v", a.marker, history[messageOf[a.marker]]))
 		case n > 1 && !outcomeUnknown:
 			problems = append(problems, fmt.Sprintf("%s arrived %d times at the customer without an outcome-unknown record", a.marker, n))
 		case n > 1:
@@ -423,7 +425,48 @@ func crashRun(t *testing.T, c crashCase) {
 	if n, err := store.VerifyArchive(context.Background()); err != nil {
 		t.Errorf("archive after the kills (%d records): %v", n, err)
 	}
-	t.Logf("%d acknowledged messages through %d kills/outages; %d outcome-unknown sends; %d duplicate Teams cards", len(all), c.restarts, len(unknown), dupInTeams)
+	dbErrors := 0
+	for _, sign := range []string{"connection refused", "terminating connection", "bad connection", "connection reset"} {
+		dbErrors += strings.Count(p.logs.String(), sign)
+	}
+	if outage != nil && dbErrors == 0 {
+		t.Error("wxteams logged no database error: the outages never reached it, and the test proved nothing about them")
+	}
+	t.Logf("%d acknowledged messages through %d kills/outages; %d outcome-unknown sends; %d refused (queue full); %d duplicate Teams cards; %d database errors logged",
+		len(all), c.restarts, len(unknown), nRefused, dupInTeams, dbErrors)
+}
+
+// crashArchive is what the archive says about the crash test's messages, by marker.
+type crashArchive struct {
+	archived  map[string]int      // marker → customer and employee message records holding it
+	messageOf map[string]string   // marker → message id
+	unknown   map[string]bool     // message ids whose send is archived as outcome unknown
+	refused   map[string]bool     // message ids the policy refused
+	history   map[string][]string // message id → its records, for a report
+}
+
+func readCrashArchive(store *sqlstore.Store) (*crashArchive, error) {
+	f := &crashArchive{archived: map[string]int{}, messageOf: map[string]string{}, unknown: map[string]bool{}, refused: map[string]bool{}, history: map[string][]string{}}
+	err := store.ExportSource().Scan(context.Background(), exportScopeAll(), func(r *compliance.Record) error {
+		content, _ := compliance.DecodeContent(r.Body)
+		meta, _ := compliance.DecodeMeta(r.Meta)
+		if meta.MessageID != "" {
+			f.history[meta.MessageID] = append(f.history[meta.MessageID], fmt.Sprintf("%s %s(%d %s %s)", r.At.Format("15:04:05.000"), r.Kind, meta.ErrCode, meta.Reason, meta.Error))
+		}
+		switch r.Kind {
+		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
+			for _, m := range marker.FindAllString(content.Text, -1) {
+				f.archived[m]++
+				f.messageOf[m] = meta.MessageID
+			}
+		case compliance.KindOutcomeUnknown:
+			f.unknown[meta.MessageID] = true
+		case compliance.KindRefused:
+			f.refused[meta.MessageID] = true
+		}
+		return nil
+	})
+	return f, err
 }
 
 func tail(s string, n int) string {
