@@ -50,7 +50,12 @@ func BenchmarkScale(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	dbURL := sqlstoretest.PostgresURL(b)
+	// WXTEAMS_BENCH_SCALE_URL keeps the grown database (a schema of your own, empty at first),
+	// for example to run wxteams loadtest on it afterwards.
+	dbURL := os.Getenv("WXTEAMS_BENCH_SCALE_URL")
+	if dbURL == "" {
+		dbURL = sqlstoretest.PostgresURL(b)
+	}
 	store := sqlstoretest.Open(b, dbURL)
 	if store.Dialect() != sqlstore.Postgres {
 		b.Skip("PostgreSQL only")

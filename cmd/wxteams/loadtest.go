@@ -196,6 +196,9 @@ func (r *loadResult) print(w io.Writer) {
 	case r.pgbenchNote != "":
 		fmt.Fprintf(tw, "pgbench\t%s\t\n", r.pgbenchNote)
 	}
+	if rss := peakRSS(); rss > 0 {
+		fmt.Fprintf(tw, "peak RSS of this process\t%.0f MB\t(wxteams, both fakes and the load generator)\n", float64(rss)/(1<<20))
+	}
 	_ = tw.Flush()
 	for i, p := range r.problems {
 		if i == 10 {
@@ -211,6 +214,21 @@ func (r *loadResult) print(w io.Writer) {
 		}
 		fmt.Fprintln(w, "error:", e)
 	}
+}
+
+// peakRSS is the process's peak resident set in bytes, from /proc (0 where there is none).
+func peakRSS() int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // loadEmployee is the Entra object id of the load's n-th employee.
