@@ -86,8 +86,9 @@ type Tx interface {
 	LockOutbox(ctx context.Context, id int64) (*OutboxItem, error)
 	// ChatOutbox returns a chat's undelivered items on one channel (pending or sending), oldest first.
 	ChatOutbox(ctx context.Context, chat ChatID, ch Channel) ([]*OutboxItem, error)
-	// OpenSends counts a chat's undelivered items on one channel (pending or sending): those that
-	// carry an employee's message and all of them.
+	// OpenSends counts a chat's items on one channel still waiting to be sent (pending: behind
+	// another in the lane, or waiting to be retried): those that carry an employee's message and
+	// all of them.
 	OpenSends(ctx context.Context, chat ChatID, ch Channel) (employee, all int, err error)
 	// UpdateOutbox stores an item's State, Attempts, NotBefore and LeaseUntil. An item that leaves
 	// pending or sending makes way for the next item of its lane.
