@@ -526,8 +526,11 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 }
 
 func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) (employee, all int, err error) {
-	err = t.queryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN auto THEN 0 ELSE 1 END), 0), COUNT(*) FROM outbox
-		WHERE chat_id = $1 AND channel = $2 AND state = 'pending'`, int64(chat), ch).Scan(&employee, &all)
+	// The WHERE clause is the partial index's (outbox_chat_open), so that SQLite uses it too: it
+	// does not infer state IN (…) from state = 'pending', and would scan the whole outbox.
+	err = t.queryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN state = 'pending' AND NOT auto THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0)
+		FROM outbox WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending')`, int64(chat), ch).Scan(&employee, &all)
 	if err != nil {
 		return 0, 0, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
 	}
