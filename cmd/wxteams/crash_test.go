@@ -324,7 +324,7 @@ func crashRun(t *testing.T, c crashCase) {
 	// settles otherwise: a send of unknown outcome, or a message the policy refused (a chat whose
 	// lane a killed send held keeps its streak full, its queue fills, and the next is refused).
 	missing := func() []acked {
-		facts, err := readCrashArchive(store)
+		facts, err := readArchive(context.Background(), store)
 		if err != nil {
 			return nil // the database is still coming back: ask again
 		}
@@ -336,7 +336,7 @@ func crashRun(t *testing.T, c crashCase) {
 			if a.inbound {
 				side = toEmployees
 			}
-			if id := facts.messageOf[a.marker]; side.count(a.marker) == 0 && !facts.unknown[id] && !facts.refused[id] {
+			if side.count(a.marker) == 0 && !facts.settled(markerID(a.marker)) {
 				out = append(out, a)
 			}
 		}
@@ -365,15 +365,15 @@ func crashRun(t *testing.T, c crashCase) {
 	mu.Unlock()
 	p.stop()
 
-	facts, err := readCrashArchive(store)
+	facts, err := readArchive(context.Background(), store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	archived, messageOf, unknown, refused, history := facts.archived, facts.messageOf, facts.unknown, facts.refused, facts.history
+	messageOf := func(marker string) string { return facts.messageOf[markerID(marker)] }
 	var problems []string
 	dupInTeams, nRefused := 0, 0
 	for _, a := range all {
-		if n := archived[a.marker]; n != 1 {
+		if n := facts.archived[markerID(a.marker)]; n != 1 {
 			problems = append(problems, fmt.Sprintf("%s archived %d times", a.marker, n))
 		}
 		if a.inbound {
@@ -384,15 +384,15 @@ func crashRun(t *testing.T, c crashCase) {
 			}
 			continue
 		}
-		n, outcomeUnknown := toCustomers.count(a.marker), unknown[messageOf[a.marker]]
+		n, outcomeUnknown := toCustomers.count(a.marker), facts.unknown[messageOf(a.marker)]
 		switch {
-		case refused[messageOf[a.marker]]:
+		case facts.refused[messageOf(a.marker)]:
 			nRefused++
 			if n > 0 {
 				problems = append(problems, fmt.Sprintf("%s was refused and yet arrived", a.marker))
 			}
 		case n == 0 && !outcomeUnknown:
-			problems = append(problems, fmt.Sprintf("%s (employee → customer) never arrived: %v", a.marker, history[messageOf[a.marker]]))
+			problems = append(problems, fmt.Sprintf("%s (employee → customer) never arrived: %v", a.marker, facts.history[messageOf(a.marker)]))
 		case n > 1 && !outcomeUnknown:
 			problems = append(problems, fmt.Sprintf("%s arrived %d times at the customer without an outcome-unknown record", a.marker, n))
 		case n > 1:
@@ -433,40 +433,7 @@ func crashRun(t *testing.T, c crashCase) {
 		t.Error("wxteams logged no database error: the outages never reached it, and the test proved nothing about them")
 	}
 	t.Logf("%d acknowledged messages through %d kills/outages; %d outcome-unknown sends; %d refused (queue full); %d duplicate Teams cards; %d database errors logged",
-		len(all), c.restarts, len(unknown), nRefused, dupInTeams, dbErrors)
-}
-
-// crashArchive is what the archive says about the crash test's messages, by marker.
-type crashArchive struct {
-	archived  map[string]int      // marker → customer and employee message records holding it
-	messageOf map[string]string   // marker → message id
-	unknown   map[string]bool     // message ids whose send is archived as outcome unknown
-	refused   map[string]bool     // message ids the policy refused
-	history   map[string][]string // message id → its records, for a report
-}
-
-func readCrashArchive(store *sqlstore.Store) (*crashArchive, error) {
-	f := &crashArchive{archived: map[string]int{}, messageOf: map[string]string{}, unknown: map[string]bool{}, refused: map[string]bool{}, history: map[string][]string{}}
-	err := store.ExportSource().Scan(context.Background(), exportScopeAll(), func(r *compliance.Record) error {
-		content, _ := compliance.DecodeContent(r.Body)
-		meta, _ := compliance.DecodeMeta(r.Meta)
-		if meta.MessageID != "" {
-			f.history[meta.MessageID] = append(f.history[meta.MessageID], fmt.Sprintf("%s %s(%d %s %s)", r.At.Format("15:04:05.000"), r.Kind, meta.ErrCode, meta.Reason, meta.Error))
-		}
-		switch r.Kind {
-		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
-			for _, m := range marker.FindAllString(content.Text, -1) {
-				f.archived[m]++
-				f.messageOf[m] = meta.MessageID
-			}
-		case compliance.KindOutcomeUnknown:
-			f.unknown[meta.MessageID] = true
-		case compliance.KindRefused:
-			f.refused[meta.MessageID] = true
-		}
-		return nil
-	})
-	return f, err
+		len(all), c.restarts, len(facts.unknown), nRefused, dupInTeams, dbErrors)
 }
 
 func tail(s string, n int) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
@@ -66,7 +67,8 @@ func injectFaults(world *sandboxWorld, every time.Duration, res *loadResult) (st
 	return func() { close(done); <-finished }
 }
 
-// archiveFacts is what the archive says about the load's messages.
+// archiveFacts is what the archive says about the messages of a load (or of the crash test), by
+// the marker id in their text.
 type archiveFacts struct {
 	archived   map[int64]int       // marker id → customer and employee message records holding it
 	messageOf  map[int64]string    // marker id → message id
@@ -76,19 +78,16 @@ type archiveFacts struct {
 	history    map[string][]string // message id → what the archive says happened to it, for a report
 }
 
-func readArchive(ctx context.Context, s *server) (*archiveFacts, error) {
+func readArchive(ctx context.Context, store *sqlstore.Store) (*archiveFacts, error) {
 	f := &archiveFacts{archived: map[int64]int{}, messageOf: map[int64]string{}, unknown: map[string]bool{}, refused: map[string]bool{}, customerAt: map[int][]time.Time{}, history: map[string][]string{}}
-	err := s.store.ExportSource().Scan(ctx, export.Scope{}, func(r *compliance.Record) error {
+	err := store.ExportSource().Scan(ctx, export.Scope{}, func(r *compliance.Record) error {
 		meta, err := compliance.DecodeMeta(r.Meta)
 		if err != nil {
 			return err
 		}
 		if meta.MessageID != "" {
-			h := string(r.Kind)
-			if meta.ErrCode != 0 || meta.Reason != "" {
-				h += fmt.Sprintf("(%d %s)", meta.ErrCode, meta.Reason)
-			}
-			f.history[meta.MessageID] = append(f.history[meta.MessageID], h)
+			f.history[meta.MessageID] = append(f.history[meta.MessageID],
+				fmt.Sprintf("%s %s(%d %s %s)", r.At.Format("15:04:05.000"), r.Kind, meta.ErrCode, meta.Reason, meta.Error))
 		}
 		switch r.Kind {
 		case compliance.KindOutcomeUnknown:
@@ -131,7 +130,7 @@ func settle(ctx context.Context, world *sandboxWorld, s *server, tr *tracker, pa
 	var facts *archiveFacts
 	for {
 		var err error
-		if facts, err = readArchive(ctx, s); err != nil {
+		if facts, err = readArchive(ctx, s.store); err != nil {
 			return fmt.Errorf("read the archive: %w", err)
 		}
 		waiting := map[int]bool{} // chat → waits for an employee message
@@ -255,4 +254,10 @@ func fixedPart(text string) string {
 		}
 	}
 	return strings.TrimSpace(best)
+}
+
+// markerID is the id in a marker ("#L42#" → 42).
+func markerID(m string) int64 {
+	id, _ := strconv.ParseInt(strings.Trim(m, "#L"), 10, 64)
+	return id
 }
