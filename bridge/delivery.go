@@ -151,6 +151,13 @@ func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
 	default:
 		d, err = e.send(ctx, it)
 	}
+	if err == nil && it.Channel == ChannelWeChat {
+		// Delivered: until the outcome is recorded, a customer message arriving now must not count
+		// this send toward their new streak (it reached them first).
+		it.AnsweredAt = e.clock.Now()
+		e.delivered.add(it.ID)
+		defer e.delivered.remove(it.ID)
+	}
 	for attempt := 0; ; attempt++ {
 		ferr := e.finish(ctx, it, d, err)
 		if ferr == nil {
@@ -313,7 +320,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			it.NotBefore = s.now.Add(max(s.backoff(1, sendErr), 10*time.Millisecond))
 			return s.tx.UpdateOutbox(s.ctx, it)
 		case sendErr == nil:
-			it.State = OutboxDone
+			it.State, it.AnsweredAt = OutboxDone, claimed.AnsweredAt
 			meta.ExternalID = d.ID
 			mediaMeta(&meta, d.Media)
 			record(compliance.KindDelivered, compliance.Content{Payload: d.Payload})
@@ -367,6 +374,35 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 		}
 		return s.tx.UpdateOutbox(s.ctx, it)
 	})
+}
+
+// deliveredSends are this process's WeChat sends that WeChat accepted and whose outcome is not
+// recorded yet, by outbox id.
+type deliveredSends struct {
+	mu  sync.Mutex
+	ids map[int64]bool
+}
+
+func (d *deliveredSends) add(id int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids == nil {
+		d.ids = map[int64]bool{}
+	}
+	d.ids[id] = true
+}
+
+func (d *deliveredSends) remove(id int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.ids, id)
+}
+
+// has reports whether WeChat accepted the send of item id, as far as this process knows.
+func (d *deliveredSends) has(id int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ids[id]
 }
 
 // mayRetry: WeChat deliveries get RetryAttempts tries; Teams, whose 429 storms can last, keeps

@@ -33,6 +33,7 @@ type Engine struct {
 	pollInterval time.Duration
 	wake         chan struct{}
 	inflight     sync.WaitGroup
+	delivered    deliveredSends
 }
 
 // Observer is told what the engine did, after it committed: every archived event, and how long

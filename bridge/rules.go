@@ -166,17 +166,37 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		// Employee messages still on their way to WeChat will reach the customer after this
-		// message: they count toward the new streak and quota. They are counted with the chat
-		// locked (no new ones can be added) and the step's time is taken again afterwards, so a
-		// message WeChat delivered after that time is one counted here.
+		// Messages still on their way to WeChat reach the customer after this message: they count
+		// toward the new streak and quota. Those waiting in the outbox do for sure; a send under way
+		// may land before or after, so it counts too, unless this process already has WeChat's
+		// acceptance of it, and is marked so that employeeSends can take it off again once it is
+		// known to have landed first. They are counted with the chat locked (no new ones can be
+		// added) and the step's time is taken again afterwards, so a message WeChat accepted after
+		// that time is one counted here.
 		var openEmployee, openAll int
+		var crossing []int64
 		if chat != nil && chat.Status.Live() {
-			if openEmployee, openAll, err = s.tx.OpenSends(s.ctx, chat.ID, ChannelWeChat); err != nil {
+			open, err := s.tx.OpenSends(s.ctx, chat.ID, ChannelWeChat)
+			if err != nil {
 				return err
+			}
+			for _, o := range open {
+				if o.Sending && s.e.delivered.has(o.ID) {
+					continue
+				}
+				if o.Sending {
+					crossing = append(crossing, o.ID)
+				}
+				openAll++
+				if !o.Auto {
+					openEmployee++
+				}
 			}
 			if now := s.e.clock.Now(); now.After(s.now) {
 				s.now = now
+			}
+			if err := s.tx.MarkCrossing(s.ctx, s.now, crossing...); err != nil {
+				return err
 			}
 		}
 		ct, err := s.contact(in.Contact)
@@ -233,7 +253,7 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 					ContactName: ct.DisplayName(), Message: in.Message, SentAt: s.now},
 			})
 		}
-		if err := s.flushQueue(chat, ct, recipients); err != nil {
+		if err := s.flushQueue(chat, recipients, "customer wrote"); err != nil {
 			return err
 		}
 		s.capIfReached(chat) // messages still on their way may have used the new streak up
@@ -250,7 +270,7 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 
 // flushQueue sends queued messages, oldest first, while the cap and the quota allow, and tells the
 // employees how many went out.
-func (s *step) flushQueue(c *Chat, ct *Contact, tell []EmployeeID) error {
+func (s *step) flushQueue(c *Chat, tell []EmployeeID, reason string) error {
 	if c.QueueLen == 0 {
 		return nil
 	}
@@ -263,7 +283,7 @@ func (s *step) flushQueue(c *Chat, ct *Contact, tell []EmployeeID) error {
 		if c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
 			break
 		}
-		s.archiveChat(c, compliance.KindReleased, actorSystem, compliance.Meta{MessageID: q.MessageID, Employee: string(q.Employee), Reason: "customer wrote"}, compliance.Content{})
+		s.archiveChat(c, compliance.KindReleased, actorSystem, compliance.Meta{MessageID: q.MessageID, Employee: string(q.Employee), Reason: reason}, compliance.Content{})
 		s.sendEmployeeMessage(c, q.Employee, q.MessageID, q.Message)
 		released = append(released, q.ID)
 	}
@@ -526,6 +546,9 @@ func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Messag
 		// The 48 h timer has not fired yet, but the window is gone.
 		s.goInactive(c)
 	}
+	if err := s.settleCrossing(c); err != nil {
+		return Result{}, err
+	}
 	if c.Status == StatusActive && (c.QueueLen > 0 || c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota) {
 		s.setStatus(c, StatusCapped, "cap of consecutive messages reached")
 	}
@@ -550,6 +573,37 @@ func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Messag
 	s.sendEmployeeMessage(c, emp, messageID, m)
 	s.capIfReached(c)
 	return Result{Chat: c.ID, MessageID: messageID, Outcome: OutcomeSent, Window: s.window(c)}, nil
+}
+
+// settleCrossing takes off the streak the sends that were under way when the customer last wrote
+// and that WeChat, it turned out, had accepted before their message (CustomerWrites counted them,
+// not knowing yet: another process was sending them). It runs only where the count decides
+// something: a chat this message would bring to its cap, or one already there. A chat capped by
+// them alone is active again, its queue flushed first. The quota count is left alone when it is
+// used up: WeChat may have said so itself (45047).
+func (s *step) settleCrossing(c *Chat) error {
+	if (c.Status != StatusActive && c.Status != StatusCapped) || c.LastInboundAt.IsZero() ||
+		(c.EmployeeStreak+1 < s.policy.Cap && c.SentSinceInbound+1 < s.policy.Quota) {
+		return nil
+	}
+	employee, all, err := s.tx.SettleCrossing(s.ctx, c.ID, c.LastInboundAt)
+	if err != nil || all == 0 {
+		return err
+	}
+	c.EmployeeStreak = max(c.EmployeeStreak-employee, 0)
+	if c.SentSinceInbound < s.policy.Quota {
+		c.SentSinceInbound = max(c.SentSinceInbound-all, 0)
+	}
+	if c.Status != StatusCapped || c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
+		return nil
+	}
+	if err := s.flushQueue(c, c.Members, "counted messages had reached the customer first"); err != nil {
+		return err
+	}
+	if c.QueueLen == 0 && c.EmployeeStreak < s.policy.Cap && c.SentSinceInbound < s.policy.Quota {
+		s.setStatus(c, StatusActive, "messages counted toward the cap had reached the customer before their message")
+	}
+	return nil
 }
 
 // enqueue puts an employee message in the chat's queue, or refuses it when the queue is full.

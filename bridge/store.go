@@ -86,11 +86,16 @@ type Tx interface {
 	LockOutbox(ctx context.Context, id int64) (*OutboxItem, error)
 	// ChatOutbox returns a chat's undelivered items on one channel (pending or sending), oldest first.
 	ChatOutbox(ctx context.Context, chat ChatID, ch Channel) ([]*OutboxItem, error)
-	// OpenSends counts a chat's items on one channel still waiting to be sent (pending: behind
-	// another in the lane, or waiting to be retried): those that carry an employee's message and
-	// all of them.
-	OpenSends(ctx context.Context, chat ChatID, ch Channel) (employee, all int, err error)
-	// UpdateOutbox stores an item's State, Attempts, NotBefore and LeaseUntil. An item that leaves
+	// OpenSends lists a chat's items on one channel that the channel has not yet answered, oldest
+	// first: pending (behind another in the lane, or waiting to be retried) and sending.
+	OpenSends(ctx context.Context, chat ChatID, ch Channel) ([]OpenSend, error)
+	// MarkCrossing marks sending items as counted toward the streak of the customer message
+	// stamped at (they were under way when it arrived).
+	MarkCrossing(ctx context.Context, at time.Time, ids ...int64) error
+	// SettleCrossing unmarks the chat's items marked at that the channel had in fact answered as
+	// delivered before at, and counts them: those that carry an employee's message, and all.
+	SettleCrossing(ctx context.Context, chat ChatID, at time.Time) (employee, all int, err error)
+	// UpdateOutbox stores an item's State, Attempts, NotBefore, LeaseUntil and AnsweredAt. An item that leaves
 	// pending or sending makes way for the next item of its lane.
 	UpdateOutbox(ctx context.Context, it *OutboxItem) error
 
@@ -159,6 +164,15 @@ type OutboxItem struct {
 	CreatedAt  time.Time
 	// Expired is set by ClaimOutbox when the item was found still sending after its lease ran out.
 	Expired bool
+	// AnsweredAt is when the channel answered the send that delivered the item (stored, not loaded).
+	AnsweredAt time.Time
+}
+
+// OpenSend is an outbox item the channel has not answered yet, as OpenSends lists it.
+type OpenSend struct {
+	ID      int64
+	Auto    bool
+	Sending bool // claimed and with the channel (or about to be); else pending
 }
 
 // Lanes: one per customer on WeChat, one per employee on Teams.

@@ -26,6 +26,7 @@ func StoreSuite(t *testing.T, open func(testing.TB) bridge.Store) {
 		{"OutboxLanesInOrder", testOutboxLanes},
 		{"OutboxLeaseExpiry", testOutboxLease},
 		{"OutboxConcurrentClaimers", testOutboxConcurrentClaims},
+		{"OutboxSendsCrossingACustomerMessage", testOutboxCrossing},
 		{"TimersFireOnce", testTimers},
 		{"IdempotencyKeysAndPruning", testFirstSeen},
 		{"ArchiveChains", testArchiveAppend},
@@ -266,6 +267,51 @@ func finishItem(t *testing.T, s bridge.Store, msg string, state bridge.OutboxSta
 		t.Fatalf("outbox item %s not open", msg)
 		return nil
 	})
+}
+
+func testOutboxCrossing(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	a1, a2, b1 := addOutbox(t, s, "A", "a1", t0), addOutbox(t, s, "A", "a2", t0), addOutbox(t, s, "B", "b1", t0)
+	claimIDs(t, s, t0, 10) // a1 and b1 go out; a2 waits behind a1
+	customer := t0.Add(2 * time.Second)
+	inTx(t, s, func(tx bridge.Tx) error {
+		open, err := tx.OpenSends(ctx, 0, bridge.ChannelWeChat)
+		if err != nil {
+			return err
+		}
+		want := []bridge.OpenSend{{ID: a1.ID, Sending: true}, {ID: a2.ID}, {ID: b1.ID, Sending: true}}
+		if !slices.Equal(open, want) {
+			t.Errorf("open sends = %+v; want %+v", open, want)
+		}
+		return tx.MarkCrossing(ctx, customer, a1.ID, b1.ID)
+	})
+	for id, answered := range map[int64]time.Time{a1.ID: t0.Add(time.Second), b1.ID: t0.Add(3 * time.Second)} {
+		inTx(t, s, func(tx bridge.Tx) error {
+			it, err := tx.LockOutbox(ctx, id)
+			if err != nil {
+				return err
+			}
+			it.State, it.AnsweredAt = bridge.OutboxDone, answered
+			return tx.UpdateOutbox(ctx, it)
+		})
+	}
+	settle := func(at time.Time) (employee, all int) {
+		inTx(t, s, func(tx bridge.Tx) (err error) {
+			employee, all, err = tx.SettleCrossing(ctx, 0, at)
+			return err
+		})
+		return employee, all
+	}
+	if e, a := settle(t0.Add(5 * time.Second)); e != 0 || a != 0 {
+		t.Errorf("settled %d/%d for a customer message that marked nothing; want 0/0", e, a)
+	}
+	// a1 was delivered before the customer's message, b1 after: only a1 comes off, and only once.
+	if e, a := settle(customer); e != 1 || a != 1 {
+		t.Errorf("settled %d/%d; want 1/1 (a1)", e, a)
+	}
+	if e, a := settle(customer); e != 0 || a != 0 {
+		t.Errorf("settled %d/%d again; want 0/0", e, a)
+	}
 }
 
 func testOutboxLanes(t *testing.T, s bridge.Store) {

@@ -525,21 +525,68 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 	return out, nil
 }
 
-func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) (employee, all int, err error) {
-	// The WHERE clause is the partial index's (outbox_chat_open), so that SQLite uses it too: it
-	// does not infer state IN (…) from state = 'pending', and would scan the whole outbox.
-	err = t.queryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN state = 'pending' AND NOT auto THEN 1 ELSE 0 END), 0),
-			COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0)
-		FROM outbox WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending')`, int64(chat), ch).Scan(&employee, &all)
+func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) ([]bridge.OpenSend, error) {
+	// The WHERE clause is the partial index's (outbox_chat_open), so that SQLite uses it too.
+	rows, err := t.query(ctx, `SELECT id, auto, state FROM outbox
+		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending') ORDER BY id`, int64(chat), ch)
 	if err != nil {
-		return 0, 0, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
+		return nil, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
+	}
+	defer rows.Close()
+	var open []bridge.OpenSend
+	for rows.Next() {
+		var (
+			o     bridge.OpenSend
+			state bridge.OutboxState
+		)
+		if err := rows.Scan(&o.ID, &o.Auto, &state); err != nil {
+			return nil, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
+		}
+		o.Sending = state == bridge.OutboxSending
+		open = append(open, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
+	}
+	return open, nil
+}
+
+func (t *tx) MarkCrossing(ctx context.Context, at time.Time, ids ...int64) error {
+	for _, id := range ids {
+		if _, err := t.exec(ctx, `UPDATE outbox SET crossed_us = $2 WHERE id = $1`, id, us(at)); err != nil {
+			return fmt.Errorf("mark outbox item %d: %w", id, t.s.wrap(err))
+		}
+	}
+	return nil
+}
+
+func (t *tx) SettleCrossing(ctx context.Context, chat bridge.ChatID, at time.Time) (employee, all int, err error) {
+	rows, err := t.query(ctx, `UPDATE outbox SET crossed_us = 0
+		WHERE chat_id = $1 AND crossed_us = $2 AND state = 'done' AND answered_us > 0 AND answered_us <= $2
+		RETURNING auto`, int64(chat), us(at))
+	if err != nil {
+		return 0, 0, fmt.Errorf("settle crossing sends of chat %d: %w", chat, t.s.wrap(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var auto bool
+		if err := rows.Scan(&auto); err != nil {
+			return 0, 0, fmt.Errorf("settle crossing sends of chat %d: %w", chat, t.s.wrap(err))
+		}
+		all++
+		if !auto {
+			employee++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("settle crossing sends of chat %d: %w", chat, t.s.wrap(err))
 	}
 	return employee, all, nil
 }
 
 func (t *tx) UpdateOutbox(ctx context.Context, it *bridge.OutboxItem) error {
-	_, err := t.exec(ctx, `UPDATE outbox SET state = $2, attempts = $3, not_before_us = $4, lease_until_us = $5 WHERE id = $1`,
-		it.ID, it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil))
+	_, err := t.exec(ctx, `UPDATE outbox SET state = $2, attempts = $3, not_before_us = $4, lease_until_us = $5, answered_us = $6 WHERE id = $1`,
+		it.ID, it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.AnsweredAt))
 	if err != nil {
 		return fmt.Errorf("update outbox item %d: %w", it.ID, err)
 	}

@@ -558,7 +558,7 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 			// Under faults a message may be retried for half a minute, or wait in the queue for
 			// the customer's next message: the customer waits a little, then writes again, as
 			// customers do; what is missing is followed to the end (settle).
-			tr.waitFor(waitIDs, time.Now().Add(3*time.Second))
+			tr.waitFor(waitIDs, time.Now().Add(time.Second))
 			continue
 		}
 		if !tr.waitFor(waitIDs, time.Now().Add(30*time.Second)) {
