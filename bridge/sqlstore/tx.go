@@ -525,10 +525,21 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 	return out, nil
 }
 
+// Queries on a step's path that must use a partial index. SQLite uses one only when the query
+// repeats its condition (it does not infer state IN (…) from state = 'pending', nor crossed_us > 0
+// from crossed_us = $2) and otherwise scans the whole outbox; TestHotQueriesUseTheirIndexes checks.
+const (
+	// openSendsSQL: outbox_chat_open.
+	openSendsSQL = `SELECT id, auto, state FROM outbox
+		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending') ORDER BY id`
+	// settleCrossingSQL: outbox_crossed.
+	settleCrossingSQL = `UPDATE outbox SET crossed_us = 0
+		WHERE chat_id = $1 AND crossed_us > 0 AND crossed_us = $2 AND state = 'done' AND answered_us > 0 AND answered_us <= $2
+		RETURNING auto`
+)
+
 func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channel) ([]bridge.OpenSend, error) {
-	// The WHERE clause is the partial index's (outbox_chat_open), so that SQLite uses it too.
-	rows, err := t.query(ctx, `SELECT id, auto, state FROM outbox
-		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending') ORDER BY id`, int64(chat), ch)
+	rows, err := t.query(ctx, openSendsSQL, int64(chat), ch)
 	if err != nil {
 		return nil, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
 	}
@@ -561,9 +572,7 @@ func (t *tx) MarkCrossing(ctx context.Context, at time.Time, ids ...int64) error
 }
 
 func (t *tx) SettleCrossing(ctx context.Context, chat bridge.ChatID, at time.Time) (employee, all int, err error) {
-	rows, err := t.query(ctx, `UPDATE outbox SET crossed_us = 0
-		WHERE chat_id = $1 AND crossed_us = $2 AND state = 'done' AND answered_us > 0 AND answered_us <= $2
-		RETURNING auto`, int64(chat), us(at))
+	rows, err := t.query(ctx, settleCrossingSQL, int64(chat), us(at))
 	if err != nil {
 		return 0, 0, fmt.Errorf("settle crossing sends of chat %d: %w", chat, t.s.wrap(err))
 	}
