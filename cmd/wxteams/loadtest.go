@@ -497,14 +497,26 @@ func loadCustomer(n int) string { return fmt.Sprintf("o-load-%05d", n) }
 // capOf is the policy's cap of consecutive employee messages.
 func capOf(world *sandboxWorld) int { return world.srv.engine.Policy().Cap }
 
+// customerReadingTime is the least time a load customer takes to answer what arrived. A real
+// customer reads before replying; one replying within the milliseconds an employee's message is
+// still on its way to WeChat makes the engine count that message toward the new streak (it cannot
+// know which landed first), and the round's last answer would be queued.
+const customerReadingTime = 250 * time.Millisecond
+
 // loadChat runs rounds on one chat until the deadline: the customer writes, the employee answers
 // one to four times, and each message is followed until it arrives (a queued one until the next
 // round's customer message flushes it).
 func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, deadline time.Time, lc loadOptions, rounds *atomic.Int64, start time.Time) {
 	rng := rand.New(rand.NewPCG(uint64(i), 7))
 	employee, customer := loadEmployee(i), loadCustomer(i)
-	var queued []int64
+	var (
+		queued  []int64
+		arrived time.Time // when the last round's answers arrived (or the customer stopped waiting)
+	)
 	for round := 0; time.Now().Before(deadline) && ctx.Err() == nil; round++ {
+		if d := customerReadingTime - time.Since(arrived); d > 0 {
+			time.Sleep(d)
+		}
 		if lc.rate > 0 {
 			// Spread the chats' rounds evenly at the total rate.
 			due := start.Add(time.Duration(float64(rounds.Add(1)) / lc.rate * float64(time.Second)))
@@ -559,12 +571,14 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 			// the customer's next message: the customer waits a little, then writes again, as
 			// customers do; what is missing is followed to the end (settle).
 			tr.waitFor(waitIDs, time.Now().Add(time.Second))
+			arrived = time.Now()
 			continue
 		}
 		if !tr.waitFor(waitIDs, time.Now().Add(30*time.Second)) {
 			tr.addError("chat %d: round %d did not arrive within 30 s", i, round)
 			return
 		}
+		arrived = time.Now()
 	}
 }
 
