@@ -56,7 +56,7 @@ END;
 SELECT open_id, union_id, name, language, following, updated_us FROM contacts WHERE open_id = 'bench-c' || :c::text;
 BEGIN;
 SELECT id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, state, attempts, not_before_us, lease_until_us, created_us FROM outbox WHERE id = :ob FOR UPDATE;
-UPDATE outbox SET state = 'done', attempts = 1, not_before_us = :now, lease_until_us = :lease WHERE id = :ob;
+UPDATE outbox SET state = 'done', attempts = 1, not_before_us = :now, lease_until_us = :lease, answered_us = :now WHERE id = :ob;
 SELECT head_id FROM outbox_lanes WHERE lane = %[3]s FOR UPDATE;
 SELECT id, state, not_before_us, lease_until_us FROM outbox WHERE lane = %[3]s AND state IN ('pending', 'sending') ORDER BY id LIMIT 1;
 DELETE FROM outbox_lanes WHERE lane = %[3]s;
