@@ -87,40 +87,66 @@ func TestASendWeChatHasNotAnsweredCountsTowardTheNextStreak(t *testing.T) {
 		close(release) // "one" reaches the customer after their message
 		wait()
 		w.drain()
-		want := map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent, "four": bridge.OutcomeQueued}
-		for _, text := range []string{"two", "three", "four"} {
-			if res := w.employeeSays(ann, chat, text); res.Outcome != want[text] {
-				t.Fatalf("%s: %+v; want %s", text, res, want[text])
-			}
-		}
+		writes(w, w.engine, chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
+			"four": bridge.OutcomeQueued}, "two", "three", "four")
+		w.drain()
 		w.customerGets(ming, "one", "two", "three", w.en().OnHold)
 	})
 }
 
+// heldSend is "one", sent to ming in an active chat by the sender engine, accepted by WeChat and
+// held before the sender records it, while the customer writes through the engine the test names.
+type heldSend struct {
+	sender, other *bridge.Engine // other: a second process that takes callbacks and sends nothing
+	chat          bridge.ChatID
+	held          *heldStore
+	wait          func()
+}
+
+func newHeldSend(w *world) *heldSend {
+	h := &heldSend{held: &heldStore{Store: w.store}}
+	var err error
+	if h.sender, err = bridge.NewEngine(bridge.Config{Store: h.held, WeChat: w.wechat, Teams: w.teams, Clock: w.clock, Policy: w.policy}); err != nil {
+		w.t.Fatal(err)
+	}
+	if h.other, err = bridge.NewEngine(bridge.Config{Store: w.store, Clock: w.clock, Policy: w.policy}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.engine = h.sender
+	h.chat = activeChat(w)
+	employeeWrites(w, h.sender, h.chat, "one")
+	h.held.hold()
+	h.wait = drainInBackground(w, h.sender)
+	<-h.held.reached // WeChat accepted "one"; the sender has not recorded it yet
+	w.clock.Advance(time.Second)
+	return h
+}
+
+// release lets the sender record "one" and delivers what is due.
+func (h *heldSend) release(w *world) {
+	close(h.held.release)
+	h.wait()
+	w.drain()
+}
+
+// writes has ann write each text through e and checks the outcomes.
+func writes(w *world, e *bridge.Engine, chat bridge.ChatID, want map[string]bridge.Outcome, texts ...string) {
+	w.t.Helper()
+	for _, text := range texts {
+		if res := employeeWrites(w, e, chat, text); res.Outcome != want[text] {
+			w.t.Fatalf("%s: %+v; want %s", text, res, want[text])
+		}
+	}
+}
+
 func TestASendWeChatAcceptedBeforeTheCustomerWroteDoesNotCount(t *testing.T) {
 	scenario(t, func(w *world) {
-		held := &heldStore{Store: w.store}
-		e, err := bridge.NewEngine(bridge.Config{Store: held, WeChat: w.wechat, Teams: w.teams, Clock: w.clock, Policy: w.policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.engine = e
-		chat := activeChat(w)
-		employeeWrites(w, e, chat, "one")
-		held.hold()
-		wait := drainInBackground(w, e)
-		<-held.reached // WeChat accepted "one"; the engine has not recorded it yet
-		w.clock.Advance(time.Second)
-		customerWrites(w, e, "thanks")
-		want := map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent, "four": bridge.OutcomeSent, "five": bridge.OutcomeQueued}
-		for _, text := range []string{"two", "three", "four", "five"} {
-			if res := employeeWrites(w, e, chat, text); res.Outcome != want[text] {
-				t.Fatalf("%s: %+v; want %s (one reached the customer before their message)", text, res, want[text])
-			}
-		}
-		close(held.release)
-		wait()
-		w.drain()
+		h := newHeldSend(w)
+		customerWrites(w, h.sender, "thanks")
+		// The sender knows WeChat has "one": it reached the customer before their message.
+		writes(w, h.sender, h.chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
+			"four": bridge.OutcomeSent, "five": bridge.OutcomeQueued}, "two", "three", "four", "five")
+		h.release(w)
 		w.customerGets(ming, "one", "two", "three", "four", w.en().OnHold)
 		if n := count(w.teams.Texts(ann), w.staff().Limit); n != 1 {
 			t.Errorf("limit notice %d times; want once, after four", n)
@@ -130,36 +156,11 @@ func TestASendWeChatAcceptedBeforeTheCustomerWroteDoesNotCount(t *testing.T) {
 
 func TestASendAnotherProcessHadDeliveredIsTakenOffTheStreak(t *testing.T) {
 	scenario(t, func(w *world) {
-		held := &heldStore{Store: w.store}
-		sender, err := bridge.NewEngine(bridge.Config{Store: held, WeChat: w.wechat, Teams: w.teams, Clock: w.clock, Policy: w.policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The other process takes the customer's callback and sends nothing itself.
-		other, err := bridge.NewEngine(bridge.Config{Store: w.store, Clock: w.clock, Policy: w.policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.engine = sender
-		chat := activeChat(w)
-		employeeWrites(w, sender, chat, "one")
-		held.hold()
-		wait := drainInBackground(w, sender)
-		<-held.reached
-		w.clock.Advance(time.Second)
-		customerWrites(w, other, "thanks") // counts "one": it cannot know WeChat has it
-		close(held.release)
-		wait()
-		w.drain()
-		for _, text := range []string{"two", "three", "four"} {
-			if res := employeeWrites(w, other, chat, text); res.Outcome != bridge.OutcomeSent {
-				t.Fatalf("%s: %+v; want sent (one reached the customer before their message)", text, res)
-			}
-			w.drain()
-		}
-		if res := employeeWrites(w, other, chat, "five"); res.Outcome != bridge.OutcomeQueued {
-			t.Fatalf("five: %+v; want queued", res)
-		}
+		h := newHeldSend(w)
+		customerWrites(w, h.other, "thanks") // counts "one": it cannot know WeChat has it
+		h.release(w)
+		writes(w, h.other, h.chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
+			"four": bridge.OutcomeSent, "five": bridge.OutcomeQueued}, "two", "three", "four", "five")
 		w.drain()
 		w.customerGets(ming, "one", "two", "three", "four", w.en().OnHold)
 		if n := count(w.teams.Texts(ann), w.staff().Limit); n != 1 {
@@ -170,41 +171,18 @@ func TestASendAnotherProcessHadDeliveredIsTakenOffTheStreak(t *testing.T) {
 
 func TestAChatCappedByASendThatHadLandedFirstFlushesItsQueue(t *testing.T) {
 	scenario(t, func(w *world) {
-		held := &heldStore{Store: w.store}
-		sender, err := bridge.NewEngine(bridge.Config{Store: held, WeChat: w.wechat, Teams: w.teams, Clock: w.clock, Policy: w.policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		other, err := bridge.NewEngine(bridge.Config{Store: w.store, Clock: w.clock, Policy: w.policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.engine = sender
-		chat := activeChat(w)
-		employeeWrites(w, sender, chat, "one")
-		held.hold()
-		wait := drainInBackground(w, sender)
-		<-held.reached
-		w.clock.Advance(time.Second)
-		customerWrites(w, other, "thanks")
+		h := newHeldSend(w)
+		customerWrites(w, h.other, "thanks")
 		// Until "one" is recorded, nobody knows it landed first: it counts.
-		want := map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent, "four": bridge.OutcomeQueued}
-		for _, text := range []string{"two", "three", "four"} {
-			if res := employeeWrites(w, other, chat, text); res.Outcome != want[text] {
-				t.Fatalf("%s: %+v; want %s", text, res, want[text])
-			}
-		}
-		close(held.release)
-		wait()
-		w.drain()
+		writes(w, h.other, h.chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
+			"four": bridge.OutcomeQueued}, "two", "three", "four")
+		h.release(w)
 		// Now it is known: the next message finds room for one, and the queue goes first.
-		if res := employeeWrites(w, other, chat, "five"); res.Outcome != bridge.OutcomeQueued {
-			t.Fatalf("five: %+v; want queued behind four, which takes the room", res)
-		}
+		writes(w, h.other, h.chat, map[string]bridge.Outcome{"five": bridge.OutcomeQueued}, "five")
 		w.drain()
 		w.customerGets(ming, "one", "two", "three", w.en().OnHold, "four")
-		assertArchived(t, w.archived(chat), "chat.status(active→capped)", "message.queued(capped)", "message.released", "message.queued(capped)")
-		if got := w.status(chat); got != bridge.StatusCapped {
+		assertArchived(t, w.archived(h.chat), "chat.status(active→capped)", "message.queued(capped)", "message.released", "message.queued(capped)")
+		if got := w.status(h.chat); got != bridge.StatusCapped {
 			t.Errorf("status = %s; want capped", got)
 		}
 	})
