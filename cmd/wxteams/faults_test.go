@@ -30,7 +30,7 @@ func TestNothingLostUnderFaults(t *testing.T) {
 		t.Run(db.name, func(t *testing.T) {
 			env := &environment{getenv: func(string) string { return "" }}
 			res, err := runLoad(context.Background(), env, loadOptions{db: db.url(t), chats: 8, duration: 8 * time.Second,
-				keysDir: t.TempDir(), faults: true})
+				keysDir: t.TempDir(), window: 3 * time.Second, faults: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,6 +42,9 @@ func TestNothingLostUnderFaults(t *testing.T) {
 			}
 			if res.delivered < 50 {
 				t.Errorf("only %d messages delivered: the load did not run", res.delivered)
+			}
+			if res.notices24h == 0 || res.inactive == 0 {
+				t.Errorf("timers seen in Teams: %d 24 h notices, %d chats gone inactive; want both (customers go quiet past the window)", res.notices24h, res.inactive)
 			}
 			if res.unknownSends == 0 {
 				t.Error("no send was archived as outcome unknown: the connection resets did not bite")

@@ -32,8 +32,10 @@ wxteams runs in-process against the WeChat and Teams fakes (as in the sandbox): 
 through signed, encrypted WeChat callbacks; employees write through Bot Framework activities with
 real JWTs; wxteams archives, applies the policy and delivers to the other side's fake. Each chat
 repeats a round — the customer writes, the employee answers one to four times (the fourth is
-queued by the cap of three and flushed by the customer's next message) — and every message is
-followed until it arrives. On PostgreSQL it then runs pgbench with the SQL one message costs, on the
+queued by the cap of three and flushed by the customer's next message); after one round in eight
+the customer goes quiet for longer than the window (--window, the run's stand-in for WeChat's
+48 h), so that the 24 h notice and the inactivity fire and the next message wakes the chat. Every
+message is followed until it arrives. On PostgreSQL it then runs pgbench with the SQL one message costs, on the
 same database for the same time and clients, and prints the ratio.
 
 With --faults, WeChat and Teams misbehave throughout (errors, slow answers, resets, throttling,
@@ -50,6 +52,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	duration := fs.Duration("duration", 20*time.Second, "how long to load")
 	rate := fs.Float64("rate", 0, "target rounds per second across all chats (0: as fast as they go)")
 	pgbench := fs.Bool("pgbench", true, "on PostgreSQL, run pgbench with the same SQL afterwards and print the ratio")
+	window := fs.Duration("window", 6*time.Second, "the firm's window for this run (24 h notice at half of it), so that quiet customers' timers fire; 0 keeps the policy's 48 h")
 	faults := fs.Bool("faults", false, "inject WeChat and Teams faults throughout (see loadfaults.go) and check the archive afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (wxteams and the fakes) to this file")
 	blockProfile := fs.String("blockprofile", "", "write a profile of where goroutines waited (locks, channels, I/O) to this file")
@@ -77,8 +80,8 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 			}
 		}()
 	}
-	if *chats < 1 || *duration < time.Second {
-		return fmt.Errorf("%w: --chats must be at least 1 and --duration at least 1s", errUsage)
+	if *chats < 1 || *duration < time.Second || (*window != 0 && *window < time.Second) {
+		return fmt.Errorf("%w: --chats must be at least 1, --duration and --window (unless 0) at least 1s", errUsage)
 	}
 	tmp, err := os.MkdirTemp("", "wxteams-loadtest")
 	if err != nil {
@@ -89,7 +92,8 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	if db == "" {
 		db = "sqlite:" + filepath.Join(tmp, "load.db")
 	}
-	res, err := runLoad(ctx, env, loadOptions{db: db, chats: *chats, duration: *duration, rate: *rate, keysDir: tmp, pgbench: *pgbench, faults: *faults})
+	res, err := runLoad(ctx, env, loadOptions{db: db, chats: *chats, duration: *duration, rate: *rate, keysDir: tmp, pgbench: *pgbench,
+		window: *window, faults: *faults})
 	if err != nil {
 		return err
 	}
@@ -114,6 +118,9 @@ type loadOptions struct {
 	logs io.Writer
 	// logLevel is wxteams' log level [warn].
 	logLevel string
+	// window, when set, replaces the policy's window (and the 24 h notice, at half of it), and one
+	// round in eight is followed by a pause longer than it, so that the chat timers fire.
+	window time.Duration
 	// faults injects WeChat and Teams faults throughout the load, has WeChat push every callback
 	// three times, and checks the archive afterwards (see loadfaults.go).
 	faults bool
@@ -129,6 +136,8 @@ type loadResult struct {
 	queued               int64 // employee messages the cap queued (arrived after the next customer message)
 	stillQueued          int64 // queued when the load stopped, waiting for a customer message
 	lost                 int64
+	// Timers fired, as the employees saw them in Teams: the 24 h notice and the inactivity notice.
+	notices24h, inactive int64
 	ackWeChat, ackTeams  []time.Duration // how long WeChat's push and Teams' activity waited for their answer
 	e2eIn, e2eOut        []time.Duration // from being written to arriving at the other side
 	errors               []string
@@ -174,6 +183,7 @@ func (r *loadResult) print(w io.Writer) {
 	fmt.Fprintf(tw, "messages delivered end to end\t%d\t(%.0f/s: %d customer→employee, %d employee→customer, %d of them queued first)\n",
 		r.delivered, rate, r.toEmployee, r.toClient, r.queued)
 	fmt.Fprintf(tw, "lost (acknowledged, never arrived)\t%d\t(%d more still queued at the end, as the policy wants)\n", r.lost, r.stillQueued)
+	fmt.Fprintf(tw, "chat timers fired (seen in Teams)\t%d / %d\t(24 h notices / chats gone inactive)\n", r.notices24h, r.inactive)
 	if r.injected != nil {
 		var kinds []string
 		for k, n := range r.injected {
@@ -401,11 +411,26 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1), res: res}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
+	if lc.window > 0 {
+		p := s.engine.Policy()
+		p.Window, p.NoticeAfter = bridge.Duration(lc.window), bridge.Duration(lc.window/2)
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+		s.engine.SetPolicy(p)
+	}
 	texts := s.engine.Policy().Employee
 	tr.told, tr.toldTexts = map[int]int{}, []string{fixedPart(texts.OutcomeUnknown), fixedPart(texts.QueueFull)}
+	notice24h, inactive := fixedPart(texts.Notice24h), fixedPart(texts.Inactive)
 	world.teams.OnReceive = func(r teamsfake.Received) {
 		text := teamsfake.VisibleText(&r.Activity)
 		tr.arrive(text, r.At)
+		switch {
+		case strings.Contains(text, notice24h):
+			atomic.AddInt64(&tr.res.notices24h, 1)
+		case strings.Contains(text, inactive):
+			atomic.AddInt64(&tr.res.inactive, 1)
+		}
 		var chat int
 		if _, err := fmt.Sscanf(r.User, "10ad0000-0000-4000-8000-%d", &chat); err != nil {
 			return
@@ -512,11 +537,20 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 	var (
 		queued  []int64
 		arrived time.Time // when the last round's answers arrived (or the customer stopped waiting)
+		quiet   bool      // the customer stays away past the window before the next round
 	)
 	for round := 0; time.Now().Before(deadline) && ctx.Err() == nil; round++ {
-		if d := customerReadingTime - time.Since(arrived); d > 0 {
+		pause := customerReadingTime
+		if quiet {
+			pause = lc.window + 500*time.Millisecond // the 24 h notice and the inactivity fire meanwhile
+		}
+		if d := pause - time.Since(arrived); d > 0 {
+			if time.Now().Add(d).After(deadline) {
+				return
+			}
 			time.Sleep(d)
 		}
+		quiet = lc.window > 0 && rng.IntN(8) == 0
 		if lc.rate > 0 {
 			// Spread the chats' rounds evenly at the total rate.
 			due := start.Add(time.Duration(float64(rounds.Add(1)) / lc.rate * float64(time.Second)))
