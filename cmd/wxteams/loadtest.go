@@ -33,8 +33,9 @@ through signed, encrypted WeChat callbacks; employees write through Bot Framewor
 real JWTs; wxteams archives, applies the policy and delivers to the other side's fake. Each chat
 repeats a round — the customer writes, the employee answers one to four times (the fourth is
 queued by the cap of three and flushed by the customer's next message); after one round in eight
-the customer goes quiet for longer than the window (--window, the run's stand-in for WeChat's
-48 h), so that the 24 h notice and the inactivity fire and the next message wakes the chat. Every
+the customer goes quiet for longer than the window (--window, the run's stand-in for 48 h; by
+default four times a chat's round interval), so that the 24 h notice and the inactivity fire and
+the next message wakes the chat. Every
 message is followed until it arrives. On PostgreSQL it then runs pgbench with the SQL one message costs, on the
 same database for the same time and clients, and prints the ratio.
 
@@ -52,7 +53,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	duration := fs.Duration("duration", 20*time.Second, "how long to load")
 	rate := fs.Float64("rate", 0, "target rounds per second across all chats (0: as fast as they go)")
 	pgbench := fs.Bool("pgbench", true, "on PostgreSQL, run pgbench with the same SQL afterwards and print the ratio")
-	window := fs.Duration("window", 6*time.Second, "the firm's window for this run (24 h notice at half of it), so that quiet customers' timers fire; 0 keeps the policy's 48 h")
+	window := fs.Duration("window", 0, "the firm's window for this run, the 24 h notice at half of it, so that quiet customers' timers fire (default: four times a chat's round interval --chats/--rate, at least 6s; 48h for the policy's own)")
 	faults := fs.Bool("faults", false, "inject WeChat and Teams faults throughout (see loadfaults.go) and check the archive afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (wxteams and the fakes) to this file")
 	blockProfile := fs.String("blockprofile", "", "write a profile of where goroutines waited (locks, channels, I/O) to this file")
@@ -81,7 +82,14 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 		}()
 	}
 	if *chats < 1 || *duration < time.Second || (*window != 0 && *window < time.Second) {
-		return fmt.Errorf("%w: --chats must be at least 1, --duration and --window (unless 0) at least 1s", errUsage)
+		return fmt.Errorf("%w: --chats must be at least 1, --duration and --window at least 1s", errUsage)
+	}
+	if *window == 0 {
+		// Long enough that a chat's normal rounds keep it open, short enough that quiet ones lapse.
+		*window = 6 * time.Second
+		if *rate > 0 {
+			*window = max(*window, time.Duration(4*float64(*chats) / *rate * float64(time.Second)).Round(time.Second))
+		}
 	}
 	tmp, err := os.MkdirTemp("", "wxteams-loadtest")
 	if err != nil {
@@ -572,17 +580,19 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 		tr.mu.Lock()
 		tr.res.ackWeChat = append(tr.res.ackWeChat, ack)
 		tr.mu.Unlock()
-		// The customer's message flushes what was queued, and those count toward the cap of three
-		// consecutive employee messages like any other; beyond the cap answers are queued.
-		waitIDs := append([]int64{id}, queued...)
-		streak := len(queued)
-		queued = nil
+		// The customer's message flushes what was queued, oldest first, up to the cap of three
+		// consecutive employee messages (the rest stay queued for the next one); answers beyond
+		// the cap, or behind a queue, are queued.
+		released := min(len(queued), capOf(world))
+		waitIDs := append([]int64{id}, queued[:released]...)
+		streak := released
+		queued = slices.Clone(queued[released:])
 		answers := 1 + rng.IntN(3)
 		if rng.IntN(8) == 0 {
 			answers = 4 // over the cap: the last is queued until the customer writes again
 		}
 		for range answers {
-			willQueue := streak >= capOf(world)
+			willQueue := streak >= capOf(world) || len(queued) > 0
 			id, tag := tr.add(false, willQueue, i)
 			t0 := time.Now()
 			if _, err := world.teams.Say(ctx, employee, "Answer "+tag); err != nil {
