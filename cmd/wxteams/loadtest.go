@@ -35,9 +35,9 @@ repeats a round — the customer writes, the employee answers one to four times 
 queued by the cap of three and flushed by the customer's next message); after one round in eight
 the customer goes quiet for longer than the window (--window, the run's stand-in for 48 h; by
 default four times a chat's round interval), so that the 24 h notice and the inactivity fire and
-the next message wakes the chat. Every
-message is followed until it arrives. On PostgreSQL it then runs pgbench with the SQL one message costs, on the
-same database for the same time and clients, and prints the ratio.
+the next message wakes the chat. Every message is followed until it arrives. On PostgreSQL it
+then runs pgbench with the SQL one message costs, on the same database for the same time and
+clients, and prints the ratio.
 
 With --faults, WeChat and Teams misbehave throughout (errors, slow answers, resets, throttling,
 invalidated tokens, callbacks pushed three times) and afterwards the archive is held against what
@@ -592,6 +592,9 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 			answers = 4 // over the cap: the last is queued until the customer writes again
 		}
 		for range answers {
+			if len(queued) >= world.srv.engine.Policy().QueueLimit {
+				break // the queue is full: the employee waits for the customer, as they are told to
+			}
 			willQueue := streak >= capOf(world) || len(queued) > 0
 			id, tag := tr.add(false, willQueue, i)
 			t0 := time.Now()
