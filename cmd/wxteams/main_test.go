@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -222,5 +223,15 @@ func TestManifestCommand(t *testing.T) {
 	env, _, errb = testEnv(nil)
 	if code := run(context.Background(), env, []string{"manifest", "--out", out}); code != 2 || !strings.Contains(errb.String(), "WXTEAMS_PUBLIC_URL") {
 		t.Errorf("manifest without configuration = %d %s", code, errb)
+	}
+}
+
+func TestLoadtestRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--chats", "0"}, {"--duration", "10ms"}, {"--window", "500ms"}} {
+		env := &environment{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+		err := runLoadtest(context.Background(), env, args)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "at least") {
+			t.Errorf("loadtest %v: error = %v; want a usage error saying what is allowed", args, err)
+		}
 	}
 }
