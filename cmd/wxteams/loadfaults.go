@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -211,8 +210,8 @@ func checkArchive(tr *tracker, facts *archiveFacts, limit int) {
 		slices.SortFunc(customer, func(a, b time.Time) int { return a.Compare(b) })
 		count := map[int]int{} // customer messages before the arrival → employee messages since
 		for _, a := range arrivals {
-			at := a.at.Truncate(time.Microsecond)                                                    // the archive keeps microseconds
-			after := sort.Search(len(customer), func(i int) bool { return !customer[i].Before(at) }) // customer messages before it
+			// The customer messages before it; the archive keeps microseconds.
+			after, _ := slices.BinarySearchFunc(customer, a.at.Truncate(time.Microsecond), time.Time.Compare)
 			count[after]++
 			if count[after] == limit+1 {
 				problem("chat %d: more than %d employee messages reached the customer after their message %d", chat, limit, after)
