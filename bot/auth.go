@@ -16,13 +16,17 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/bridge"
 )
 
 // This file validates the bearer tokens the bot receives: the Bot Connector's on /api/messages
-// (teams-bot-facts §2), and Entra ID's on the admin and compliance APIs. Keys come from the
-// issuer's OpenID metadata; only RS256 is accepted; the clock skew allowed is 5 minutes.
+// (teams-bot-facts §2), and Entra ID's on the admin and compliance APIs (and, from known callers, on
+// /api/messages: entra.go). Keys come from the issuer's OpenID metadata; only RS256 is accepted;
+// the clock skew allowed is 5 minutes. One metadata fetch is in flight at a time, and failed
+// fetches back off, so callers with bad tokens cannot make the bot hammer the metadata URL. What a
+// refused caller is told names nothing internal (RefusalError); the reason goes to the log.
 
 // BotFrameworkIssuer is the "iss" of the Bot Connector's tokens (teams-bot-facts §2).
 const BotFrameworkIssuer = "https://api.botframework.com"
@@ -30,18 +34,59 @@ const BotFrameworkIssuer = "https://api.botframework.com"
 // ErrUnauthorized wraps every reason a token is refused.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrKeysUnavailable means the issuer's signing keys could not be loaded, so no token can be
+// checked: not the caller's fault, and worth a retry.
+var ErrKeysUnavailable = errors.New("the signing keys cannot be loaded")
+
 func unauthorized(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnauthorized, fmt.Sprintf(format, args...))
 }
 
+// RefusalError is a refused token as the caller may see it: Error is a fixed sentence and Status
+// the HTTP status (401, or 503 while the keys cannot be loaded); Reason, for the log only, says why.
+type RefusalError struct {
+	Status int
+	Reason error
+}
+
+func (e *RefusalError) Error() string {
+	if e.Status == http.StatusServiceUnavailable {
+		return "the token cannot be checked now; try again later"
+	}
+	return "the bearer token is not valid for this service"
+}
+
+// Unwrap gives the reason.
+func (e *RefusalError) Unwrap() error { return e.Reason }
+
+// Refusal turns a validation error into what the caller is told.
+func Refusal(err error) *RefusalError {
+	var r *RefusalError
+	if errors.As(err, &r) {
+		return r
+	}
+	if errors.Is(err, ErrKeysUnavailable) {
+		return &RefusalError{Status: http.StatusServiceUnavailable, Reason: err}
+	}
+	return &RefusalError{Status: http.StatusUnauthorized, Reason: err}
+}
+
+// Metadata fetches that fail are not retried for a while: 1 s after the first failure, doubling to
+// a minute while they keep failing.
+const (
+	firstBackoff = time.Second
+	maxBackoff   = time.Minute
+)
+
 // Validator checks tokens from one issuer.
 type Validator struct {
 	metadataURL string
-	// issuer is required in "iss"; empty means the issuer the metadata names.
-	issuer    string
+	// issuers are the accepted "iss" values; empty means the issuer the metadata names.
+	issuers   []string
 	audiences []string
 	http      *http.Client
 	clock     bridge.Clock
+	log       *zap.Logger
 	// Keys are cached this long; an unknown kid refreshes them at most once per refreshGap.
 	maxAge     time.Duration
 	refreshGap time.Duration
@@ -51,15 +96,27 @@ type Validator struct {
 	fetched    time.Time
 	kidRefresh time.Time // the last refresh an unknown kid caused
 	metaIssuer string
+	inFlight   *fetch    // the metadata fetch under way, which others wait for
+	failures   int       // consecutive failed fetches
+	retryAt    time.Time // no fetch before this after a failure
+	lastErr    error     // why the last fetch failed
+}
+
+// fetch is one metadata fetch; done is closed when err is set.
+type fetch struct {
+	done chan struct{}
+	err  error
 }
 
 // ValidatorConfig configures a Validator.
 type ValidatorConfig struct {
 	MetadataURL string   // the OpenID configuration document
 	Issuer      string   // required issuer; empty = the metadata's
+	Issuers     []string // or any of these
 	Audiences   []string // accepted "aud" values
 	HTTP        *http.Client
 	Clock       bridge.Clock
+	Log         *zap.Logger   // Authorize logs why it refused a token [none]
 	MaxAge      time.Duration // [24 h]
 	RefreshGap  time.Duration // [5 min]
 }
@@ -78,8 +135,15 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if cfg.RefreshGap <= 0 {
 		cfg.RefreshGap = 5 * time.Minute
 	}
-	return &Validator{metadataURL: cfg.MetadataURL, issuer: cfg.Issuer, audiences: cfg.Audiences, http: cfg.HTTP,
-		clock: cfg.Clock, maxAge: cfg.MaxAge, refreshGap: cfg.RefreshGap}, nil
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	issuers := slices.Clone(cfg.Issuers)
+	if cfg.Issuer != "" {
+		issuers = append(issuers, cfg.Issuer)
+	}
+	return &Validator{metadataURL: cfg.MetadataURL, issuers: issuers, audiences: cfg.Audiences, http: cfg.HTTP,
+		clock: cfg.Clock, log: cfg.Log, maxAge: cfg.MaxAge, refreshGap: cfg.RefreshGap}, nil
 }
 
 // jwk is a signing key with the Bot Framework's endorsements (the channels it may sign for).
@@ -101,7 +165,8 @@ type Claims struct {
 	ObjectID   string   `json:"oid"`
 	UPN        string   `json:"upn"`
 	Username   string   `json:"preferred_username"`
-	AppID      string   `json:"appid"`
+	AppID      string   `json:"appid"` // the calling application, in v1 tokens
+	AZP        string   `json:"azp"`   // the calling application, in v2 tokens
 	// endorsements of the key that signed the token.
 	endorsements []string
 }
@@ -116,25 +181,21 @@ func (c *Claims) Who() string {
 	return "unknown"
 }
 
-// Validate checks "Authorization: Bearer <jwt>" and returns its claims.
+// Validate checks "Authorization: Bearer <jwt>" and returns its claims. Its errors say why, for
+// the log; what the caller is told comes from Refusal.
 func (v *Validator) Validate(ctx context.Context, authorization string) (*Claims, error) {
 	scheme, raw, ok := strings.Cut(authorization, " ")
 	if !ok || scheme != "Bearer" || raw == "" || strings.Contains(raw, " ") {
 		return nil, unauthorized("the Authorization header is not \"Bearer <token>\"")
 	}
-	issuer, err := v.expectedIssuer(ctx)
-	if err != nil {
-		return nil, err
-	}
 	claims := &Claims{}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{"RS256"}),
-		jwt.WithIssuer(issuer),
 		jwt.WithLeeway(5*time.Minute),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(v.clock.Now),
 	)
-	_, err = parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		key, err := v.key(ctx, kid)
 		if err != nil {
@@ -143,23 +204,38 @@ func (v *Validator) Validate(ctx context.Context, authorization string) (*Claims
 		claims.endorsements = key.Endorsements
 		return key.pub, nil
 	})
+	if errors.Is(err, ErrKeysUnavailable) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, unauthorized("%v", err)
 	}
+	issuers := v.issuers
+	if len(issuers) == 0 {
+		v.mu.Lock()
+		issuers = []string{v.metaIssuer} // the keys verified the token, so the metadata is loaded
+		v.mu.Unlock()
+	}
+	if iss, _ := claims.GetIssuer(); iss == "" || !slices.Contains(issuers, iss) {
+		return nil, unauthorized("token has invalid issuer %q", truncate(iss, 100))
+	}
 	aud, _ := claims.GetAudience()
 	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(v.audiences, a) }) {
-		return nil, unauthorized("the token is for %v, not this bot", aud)
+		return nil, unauthorized("the token is for %q, not this bot", truncate(strings.Join(aud, " "), 200))
 	}
 	return claims, nil
 }
 
 // Authorize checks a request's Entra ID bearer token and that it carries role. It returns the
 // actor to archive (prefix + who the token names), or the HTTP status to answer (401 for a bad
-// token, 403 for a missing role) and why.
+// token, 503 while the keys cannot be loaded, 403 for a missing role) and an error that may be
+// shown to the caller; why a token was refused goes to the log.
 func (v *Validator) Authorize(r *http.Request, role, prefix string) (actor string, status int, err error) {
 	claims, err := v.Validate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
-		return "", http.StatusUnauthorized, err
+		refusal := Refusal(err)
+		v.log.Info("bearer token refused", zap.String("path", r.URL.Path), zap.Int("status", refusal.Status), zap.NamedError("reason", refusal.Reason))
+		return "", refusal.Status, refusal
 	}
 	if !slices.Contains(claims.Roles, role) {
 		return "", http.StatusForbidden, fmt.Errorf("the token lacks the app role %s", role)
@@ -190,22 +266,6 @@ func sameServiceURL(a, b string) bool {
 	return strings.EqualFold(strings.TrimRight(a, "/"), strings.TrimRight(b, "/"))
 }
 
-// expectedIssuer is the configured issuer, else the one the metadata names.
-func (v *Validator) expectedIssuer(ctx context.Context) (string, error) {
-	if v.issuer != "" {
-		return v.issuer, nil
-	}
-	if _, err := v.key(ctx, ""); err != nil && !errors.Is(err, errUnknownKid) {
-		return "", err
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.metaIssuer == "" {
-		return "", unauthorized("the OpenID metadata names no issuer")
-	}
-	return v.metaIssuer, nil
-}
-
 var errUnknownKid = errors.New("unknown signing key")
 
 // key returns the signing key kid, fetching the key set when it is old, or — at most once per
@@ -219,6 +279,7 @@ func (v *Validator) key(ctx context.Context, kid string) (*jwk, error) {
 	if !stale && !known && kid != "" && mayRefresh {
 		v.kidRefresh = now
 	}
+	joining := v.inFlight != nil
 	v.mu.Unlock()
 	switch {
 	case !stale && known:
@@ -226,10 +287,13 @@ func (v *Validator) key(ctx context.Context, kid string) (*jwk, error) {
 	case !stale && kid == "":
 		return nil, fmt.Errorf("%w: the token names no key (kid)", errUnknownKid)
 	}
-	if stale || mayRefresh {
+	if stale || mayRefresh || joining {
 		if err := v.refresh(ctx); err != nil {
-			if stale && v.keys == nil {
-				return nil, unauthorized("cannot load the signing keys: %v", err)
+			v.mu.Lock()
+			none := v.keys == nil
+			v.mu.Unlock()
+			if none {
+				return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 			}
 		}
 	}
@@ -238,14 +302,53 @@ func (v *Validator) key(ctx context.Context, kid string) (*jwk, error) {
 	if k, ok := v.keys[kid]; ok {
 		return k, nil
 	}
-	if kid == "" {
-		return nil, errUnknownKid
-	}
-	return nil, fmt.Errorf("%w %q", errUnknownKid, kid)
+	return nil, fmt.Errorf("%w %q", errUnknownKid, truncate(kid, 64))
 }
 
-// refresh fetches the OpenID metadata and its key set.
+// refresh fetches the keys, or waits for the fetch under way. After a failure no fetch is made
+// until the backoff has passed: the failure is returned again instead.
 func (v *Validator) refresh(ctx context.Context) error {
+	v.mu.Lock()
+	if f := v.inFlight; f != nil {
+		v.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if v.clock.Now().Before(v.retryAt) {
+		err := v.lastErr
+		v.mu.Unlock()
+		return fmt.Errorf("not retried before %s: %w", v.retryAt.UTC().Format(time.RFC3339), err)
+	}
+	f := &fetch{done: make(chan struct{})}
+	v.inFlight = f
+	v.mu.Unlock()
+
+	// The fetch serves every waiting caller: one caller giving up must not cancel it.
+	err := v.fetchKeys(context.WithoutCancel(ctx))
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err != nil {
+		v.failures++
+		backoff := maxBackoff
+		if v.failures <= 6 {
+			backoff = min(firstBackoff<<(v.failures-1), maxBackoff)
+		}
+		v.retryAt, v.lastErr = v.clock.Now().Add(backoff), err
+	} else {
+		v.failures, v.retryAt, v.lastErr = 0, time.Time{}, nil
+	}
+	v.inFlight, f.err = nil, err
+	close(f.done)
+	return err
+}
+
+// fetchKeys fetches the OpenID metadata and its key set.
+func (v *Validator) fetchKeys(ctx context.Context) error {
 	var meta struct {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`

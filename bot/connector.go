@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -44,6 +47,16 @@ type ConnectorConfig struct {
 	// back as ErrDeferred, so the delivery is rescheduled without holding a delivery worker (and
 	// without an archived retry: nothing was sent) [100 ms].
 	MaxWait time.Duration
+	// AttachmentHosts are the hosts, besides AllowedHosts, that attachments employees send are
+	// fetched from: where Teams keeps files (SharePoint). "*.example.com" matches the subdomains of
+	// example.com, "example.com" it and its subdomains. They never get the bot's token.
+	AttachmentHosts []string
+	// MaxAttachment caps the size of an attachment [10 MiB].
+	MaxAttachment int64
+	// InsecureLoopback lets attachments be fetched from loopback addresses, and over http from
+	// loopback hosts: for tests against fakes on 127.0.0.1 only. Private and link-local addresses
+	// stay refused.
+	InsecureLoopback bool
 }
 
 // Limit is N operations per Per.
@@ -59,6 +72,7 @@ var DefaultThreadLimits = []Limit{{7, time.Second}, {8, 2 * time.Second}, {60, 3
 type Connector struct {
 	cfg     ConnectorConfig
 	http    *http.Client
+	files   *http.Client // attachments: dials public addresses only, redirects checked
 	limiter *limiter
 }
 
@@ -85,19 +99,40 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
-	return &Connector{cfg: cfg, http: cfg.HTTP, limiter: newLimiter(cfg.Clock)}, nil
+	if cfg.MaxAttachment <= 0 {
+		cfg.MaxAttachment = 10 << 20
+	}
+	c := &Connector{cfg: cfg, http: cfg.HTTP, limiter: newLimiter(cfg.Clock)}
+	c.files = c.attachmentClient()
+	return c, nil
 }
 
-// HostAllowed reports whether a serviceUrl (or attachment URL) is one of Teams' hosts.
+// HostAllowed reports whether a serviceUrl is one of Teams' hosts.
 func (c *Connector) HostAllowed(raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" && !isLoopback(u.Hostname()) {
 		return false
 	}
-	host := strings.ToLower(u.Hostname())
-	for _, allowed := range c.cfg.AllowedHosts {
-		allowed = strings.ToLower(strings.TrimPrefix(allowed, "."))
-		if host == allowed || strings.HasSuffix(host, "."+allowed) {
+	return hostIn(u.Hostname(), c.cfg.AllowedHosts)
+}
+
+// hostIn reports whether host matches one of patterns: "*.example.com" its subdomains,
+// "example.com" (or ".example.com") it and its subdomains.
+func hostIn(host string, patterns []string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" {
+		return false
+	}
+	for _, p := range patterns {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if sub, ok := strings.CutPrefix(p, "*."); ok {
+			if sub != "" && strings.HasSuffix(host, "."+sub) {
+				return true
+			}
+			continue
+		}
+		p = strings.TrimPrefix(p, ".")
+		if p != "" && (host == p || strings.HasSuffix(host, "."+p)) {
 			return true
 		}
 	}
@@ -302,25 +337,56 @@ func (c *Connector) CreateConversation(ctx context.Context, serviceURL, tenantID
 	return r.ID, nil
 }
 
-// Download fetches an attachment a user sent: inline images from Teams' hosts need the bot token;
-// file download URLs (SharePoint) carry their own authorization and get none.
+// ErrAttachmentRefused means an attachment was not fetched, and will not be: its address is not
+// one Teams serves files from, it redirects elsewhere, it resolves to a private address, or it is
+// too large.
+var ErrAttachmentRefused = errors.New("attachment refused")
+
+func attachmentRefused(format string, args ...any) error {
+	return fmt.Errorf("bot: %w: %s", ErrAttachmentRefused, fmt.Sprintf(format, args...))
+}
+
+// Download fetches an attachment a user sent, from Teams' own hosts only: the serviceUrl hosts
+// (inline images, which need the bot's token) and the attachment hosts (file download URLs, which
+// carry their own authorization and get no token). Redirects are followed only to those hosts
+// (at most 3, and the token only to serviceUrl hosts), over https, and every connection goes to a
+// public address (checked when dialling, so DNS cannot point an allowed name inside). limit caps
+// the size (0: the configured MaxAttachment). Errors name hosts, never the URL (download URLs
+// carry credentials).
 func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([]byte, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if limit <= 0 || limit > c.cfg.MaxAttachment {
+		limit = c.cfg.MaxAttachment
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || !u.IsAbs() {
+		return nil, "", attachmentRefused("the attachment's address is not an absolute URL")
+	}
+	withToken, err := c.attachmentTarget(u)
 	if err != nil {
 		return nil, "", err
 	}
-	if c.HostAllowed(rawURL) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, "", attachmentRefused("the attachment's address is not a valid URL")
+	}
+	if withToken {
 		tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
 		if err != nil {
-			return nil, "", errors.Join(err, bridge.ErrRetryLater)
+			return nil, "", fmt.Errorf("bot: no token to download the attachment: %w", bridge.ErrRetryLater)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.Token)
-	} else if u, err := url.Parse(rawURL); err != nil || u.Scheme != "https" {
-		return nil, "", fmt.Errorf("bot: attachment URL %q is not https", rawURL)
 	}
-	resp, err := c.http.Do(req)
+	host := truncate(u.Hostname(), 100)
+	resp, err := c.files.Do(req)
 	if err != nil {
-		return nil, "", errors.Join(err, bridge.ErrRetryLater)
+		if errors.Is(err, ErrAttachmentRefused) {
+			var refused *refusedTarget
+			if errors.As(err, &refused) {
+				return nil, "", refused.err
+			}
+			return nil, "", attachmentRefused("%s is or resolves to a private, loopback or link-local address", host)
+		}
+		return nil, "", fmt.Errorf("bot: the attachment could not be downloaded from %s: %w", host, bridge.ErrRetryLater)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -329,14 +395,117 @@ func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([
 		}
 		return nil, "", fmt.Errorf("bot: attachment download: HTTP %d", resp.StatusCode)
 	}
+	if resp.ContentLength > limit {
+		return nil, "", attachmentRefused("the attachment is larger than %d MB", limit>>20)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, "", errors.Join(err, bridge.ErrRetryLater)
+		return nil, "", fmt.Errorf("bot: the attachment download from %s broke off: %w", host, bridge.ErrRetryLater)
 	}
 	if int64(len(data)) > limit {
-		return nil, "", fmt.Errorf("bot: the attachment is larger than %d MB", limit>>20)
+		return nil, "", attachmentRefused("the attachment is larger than %d MB", limit>>20)
 	}
 	return data, resp.Header.Get("Content-Type"), nil
+}
+
+// attachmentTarget checks an attachment address (the first or a redirect's): https (http only to
+// a loopback host with InsecureLoopback), no credentials in it, a host of AllowedHosts (which get
+// the bot's token) or AttachmentHosts (which do not).
+func (c *Connector) attachmentTarget(u *url.URL) (withToken bool, err error) {
+	host := u.Hostname()
+	switch {
+	case u.User != nil:
+		return false, attachmentRefused("the attachment's address holds credentials")
+	case u.Scheme == "https":
+	case u.Scheme == "http" && c.cfg.InsecureLoopback && isLoopback(host):
+	default:
+		return false, attachmentRefused("the attachment's address is not https")
+	}
+	withToken = hostIn(host, c.cfg.AllowedHosts)
+	if !withToken && !hostIn(host, c.cfg.AttachmentHosts) {
+		return false, attachmentRefused("%s is not a host Teams serves files from (WXTEAMS_BOT_SERVICEURL_ALLOW, WXTEAMS_BOT_ATTACHMENT_HOSTS)", truncate(host, 100))
+	}
+	return withToken, nil
+}
+
+// refusedTarget carries a redirect's refusal through the HTTP client.
+type refusedTarget struct{ err error }
+
+func (r *refusedTarget) Error() string { return r.err.Error() }
+func (r *refusedTarget) Unwrap() error { return r.err }
+
+// attachmentClient is the HTTP client for attachments: no proxy (the address dialled is the one
+// checked), only public addresses dialled, redirects checked as the first address is, the token
+// dropped on the way to a host that must not get it.
+func (c *Connector) attachmentClient() *http.Client {
+	var base *http.Transport
+	if t, ok := c.http.Transport.(*http.Transport); ok && t != nil {
+		base = t.Clone() // keeps the TLS configuration (tests trust their fakes' certificates)
+	} else {
+		base = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: publicAddressesOnly(c.cfg.InsecureLoopback)}
+	base.Proxy, base.DialContext, base.DialTLSContext = nil, dialer.DialContext, nil
+	timeout := c.http.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &http.Client{Transport: base, Timeout: timeout, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) > 3 {
+			return &refusedTarget{attachmentRefused("the attachment's address redirects more than 3 times")}
+		}
+		withToken, err := c.attachmentTarget(req.URL)
+		if err != nil {
+			return &refusedTarget{err}
+		}
+		if !withToken {
+			req.Header.Del("Authorization")
+		}
+		return nil
+	}}
+}
+
+// Addresses no attachment is fetched from, besides loopback, private (RFC 1918, fc00::/7),
+// link-local, multicast and unspecified ones.
+var nonPublicPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, broadcast
+	netip.MustParsePrefix("fec0::/10"),     // site-local
+	netip.MustParsePrefix("100::/64"),      // discard
+}
+
+// publicAddressesOnly is a net.Dialer Control function refusing connections to non-public
+// addresses (loopback allowed with loopbackOK). It sees the address actually dialled, after DNS.
+func publicAddressesOnly(loopbackOK bool) func(network, address string, _ syscall.RawConn) error {
+	return func(network, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return ErrAttachmentRefused
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return ErrAttachmentRefused
+		}
+		ip = ip.WithZone("").Unmap()
+		if ip.IsLoopback() {
+			if loopbackOK {
+				return nil
+			}
+			return ErrAttachmentRefused
+		}
+		if ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+			return ErrAttachmentRefused
+		}
+		for _, p := range nonPublicPrefixes {
+			if p.Contains(ip) {
+				return ErrAttachmentRefused
+			}
+		}
+		return nil
+	}
 }
 
 // limiter keeps sliding windows of send times per key (a conversation, a tenant).

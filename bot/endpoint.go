@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/compliance"
 )
 
 // Bridge is what the endpoint asks of the bridge (bridge.Engine).
@@ -37,8 +38,23 @@ type QRSource interface {
 
 // EndpointConfig configures the messaging endpoint.
 type EndpointConfig struct {
-	AppID   string
+	AppID string
+	// TenantID is the bot's Entra tenant: an activity whose channelData.tenant.id or
+	// conversation.tenantId names another tenant, or that names none, is refused with a 403 and
+	// archived as refused. Empty accepts every tenant.
+	TenantID string
+	// Entra, if set, also accepts tokens Entra ID issued for the bot, from the callers it lists.
+	Entra *EntraActivities
+	// Archive records refused activities (bounded: see refusals) [none: they are only logged].
+	Archive Archive
+	// Clock times the refusal records [the system clock].
+	Clock   bridge.Clock
 	MaxBody int64 // [256 KiB]
+}
+
+// Archive appends events to the compliance archive (bridge/sqlstore implements it).
+type Archive interface {
+	Archive(ctx context.Context, events ...compliance.Event) error
 }
 
 // Endpoint is POST /api/messages: every activity is authenticated, then archived and committed
@@ -51,6 +67,7 @@ type Endpoint struct {
 	bridge    Bridge
 	qr        QRSource
 	log       *zap.Logger
+	refusals  *refusals
 }
 
 // NewEndpoint returns the messaging endpoint. qr may be nil (no WeChat configured).
@@ -58,18 +75,46 @@ func NewEndpoint(cfg EndpointConfig, v *Validator, c *Connector, b Bridge, qr QR
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 256 << 10
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Endpoint{cfg: cfg, validator: v, connector: c, bridge: b, qr: qr, log: log}
+	return &Endpoint{cfg: cfg, validator: v, connector: c, bridge: b, qr: qr, log: log, refusals: newRefusals()}
 }
+
+// refusal is a request the endpoint refuses: the caller reads public, the log gets err.
+type refusal struct {
+	public string
+	err    error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // ServeHTTP handles one activity.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, body, err := e.serve(r, w)
 	if err != nil {
-		e.log.Warn("teams activity refused", zap.Int("status", status), zap.Error(err))
-		http.Error(w, err.Error(), status)
+		fields := []zap.Field{zap.Int("status", status), zap.Error(err)}
+		var caller *CallerRefusedError
+		if errors.As(err, &caller) {
+			fields = append(fields, zap.String("entra_caller", caller.Caller))
+		}
+		e.log.Warn("teams activity refused", fields...)
+		public := err.Error()
+		var ref *refusal
+		if errors.As(err, &ref) {
+			public = ref.public
+		}
+		switch status {
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "5")
+		}
+		http.Error(w, public, status)
 		return
 	}
 	if body != nil {
@@ -91,17 +136,23 @@ func (e *Endpoint) serve(r *http.Request, w http.ResponseWriter) (int, []byte, e
 		if errors.As(err, &tooBig) {
 			return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("activity larger than %d bytes", e.cfg.MaxBody)
 		}
-		return http.StatusBadRequest, nil, err
+		return http.StatusBadRequest, nil, &refusal{public: "the activity could not be read", err: err}
 	}
 	var a Activity
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return http.StatusBadRequest, nil, fmt.Errorf("malformed activity: %v", err)
 	}
-	if _, err := e.validator.ValidateActivity(r.Context(), r.Header.Get("Authorization"), &a); err != nil {
-		return http.StatusUnauthorized, nil, err
+	if err := e.authenticate(r, &a); err != nil {
+		refused := Refusal(err)
+		return refused.Status, nil, &refusal{public: refused.Error(), err: err}
 	}
 	if !e.connector.HostAllowed(a.ServiceURL) {
-		return http.StatusForbidden, nil, fmt.Errorf("serviceUrl %q is not an allowed Teams host (WXTEAMS_BOT_SERVICEURL_ALLOW)", a.ServiceURL)
+		return http.StatusForbidden, nil, fmt.Errorf("serviceUrl %q is not an allowed Teams host (WXTEAMS_BOT_SERVICEURL_ALLOW)", truncate(a.ServiceURL, 200))
+	}
+	if tenant, ok := e.ourTenant(&a); !ok {
+		e.refusals.archive(r.Context(), e, &a, tenant)
+		return http.StatusForbidden, nil, &refusal{public: "this bot serves one Entra ID tenant; activities from other tenants are refused",
+			err: fmt.Errorf("activity %q names tenant %q, not the bot's (WXTEAMS_BOT_TENANT_ID)", truncate(a.ID, 100), truncate(tenant, 64))}
 	}
 	if a.Conversation.ConversationType != "" && a.Conversation.ConversationType != "personal" {
 		return http.StatusOK, nil, nil // the bot works in personal chats only
@@ -111,13 +162,44 @@ func (e *Endpoint) serve(r *http.Request, w http.ResponseWriter) (int, []byte, e
 		if errors.Is(err, bridge.ErrInvalid) {
 			return http.StatusBadRequest, nil, err
 		}
-		return http.StatusServiceUnavailable, nil, fmt.Errorf("activity not recorded, Teams should retry: %w", err)
+		return http.StatusServiceUnavailable, nil, &refusal{public: "activity not recorded; retry later", err: fmt.Errorf("activity not recorded, Teams should retry: %w", err)}
 	}
 	if resp != nil {
 		b, _ := json.Marshal(resp)
 		return http.StatusOK, b, nil
 	}
 	return http.StatusOK, nil, nil
+}
+
+// authenticate checks the activity's bearer token: a Bot Connector token, or — when configured —
+// one Entra ID issued in the bot's tenant to a listed caller.
+func (e *Endpoint) authenticate(r *http.Request, a *Activity) error {
+	auth := r.Header.Get("Authorization")
+	if e.cfg.Entra != nil && e.cfg.Entra.Issues(tokenIssuer(auth)) {
+		_, err := e.cfg.Entra.ValidateActivity(r.Context(), auth, a)
+		return err
+	}
+	_, err := e.validator.ValidateActivity(r.Context(), auth, a)
+	return err
+}
+
+// ourTenant reports whether the activity is of the bot's tenant: every tenant field it has names
+// it, and it has one. It returns the foreign tenant otherwise ("" when it names none).
+func (e *Endpoint) ourTenant(a *Activity) (string, bool) {
+	if e.cfg.TenantID == "" {
+		return "", true
+	}
+	named := false
+	for _, t := range []string{a.channelData().Tenant.ID, a.Conversation.TenantID} {
+		if t == "" {
+			continue
+		}
+		if !strings.EqualFold(t, e.cfg.TenantID) {
+			return t, false
+		}
+		named = true
+	}
+	return "", named
 }
 
 // handle routes an authenticated activity. It returns the invoke response for invokes.

@@ -83,8 +83,10 @@ func TestGoldenPayloadsFromTheDocs(t *testing.T) {
 		t.Errorf("a retried activity was archived again: %d → %d records", len(recs), len(recs2))
 	}
 
-	// B: the bot added to a personal chat.
+	// B: the bot added to a personal chat (the docs' placeholder tenant made the rig's: the bot
+	// refuses other tenants, see TestActivitiesFromAnotherTenantAreRefusedAndArchived).
 	body, b := golden(t, "conversation-update.json")
+	body = bytes.ReplaceAll(body, []byte("<TENANT ID>"), []byte(tenant))
 	if status, _ := r.post(body, r.teams.Issuer.BotToken(botAppID, b.ServiceURL)); status != 200 {
 		t.Errorf("payload B = %d", status)
 	}
@@ -94,7 +96,8 @@ func TestGoldenPayloadsFromTheDocs(t *testing.T) {
 
 	// C: an Action.Execute invoke without our verb gets an invoke error response, not a failure.
 	body, c := golden(t, "invoke-action-execute.json")
-	status, resp := r.post(body, r.teams.Issuer.BotToken(botAppID, c.ServiceURL))
+	body = bytes.ReplaceAll(body, []byte("56653e9d-2158-46ee-90d7-675c39642038"), []byte(tenant))
+	status, resp := r.post(body, r.teams.Issuer.BotToken(botAppID, strings.ReplaceAll(c.ServiceURL, "56653e9d-2158-46ee-90d7-675c39642038", tenant)))
 	if status != 200 || !strings.Contains(resp, `"statusCode":400`) || !strings.Contains(resp, "application/vnd.microsoft.error") {
 		t.Errorf("payload C = %d %s; want an invoke response with statusCode 400", status, resp)
 	}
@@ -104,23 +107,30 @@ func TestEndpointRefusesBadRequests(t *testing.T) {
 	r := newRig(t, sqlstoretest.SQLite(t))
 	body, a := golden(t, "message-personal.json")
 	good := r.teams.Issuer.BotToken(botAppID, a.ServiceURL)
+	// The caller is told the status and a fixed sentence; the log says why.
 	for _, tc := range []struct {
 		name   string
 		body   []byte
 		token  string
 		status int
-		want   string
+		want   string // in the answer
+		why    string // in the log
 	}{
-		{"no token", body, "", 401, "Bearer"},
-		{"token for another serviceUrl", body, r.teams.Issuer.BotToken(botAppID, "https://smba.trafficmanager.net/emea/"), 401, "serviceurl"},
-		{"token for another bot", body, r.teams.Issuer.BotToken("00000000-0000-0000-0000-000000000000", a.ServiceURL), 401, "not this bot"},
-		{"malformed JSON", []byte(`{"type":`), good, 400, "malformed activity"},
-		{"oversize body", append(bytes.Repeat([]byte(" "), 300<<10), body...), good, 413, "larger than"},
-		{"serviceUrl outside the allowlist", bytes.ReplaceAll(body, []byte("https://smba.trafficmanager.net/amer/"), []byte("https://evil.example/")), r.teams.Issuer.BotToken(botAppID, "https://evil.example/"), 403, "not an allowed Teams host"},
+		{"no token", body, "", 401, "bearer token is not valid", "Bearer"},
+		{"token for another serviceUrl", body, r.teams.Issuer.BotToken(botAppID, "https://smba.trafficmanager.net/emea/"), 401, "bearer token is not valid", "serviceurl"},
+		{"token for another bot", body, r.teams.Issuer.BotToken("00000000-0000-0000-0000-000000000000", a.ServiceURL), 401, "bearer token is not valid", "not this bot"},
+		{"malformed JSON", []byte(`{"type":`), good, 400, "malformed activity", "malformed activity"},
+		{"oversize body", append(bytes.Repeat([]byte(" "), 300<<10), body...), good, 413, "larger than", "larger than"},
+		{"serviceUrl outside the allowlist", bytes.ReplaceAll(body, []byte("https://smba.trafficmanager.net/amer/"), []byte("https://evil.example/")), r.teams.Issuer.BotToken(botAppID, "https://evil.example/"), 403, "not an allowed Teams host", "not an allowed Teams host"},
 	} {
+		logged := r.logs.Len()
 		status, resp := r.post(tc.body, tc.token)
 		if status != tc.status || !strings.Contains(resp, tc.want) {
 			t.Errorf("%s: %d %q; want %d containing %q", tc.name, status, strings.TrimSpace(resp), tc.status, tc.want)
+		}
+		entries := r.logs.All()[logged:]
+		if len(entries) != 1 || !strings.Contains(fieldsText(entries[0].ContextMap()), tc.why) {
+			t.Errorf("%s: logged %v; want one line saying %q", tc.name, entries, tc.why)
 		}
 	}
 	if _, err := r.engine.Employee(r.ctx, meganID); err == nil {

@@ -3,6 +3,7 @@ package bot_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wxteams/wxteams/bot"
 	"github.com/wxteams/wxteams/bot/teamsfake"
@@ -57,6 +60,7 @@ type rig struct {
 	url      string       // wxteams' public listener
 	msClient *http.Client // trusts the fake Microsoft TLS server
 	pusher   *wechatfake.Pusher
+	logs     *observer.ObservedLogs // what the endpoint logged
 }
 
 func newRig(t *testing.T, store *sqlstore.Store) *rig {
@@ -103,7 +107,12 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: botAppID, Credential: cred, AllowedHosts: []string{"127.0.0.1", "smba.trafficmanager.net"}, Clock: r.clock})
+	// The connector trusts the certificate of tests' "localhost" servers, so that what it refuses
+	// to fetch is refused by policy, not by TLS.
+	_, pool := localhostTLS(t)
+	attachmentClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, Timeout: 10 * time.Second}
+	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: botAppID, Credential: cred, HTTP: attachmentClient, AllowedHosts: []string{"127.0.0.1", "smba.trafficmanager.net"}, Clock: r.clock,
+		AttachmentHosts: []string{"*.sharepoint.com"}, InsecureLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +132,16 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 		t.Fatal(err)
 	}
 	qr := r.wxClient
-	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: botAppID}, validator, connector, r.engine, qr, nil)
+	core, logs := observer.New(zap.InfoLevel)
+	r.logs = logs
+	// Entra-issued activity tokens: the tenant's keys are the admin issuer's.
+	entra, err := bot.NewEntraActivities(bot.EntraActivityConfig{AppID: botAppID, TenantID: tenant, MetadataURL: adminSrv.URL + "/.well-known/openid-configuration",
+		Callers: []string{entraCaller}, Clock: r.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: botAppID, TenantID: tenant, Entra: entra, Archive: store, Clock: r.clock},
+		validator, connector, r.engine, qr, zap.New(core))
 	callback, err := wechat.NewCallback(wechat.CallbackConfig{AppID: wxAppID, OriginalID: wxGH, Tokens: []string{wxToken}, AESKeys: []string{wxAESKey}}, r.engine, r.clock, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -224,5 +224,5 @@ func (s *Sender) FetchMedia(ctx context.Context, source string) ([]byte, string,
 	if !ok {
 		return nil, "", fmt.Errorf("bot: %q is not a Teams media source", source)
 	}
-	return s.connector.Download(ctx, rawURL, 10<<20)
+	return s.connector.Download(ctx, rawURL, 0)
 }

@@ -35,7 +35,10 @@ type Teams struct {
 	// OnReceive, if set, is told of each activity the bot sends, as it arrives (load tests time
 	// deliveries with it). It runs with the fake's lock held: it must not call the fake.
 	OnReceive func(Received)
-	clock     bridge.Clock
+	// TokenFor, if set, makes the bearer token of each activity sent to the bot (an Entra-issued
+	// token, say); by default it is a Bot Connector token from Issuer.
+	TokenFor func(a *bot.Activity) string
+	clock    bridge.Clock
 
 	mu            sync.Mutex
 	users         map[string]*User // by Entra object id
@@ -431,7 +434,11 @@ func (t *Teams) Post(ctx context.Context, a *bot.Activity) (int, []byte, error) 
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+t.Issuer.BotToken(t.BotAppID, a.ServiceURL))
+	token := t.Issuer.BotToken(t.BotAppID, a.ServiceURL)
+	if t.TokenFor != nil {
+		token = t.TokenFor(a)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	hc := t.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -484,6 +491,28 @@ func (t *Teams) SayWithImage(ctx context.Context, aadObjectID, text string, imag
 	a.Attachments = []bot.Attachment{{ContentType: "image/*", ContentURL: t.URL + "/attachments/" + id}}
 	_, _, err = t.Post(ctx, a)
 	return a.ID, err
+}
+
+// SayWith has a user send a message with the given attachments (as a Teams client would put
+// them: a pasted image's contentUrl, a file's download info); it returns the activity id.
+func (t *Teams) SayWith(ctx context.Context, aadObjectID, text string, attachments ...bot.Attachment) (string, error) {
+	u, err := t.user(aadObjectID)
+	if err != nil {
+		return "", err
+	}
+	a := t.activity(u, "message")
+	a.Text, a.Attachments = text, attachments
+	_, _, err = t.Post(ctx, a)
+	return a.ID, err
+}
+
+// FileAttachment is a file a user attaches in a personal chat, as Teams describes it to the bot
+// (teams-bot-facts §3.9): the file's SharePoint address, and a download URL that carries its own
+// authorization.
+func FileAttachment(name, contentURL, downloadURL, fileType string) bot.Attachment {
+	content, _ := json.Marshal(map[string]string{"downloadUrl": downloadURL, "uniqueId": strings.ToUpper(randomHex(8) + "-" + randomHex(4) + "-" + randomHex(4) + "-" + randomHex(4) + "-" + randomHex(12)),
+		"fileType": fileType, "etag": randomHex(6)})
+	return bot.Attachment{ContentType: bot.ContentTypeFileDownload, ContentURL: contentURL, Name: name, Content: content}
 }
 
 // Edit and Delete have a user change or remove a message they sent.

@@ -173,6 +173,32 @@ func (i *Issuer) UserToken(audience, tenantID, upn, objectID string, roles ...st
 	})
 }
 
+// EntraAppToken is an access token Entra ID issues to a calling application (client credentials)
+// for the bot's app: what Microsoft's SDKs accept on inbound activities besides Bot Connector
+// tokens. version 1 has the v1 shape (issuer https://sts.windows.net/{tenant}/, the caller in
+// "appid"), version 2 the v2 shape (issuer https://login.microsoftonline.com/{tenant}/v2.0, the
+// caller in "azp"). It is signed with this issuer's current key: serve the tenant's keys from it.
+func (i *Issuer) EntraAppToken(version int, tenantID, audience, callerAppID string) string {
+	return i.Sign(i.EntraAppClaims(version, tenantID, audience, callerAppID))
+}
+
+// EntraAppClaims are the claims of EntraAppToken, for tests that change one.
+func (i *Issuer) EntraAppClaims(version int, tenantID, audience, callerAppID string) jwt.MapClaims {
+	now := i.clock.Now()
+	sp := "sp-" + callerAppID // the caller's service principal in the tenant
+	c := jwt.MapClaims{
+		"aud": audience, "tid": tenantID, "oid": sp, "sub": sp, "aio": randomHex(24), "rh": randomHex(16), "uti": randomHex(22),
+		"iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
+	}
+	if version == 1 {
+		c["iss"], c["ver"], c["appid"], c["appidacr"] = "https://sts.windows.net/"+tenantID+"/", "1.0", callerAppID, "1"
+		c["idp"] = c["iss"]
+	} else {
+		c["iss"], c["ver"], c["azp"], c["azpacr"] = "https://login.microsoftonline.com/"+tenantID+"/v2.0", "2.0", callerAppID, "1"
+	}
+	return c
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

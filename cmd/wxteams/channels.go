@@ -113,6 +113,7 @@ func isMicrosoftAuthority(raw string) bool {
 // the admin API.
 type teamsChannel struct {
 	cfg       *Config
+	store     *sqlstore.Store // archives refused activities
 	client    *http.Client
 	connector *bot.Connector
 	sender    *bot.Sender
@@ -128,11 +129,11 @@ func newTeamsChannel(cfg *Config, getenv func(string) string, transport http.Rou
 	}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	connector, err := bot.NewConnector(bot.ConnectorConfig{AppID: cfg.Bot.AppID, Credential: cred, HTTP: client, AllowedHosts: cfg.Bot.ServiceURLAllow,
-		TenantLimit: bot.Limit{N: cfg.Bot.TenantRPS, Per: time.Second}, Clock: clk})
+		TenantLimit: bot.Limit{N: cfg.Bot.TenantRPS, Per: time.Second}, Clock: clk, AttachmentHosts: cfg.Bot.AttachmentHosts})
 	if err != nil {
 		return nil, err
 	}
-	t := &teamsChannel{cfg: cfg, client: client, connector: connector, sender: bot.NewSender(connector, store, cfg.Bot.TenantID, cfg.Bot.ProactiveURL)}
+	t := &teamsChannel{cfg: cfg, store: store, client: client, connector: connector, sender: bot.NewSender(connector, store, cfg.Bot.TenantID, cfg.Bot.ProactiveURL)}
 	if cfg.Bot.TeamsAppID != "" {
 		if t.installer, err = graph.New(graph.Config{Credential: cred, BaseURL: cfg.Bot.GraphBase, TeamsAppID: cfg.Bot.TeamsAppID, Transport: transport}); err != nil {
 			return nil, err
@@ -151,6 +152,8 @@ func (t *teamsChannel) admin(v *bot.Validator, engine *bridge.Engine, qr bot.QRS
 
 // routes adds /api/messages and /admin/v1 to the public router. Bot Connector keys are refreshed
 // for an unknown kid at most hourly, so forged kids cannot make the bot hammer the metadata URL.
+// Activities of other tenants are refused; Entra-issued tokens are accepted from
+// WXTEAMS_BOT_ENTRA_CALLERS, with the tenant's keys (WXTEAMS_ADMIN_OPENID_URL).
 func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSource, officials *bot.Validator, clk bridge.Clock, log *zap.Logger) error {
 	t.sender.SetAddressBook(engine)
 	validator, err := bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.Bot.OpenIDURL, Issuer: bot.BotFrameworkIssuer,
@@ -158,16 +161,27 @@ func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSou
 	if err != nil {
 		return err
 	}
-	r.Handle("/api/messages", bot.NewEndpoint(bot.EndpointConfig{AppID: t.cfg.Bot.AppID}, validator, t.connector, engine, qr, log)).Methods(http.MethodPost)
+	entra, err := bot.NewEntraActivities(bot.EntraActivityConfig{AppID: t.cfg.Bot.AppID, TenantID: t.cfg.Bot.TenantID, MetadataURL: t.cfg.AdminOpenIDURL,
+		Callers: t.cfg.Bot.EntraCallers, HTTP: t.metadataClient(), Clock: clk})
+	if err != nil {
+		return err
+	}
+	if len(t.cfg.Bot.EntraCallers) > 0 {
+		log.Info("Entra ID tokens of the bot's tenant are accepted on /api/messages from these applications (WXTEAMS_BOT_ENTRA_CALLERS)",
+			zap.Strings("callers", t.cfg.Bot.EntraCallers))
+	}
+	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: t.cfg.Bot.AppID, TenantID: t.cfg.Bot.TenantID, Entra: entra, Archive: t.store, Clock: clk},
+		validator, t.connector, engine, qr, log)
+	r.Handle("/api/messages", endpoint).Methods(http.MethodPost)
 	t.admin(officials, engine, qr, log.Named("admin")).Routes(r)
 	return nil
 }
 
 // officials validates administrators' and compliance officers' Entra ID tokens: issued for the
-// bot's app registration, keys from WXTEAMS_ADMIN_OPENID_URL.
-func (t *teamsChannel) officials(clk bridge.Clock) (*bot.Validator, error) {
+// bot's app registration, keys from WXTEAMS_ADMIN_OPENID_URL. Why a token was refused is logged.
+func (t *teamsChannel) officials(clk bridge.Clock, log *zap.Logger) (*bot.Validator, error) {
 	return bot.NewValidator(bot.ValidatorConfig{MetadataURL: t.cfg.AdminOpenIDURL,
-		Audiences: []string{t.cfg.Bot.AppID, "api://" + t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk})
+		Audiences: []string{t.cfg.Bot.AppID, "api://" + t.cfg.Bot.AppID}, HTTP: t.metadataClient(), Clock: clk, Log: log})
 }
 
 // metadataClient fetches OpenID metadata and keys, which happens in the path of a request.

@@ -80,6 +80,12 @@ type BotConfig struct {
 	// TeamsAppID is the app's id in the organisation's Teams app catalog; with it, enabling an
 	// employee installs the app for them through Graph.
 	TeamsAppID string // WXTEAMS_TEAMS_APP_ID
+	// AttachmentHosts are where attachments employees send may be fetched from besides the
+	// serviceUrl hosts: the tenant's file hosts (they never get the bot's token).
+	AttachmentHosts []string // WXTEAMS_BOT_ATTACHMENT_HOSTS
+	// EntraCallers are the applications (client ids) whose Entra-issued tokens of the bot's tenant
+	// are accepted on /api/messages besides Bot Connector tokens.
+	EntraCallers []string // WXTEAMS_BOT_ENTRA_CALLERS
 }
 
 // Configured reports whether any channel is configured; without one, wxteams runs the sandbox.
@@ -103,6 +109,11 @@ var defaultServiceURLHosts = []string{
 	"smba.infra.gov.teams.microsoft.us",
 	"smba.infra.dod.teams.microsoft.us",
 }
+
+// defaultAttachmentHosts are the file hosts Teams hands the bot download URLs on (SharePoint and
+// OneDrive for Business: <tenant>.sharepoint.com, <tenant>-my.sharepoint.com; .us in GCC High and
+// DoD) and the host of inline images in messages' HTML (asm.skype.com).
+var defaultAttachmentHosts = []string{"*.sharepoint.com", "*.sharepoint.us", "*.asm.skype.com"}
 
 var (
 	reAppID      = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
@@ -274,6 +285,24 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 			if h = strings.TrimSpace(h); h != "" {
 				c.Bot.ServiceURLAllow = append(c.Bot.ServiceURLAllow, h)
 			}
+		}
+	}
+	c.Bot.AttachmentHosts = defaultAttachmentHosts
+	if v := get("WXTEAMS_BOT_ATTACHMENT_HOSTS", ""); v != "" {
+		c.Bot.AttachmentHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.Bot.AttachmentHosts = append(c.Bot.AttachmentHosts, h)
+			}
+		}
+	}
+	for _, id := range strings.Split(get("WXTEAMS_BOT_ENTRA_CALLERS", ""), ",") {
+		if id = strings.TrimSpace(id); id == "" {
+			continue
+		} else if !reGUID.MatchString(id) {
+			bad("WXTEAMS_BOT_ENTRA_CALLERS", "%q is not an application (client) id: a comma-separated list of GUIDs is expected", id)
+		} else {
+			c.Bot.EntraCallers = append(c.Bot.EntraCallers, id)
 		}
 	}
 	if c.AdminOpenIDURL == "" && c.Bot.TenantID != "" {

@@ -236,7 +236,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		if wx != nil {
 			qr = wx
 		}
-		officials, err := teams.officials(clk)
+		officials, err := teams.officials(clk, log.Named("auth"))
 		if err != nil {
 			return err
 		}
