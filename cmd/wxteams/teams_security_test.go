@@ -125,3 +125,29 @@ func TestServeTeamsSecurity(t *testing.T) {
 		t.Errorf("the attachment on another host was fetched %d times", n)
 	}
 }
+
+func TestTeamsSecurityConfiguration(t *testing.T) {
+	env := map[string]string{
+		"WXTEAMS_BOT_APP_ID": testBotApp, "WXTEAMS_BOT_TENANT_ID": testTenant, "WXTEAMS_BOT_CLIENT_SECRET": "x",
+	}
+	get := func(k string) string { return env[k] }
+	cfg, err := loadConfig(get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Bot.AttachmentHosts, []string{"*.sharepoint.com", "*.sharepoint.us", "*.asm.skype.com"}) || len(cfg.Bot.EntraCallers) != 0 {
+		t.Errorf("defaults: attachment hosts %v, Entra callers %v", cfg.Bot.AttachmentHosts, cfg.Bot.EntraCallers)
+	}
+	env["WXTEAMS_BOT_ATTACHMENT_HOSTS"] = " contoso.sharepoint.com , *.files.example ,"
+	env["WXTEAMS_BOT_ENTRA_CALLERS"] = "5a6b7c8d-1e2f-4a3b-9c4d-5e6f7a8b9c0d, 99999999-8888-4777-8666-555555555555"
+	if cfg, err = loadConfig(get); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Bot.AttachmentHosts, []string{"contoso.sharepoint.com", "*.files.example"}) || len(cfg.Bot.EntraCallers) != 2 {
+		t.Errorf("set: attachment hosts %v, Entra callers %v", cfg.Bot.AttachmentHosts, cfg.Bot.EntraCallers)
+	}
+	env["WXTEAMS_BOT_ENTRA_CALLERS"] = "Microsoft Teams"
+	if _, err := loadConfig(get); err == nil || !strings.Contains(err.Error(), "WXTEAMS_BOT_ENTRA_CALLERS") || !strings.Contains(err.Error(), "GUID") {
+		t.Errorf("a caller that is not an application id: %v", err)
+	}
+}
