@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wxteams/wxteams/compliance"
@@ -70,8 +72,9 @@ func (e *Engine) EnableEmployee(ctx context.Context, p EmployeeProfile, actor st
 	return out, nil
 }
 
-// DisableEmployee stops an employee from using WeChat: their messages are refused and customer
-// messages no longer reach them. Their chats and the archive stay.
+// DisableEmployee stops an employee from using WeChat: their messages are refused, customer
+// messages and chat notices no longer reach them, and what they had queued or waiting to be sent
+// is cancelled (archived; they are told). Their chats and the archive stay.
 func (e *Engine) DisableEmployee(ctx context.Context, id EmployeeID, actor string) error {
 	if actor == "" {
 		return fmt.Errorf("disable employee: %w: an actor is required", ErrInvalid)
@@ -87,6 +90,21 @@ func (e *Engine) DisableEmployee(ctx context.Context, id EmployeeID, actor strin
 			return err
 		}
 		s.archive(nil, compliance.AdminStream, compliance.KindEmployeeDisabled, actor, compliance.Meta{Employee: string(id)}, compliance.Content{})
+		chats, err := s.tx.ChatsOf(s.ctx, id)
+		if err != nil {
+			return err
+		}
+		// Lock in id order: a step that locks several chats must not meet another in reverse.
+		slices.SortFunc(chats, func(a, b ChatSummary) int { return cmp.Compare(a.Chat, b.Chat) })
+		for _, sum := range chats {
+			c, err := s.lock(sum.Chat)
+			if err != nil {
+				return err
+			}
+			if err := s.cancelOf(c, []EmployeeID{id}, reasonDisabled); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -90,7 +90,7 @@ func TestASendWeChatHasNotAnsweredCountsTowardTheNextStreak(t *testing.T) {
 		writes(w, w.engine, chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
 			"four": bridge.OutcomeQueued}, "two", "three", "four")
 		w.drain()
-		w.customerGets(ming, "one", "two", "three", w.en().OnHold)
+		w.customerGets(ming, "one", "two", "three")
 	})
 }
 
@@ -147,7 +147,7 @@ func TestASendWeChatAcceptedBeforeTheCustomerWroteDoesNotCount(t *testing.T) {
 		writes(w, h.sender, h.chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
 			"four": bridge.OutcomeSent, "five": bridge.OutcomeQueued}, "two", "three", "four", "five")
 		h.release(w)
-		w.customerGets(ming, "one", "two", "three", "four", w.en().OnHold)
+		w.customerGets(ming, "one", "two", "three", "four")
 		if n := count(w.teams.Texts(ann), w.staff().Limit); n != 1 {
 			t.Errorf("limit notice %d times; want once, after four", n)
 		}
@@ -162,7 +162,7 @@ func TestASendAnotherProcessHadDeliveredIsTakenOffTheStreak(t *testing.T) {
 		writes(w, h.other, h.chat, map[string]bridge.Outcome{"two": bridge.OutcomeSent, "three": bridge.OutcomeSent,
 			"four": bridge.OutcomeSent, "five": bridge.OutcomeQueued}, "two", "three", "four", "five")
 		w.drain()
-		w.customerGets(ming, "one", "two", "three", "four", w.en().OnHold)
+		w.customerGets(ming, "one", "two", "three", "four")
 		if n := count(w.teams.Texts(ann), w.staff().Limit); n != 1 {
 			t.Errorf("limit notice %d times; want once, after four", n)
 		}
@@ -180,7 +180,7 @@ func TestAChatCappedByASendThatHadLandedFirstFlushesItsQueue(t *testing.T) {
 		// Now it is known: the next message finds room for one, and the queue goes first.
 		writes(w, h.other, h.chat, map[string]bridge.Outcome{"five": bridge.OutcomeQueued}, "five")
 		w.drain()
-		w.customerGets(ming, "one", "two", "three", w.en().OnHold, "four")
+		w.customerGets(ming, "one", "two", "three", "four")
 		assertArchived(t, w.archived(h.chat), "chat.status(active→capped)", "message.queued(capped)", "message.released", "message.queued(capped)")
 		if got := w.status(h.chat); got != bridge.StatusCapped {
 			t.Errorf("status = %s; want capped", got)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -313,6 +314,12 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			s.events = append(s.events, compliance.Event{Stream: stream, ChatID: int64(it.ChatID), Tenant: it.Tenant,
 				At: s.now, Kind: kind, Actor: actorSystem, Meta: meta, Content: content})
 		}
+		var withdrawn string
+		if sendErr != nil && it.Channel == ChannelWeChat {
+			if withdrawn, err = s.withdrawnBecause(c, it); err != nil {
+				return err
+			}
+		}
 		switch {
 		case errors.Is(sendErr, ErrDeferred):
 			// Not sent: back in line, the attempt not counted, nothing to archive.
@@ -324,6 +331,21 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			meta.ExternalID = d.ID
 			mediaMeta(&meta, d.Media)
 			record(compliance.KindDelivered, compliance.Content{Payload: d.Payload})
+		case withdrawn != "" && (errors.Is(sendErr, ErrRetryLater) || errors.Is(sendErr, ErrWindowClosed) || errors.Is(sendErr, ErrQuotaUsed)):
+			// It did not arrive, and the chat no longer wants it: cancelled, never retried or requeued.
+			it.State = OutboxCancelled
+			meta.Reason = withdrawn
+			record(compliance.KindCancelled, compliance.Content{})
+			if err := s.tx.UpdateOutbox(s.ctx, it); err != nil {
+				return err
+			}
+			if c == nil {
+				return nil
+			}
+			if !it.Auto {
+				s.noticeAbout(c, it.Employee, "employee.cancelled", s.employeeText(c, s.policy.Employee.Cancelled, "{n}", "1", "{reason}", withdrawn), []string{it.MessageID})
+			}
+			return s.uncount(c, it)
 		case errors.Is(sendErr, ErrRetryLater) && s.mayRetry(it):
 			it.State = OutboxPending
 			it.NotBefore = s.now.Add(s.backoff(it.Attempts, sendErr))
@@ -333,7 +355,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			it.State = OutboxUnknown
 			record(compliance.KindOutcomeUnknown, compliance.Content{})
 			if !it.Auto && c != nil {
-				s.notice(c, []EmployeeID{it.Employee}, "employee.outcome_unknown", s.employeeText(c, s.policy.Employee.OutcomeUnknown))
+				s.noticeAbout(c, it.Employee, "employee.outcome_unknown", s.employeeText(c, s.policy.Employee.OutcomeUnknown), []string{it.MessageID})
 			}
 		case c != nil && it.Channel == ChannelWeChat && (errors.Is(sendErr, ErrWindowClosed) || errors.Is(sendErr, ErrQuotaUsed)):
 			return s.requeue(c, it, sendErr, meta)
@@ -342,6 +364,10 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			record(compliance.KindDeliveryFailed, compliance.Content{})
 			if err := s.tx.UpdateOutbox(s.ctx, it); err != nil {
 				return err
+			}
+			if !it.Auto {
+				s.noticeAbout(c, it.Employee, "employee.delivery_failed",
+					s.employeeText(c, s.policy.Employee.DeliveryFailed, "{code}", strconv.Itoa(meta.ErrCode)), []string{it.MessageID})
 			}
 			if ct, err := s.contact(c.Contact); err == nil && ct.Following {
 				ct.Following = false
@@ -361,19 +387,63 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 					return err
 				}
 			}
-			if it.Channel == ChannelWeChat && !it.Auto && c != nil {
-				if c.SentSinceInbound > 0 {
-					c.SentSinceInbound--
+			if it.Channel == ChannelWeChat && c != nil {
+				if err := s.tx.UpdateOutbox(s.ctx, it); err != nil {
+					return err
 				}
-				if c.EmployeeStreak > 0 {
-					c.EmployeeStreak--
+				if !it.Auto {
+					s.noticeAbout(c, it.Employee, "employee.delivery_failed",
+						s.employeeText(c, s.policy.Employee.DeliveryFailed, "{code}", strconv.Itoa(meta.ErrCode)), []string{it.MessageID})
 				}
-				s.notice(c, []EmployeeID{it.Employee}, "employee.delivery_failed",
-					s.employeeText(c, s.policy.Employee.DeliveryFailed, "{code}", strconv.Itoa(meta.ErrCode)))
+				// It never reached the customer: it does not count toward the limit.
+				return s.uncount(c, it)
 			}
 		}
 		return s.tx.UpdateOutbox(s.ctx, it)
 	})
+}
+
+// withdrawnBecause says why a WeChat send that did not arrive must not be tried again: its chat
+// withdrew it while it was being sent, the chat is no longer live, or its author is no longer in
+// the chat or may no longer use WeChat (DESIGN §2, delivery results). "" means it may be.
+func (s *step) withdrawnBecause(c *Chat, it *OutboxItem) (string, error) {
+	if it.CancelReason != "" {
+		return it.CancelReason, nil
+	}
+	if c == nil || c.ID != it.ChatID {
+		return "", nil
+	}
+	switch {
+	case c.Status == StatusLeft && !toCustomerOutsideChat(it.Template):
+		return reasonLeft, nil
+	case c.Status == StatusClosed && !toCustomerOutsideChat(it.Template):
+		return "the chat is closed: the customer unfollowed or cannot receive messages", nil
+	case it.Auto:
+		return "", nil
+	case !c.HasMember(it.Employee):
+		return reasonRemoved, nil
+	}
+	emp, err := s.employee(it.Employee)
+	if err != nil {
+		return "", err
+	}
+	if !emp.Enabled {
+		return reasonDisabled, nil
+	}
+	return "", nil
+}
+
+// uncount takes a WeChat send that did not reach the customer off the chat's counters, and
+// reopens the chat if it had been capped by it.
+func (s *step) uncount(c *Chat, it *OutboxItem) error {
+	if !c.Status.Live() {
+		return nil
+	}
+	c.SentSinceInbound = max(c.SentSinceInbound-1, 0)
+	if !it.Auto {
+		c.EmployeeStreak = max(c.EmployeeStreak-1, 0)
+	}
+	return s.reopen(c, "a message counted toward the limit was not delivered")
 }
 
 // deliveredSends are this process's WeChat sends that WeChat accepted and whose outcome is not
@@ -476,29 +546,26 @@ func (s *step) requeue(c *Chat, it *OutboxItem, sendErr error, meta compliance.M
 		}
 		c.QueueLen++
 	}
-	authors := map[EmployeeID]bool{}
-	var tell []EmployeeID
+	byAuthor := cancelled{}
 	for _, o := range back {
-		if !authors[o.Employee] {
-			authors[o.Employee] = true
-			tell = append(tell, o.Employee)
-		}
+		byAuthor[o.Employee] = append(byAuthor[o.Employee], o.MessageID)
 	}
+	template, text := "employee.requeued_window", s.policy.Employee.RequeuedWindow
 	if errors.Is(sendErr, ErrQuotaUsed) {
+		template, text = "employee.requeued_quota", s.policy.Employee.RequeuedQuota
 		c.SentSinceInbound = s.policy.Quota // WeChat says so: no prompt can go out either
 		if c.Status == StatusActive {
 			s.setStatus(c, StatusCapped, reason)
 		}
-		s.notice(c, tell, "employee.requeued_quota", s.employeeText(c, s.policy.Employee.RequeuedQuota))
-		return nil
-	}
-	if c.Status == StatusActive || c.Status == StatusCapped {
+	} else if c.Status == StatusActive || c.Status == StatusCapped {
 		s.setStatus(c, StatusInactive, reason)
 		if err := s.tx.ClearTimers(s.ctx, c.ID, TimerInactive); err != nil {
 			return err
 		}
 	}
-	s.notice(c, tell, "employee.requeued_window", s.employeeText(c, s.policy.Employee.RequeuedWindow))
+	for _, emp := range slices.Sorted(maps.Keys(byAuthor)) {
+		s.noticeAbout(c, emp, template, s.employeeText(c, text), byAuthor[emp])
+	}
 	return nil
 }
 
@@ -561,13 +628,16 @@ func (s *step) fire(t Timer) error {
 	}
 	switch t.Kind {
 	case TimerNotice:
-		if !c.Notified24h && !s.now.Before(c.LastInboundAt.Add(s.policy.NoticeAfter.D())) {
+		if !c.Notified24h && s.pausedPastNotice(c) {
 			c.Notified24h = true
-			s.notice(c, c.Members, "employee.notice_24h", s.employeeText(c, s.policy.Employee.Notice24h))
+			if err := s.noticeMembers(c, "employee.notice_24h", s.employeeText(c, s.policy.Employee.Notice24h)); err != nil {
+				return err
+			}
+			return s.promptCustomer(c)
 		}
 	case TimerInactive:
 		if !s.windowOpen(c) {
-			s.goInactive(c)
+			return s.goInactive(c)
 		}
 	}
 	return nil

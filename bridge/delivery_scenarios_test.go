@@ -219,7 +219,7 @@ func TestMessagesStillOnTheirWayCountTowardTheNextStreak(t *testing.T) {
 			t.Fatalf("four: %+v; want queued (one, two and three make three after the customer's message)", res)
 		}
 		w.after(2 * time.Second)
-		w.customerGets(ming, "one", "two", "three", w.en().OnHold)
+		w.customerGets(ming, "one", "two", "three")
 		w.customerSays(ming, "ok")
 		w.customerGets(ming, "four")
 	})

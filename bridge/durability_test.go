@@ -204,7 +204,8 @@ func TestTwoEnginesShareOnePostgres(t *testing.T) {
 	ctx := context.Background()
 	clk := clock.NewFake(start)
 	policy := bridge.DefaultPolicy()
-	wechat := &bridgetest.WeChat{} // both replicas talk to the same WeChat
+	policy.OnHoldPrompt = bridge.OnHoldAtQueue // the prompt as two replicas queue at once: once per pause
+	wechat := &bridgetest.WeChat{}             // both replicas talk to the same WeChat
 	teams := &bridgetest.Teams{}
 	var engines [2]*bridge.Engine
 	for i := range engines {

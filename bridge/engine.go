@@ -377,14 +377,14 @@ func (s *step) autoCustomer(c *Chat, ct *Contact, template, text string) {
 		MessageID: id, Channel: string(ChannelWeChat), Direction: "to_customer", Contact: string(ct.OpenID),
 		Template: template, Version: s.policy.version, Language: lang, MsgType: "text",
 	}, compliance.Content{Text: text})
-	s.queueWeChat(c, ct.OpenID, "", id, &WeChatMessage{Message: TextMessage(text)}, true)
+	s.queueWeChat(c, ct.OpenID, "", id, template, &WeChatMessage{Message: TextMessage(text)}, true)
 }
 
 // queueWeChat puts a delivery to the customer in the outbox and counts it against the quota.
-func (s *step) queueWeChat(c *Chat, to OpenID, author EmployeeID, messageID string, m *WeChatMessage, auto bool) {
+func (s *step) queueWeChat(c *Chat, to OpenID, author EmployeeID, messageID, template string, m *WeChatMessage, auto bool) {
 	it := &OutboxItem{
-		Channel: ChannelWeChat, Lane: wechatLane(to), Contact: to, Employee: author,
-		MessageID: messageID, Auto: auto, WeChat: m, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
+		Channel: ChannelWeChat, Lane: wechatLane(to), Contact: to, Employee: author, MessageID: messageID,
+		Auto: auto, Template: template, WeChat: m, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
 	}
 	if c != nil {
 		it.ChatID, it.Tenant = c.ID, c.Tenant
@@ -400,16 +400,39 @@ func (s *step) notice(c *Chat, to []EmployeeID, template, text string) {
 	}
 }
 
+// noticeMembers archives a notice to the chat's members who may use WeChat and puts it in the
+// outbox.
+func (s *step) noticeMembers(c *Chat, template, text string, about ...string) error {
+	to, err := s.enabledMembers(c)
+	if err != nil {
+		return err
+	}
+	for _, emp := range to {
+		s.noticeAbout(c, emp, template, text, about)
+	}
+	return nil
+}
+
+// noticeAbout archives a notice to an employee about the fate of some of the chat's employee
+// messages, and puts it in the outbox.
+func (s *step) noticeAbout(c *Chat, emp EmployeeID, template, text string, about []string) {
+	s.teamsNotice(c, emp, template, TextMessage(text), about)
+}
+
 // noticeMessage archives one notice (text, or an image such as a QR code) to an employee and puts
 // it in the outbox.
 func (s *step) noticeMessage(c *Chat, emp EmployeeID, template string, m Message) {
+	s.teamsNotice(c, emp, template, m, nil)
+}
+
+func (s *step) teamsNotice(c *Chat, emp EmployeeID, template string, m Message, about []string) {
 	id := newMessageID()
 	meta := compliance.Meta{
 		MessageID: id, Channel: string(ChannelTeams), Direction: "to_employee", Employee: string(emp),
-		Template: template, Version: s.policy.version, Language: LangEnglish, MsgType: m.Type,
+		Template: template, Version: s.policy.version, Language: LangEnglish, MsgType: m.Type, About: about,
 	}
 	mediaMeta(&meta, m.Media)
-	tm := &TeamsMessage{Kind: TeamsNotice, Notice: template, Message: m, SentAt: s.now}
+	tm := &TeamsMessage{Kind: TeamsNotice, Notice: template, Message: m, SentAt: s.now, About: about}
 	it := &OutboxItem{
 		Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, MessageID: id, Auto: true,
 		Teams: tm, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,

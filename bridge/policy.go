@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Policy is a firm's conversation policy: limits, durations and the auto-message texts (DESIGN §2).
@@ -31,6 +34,11 @@ type Policy struct {
 	// Retention is how long archived records are kept before the purge job may dispose of them
 	// (unless a legal hold covers them); 0 keeps them for ever. [6 years, FINRA 4511's default]
 	Retention Duration `json:"retention"`
+
+	// OnHoldPrompt is when the customer gets the on-hold prompt: "notice" (at the 24 h notice,
+	// when the limit was reached in this pause, as the MultiLine page says) or "queue" (when the
+	// first message is queued at the limit). ["notice"]
+	OnHoldPrompt string `json:"on_hold_prompt"`
 
 	FirmName        string `json:"firm_name"`        // used in the recording notice
 	DefaultLanguage string `json:"default_language"` // customer language when WeChat gives none we ship
@@ -62,19 +70,25 @@ type CustomerTexts struct {
 }
 
 // EmployeeTexts are the notices an employee can receive. Placeholders in braces are filled in:
-// {contact}, {n}, {limit}, {remaining}, {size}, {max}, {code}, {added}, {removed}.
+// {contact}, {n}, {limit}, {quota}, {remaining}, {size}, {max}, {code}, {added}, {removed}, {by},
+// {reason}.
 type EmployeeTexts struct {
 	Initial           string `json:"initial"`
 	Limit             string `json:"limit"`
+	LimitQuota        string `json:"limit_quota"`
 	Notice24h         string `json:"notice_24h"`
 	Inactive          string `json:"inactive"`
 	ReinstateSent     string `json:"reinstate_sent"`
 	QueuedPending     string `json:"queued_pending"`
 	QueuedInactive    string `json:"queued_inactive"`
 	QueuedCapped      string `json:"queued_capped"`
+	QueuedQuota       string `json:"queued_quota"`
 	QueueFull         string `json:"queue_full"`
 	Flushed           string `json:"flushed"`
 	FlushedRemaining  string `json:"flushed_remaining"`
+	Released          string `json:"released"`
+	Cancelled         string `json:"cancelled"`
+	NoEnabledMember   string `json:"no_enabled_member"`
 	NotEnabled        string `json:"not_enabled"`
 	NotMember         string `json:"not_member"`
 	RefusedLeft       string `json:"refused_left"`
@@ -116,6 +130,7 @@ func DefaultPolicy() Policy {
 		TeamsRetryFor:   Duration(24 * time.Hour),
 		RetryBackoff:    Duration(2 * time.Second),
 		SendTimeout:     Duration(30 * time.Second),
+		OnHoldPrompt:    OnHoldAtNotice,
 		Retention:       Duration(2192 * 24 * time.Hour),
 		FirmName:        "your contact's firm",
 		DefaultLanguage: LangEnglish,
@@ -142,15 +157,20 @@ func DefaultPolicy() Policy {
 		Employee: EmployeeTexts{
 			Initial:           "Please note, WeChat allows you to send four consecutive messages, including system messages, before requiring a response from your contact to continue messaging. If the conversation is inactive after 48 hours, you will not be able to send any messages until your contact responds.",
 			Limit:             "You have reached the maximum limit of three consecutive messages without a response from your contact. You cannot send any more messages until your contact replies.",
+			LimitQuota:        "WeChat allows {quota} messages to {contact}, including system messages, until they reply, and they have all been used. You cannot send any more messages until your contact replies.",
 			Notice24h:         "Your contact has not responded for 24 hours. If no response is received in the next 24 hours, your chat will become inactive until your contact replies",
 			Inactive:          "Your chat with {contact} is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to {limit}) and delivered when they reply.",
 			ReinstateSent:     "{contact} was sent a WeChat notification asking them to reply.",
 			QueuedPending:     "Queued ({n} of {limit}): {contact} has not written yet, and WeChat lets you message a customer only after they write. It will be sent when they do.",
 			QueuedInactive:    "Queued ({n} of {limit}): the chat with {contact} is inactive after 48 hours without a reply. It will be sent when they reply.",
 			QueuedCapped:      "Queued ({n} of {limit}): you have sent the maximum of consecutive messages without a reply from {contact}. It will be sent when they reply.",
+			QueuedQuota:       "Queued ({n} of {limit}): WeChat's {quota} messages to {contact}, including system messages, are used up until they reply. It will be sent when they reply.",
 			QueueFull:         "Not sent: {limit} messages are already queued for {contact}. Wait for them to reply.",
 			Flushed:           "{contact} replied: {n} queued message(s) sent.",
 			FlushedRemaining:  "{contact} replied: {n} queued message(s) sent, {remaining} still queued.",
+			Released:          "{n} queued message(s) sent to {contact}: {reason}.",
+			Cancelled:         "Not delivered: {n} of your message(s) to {contact} cancelled: {reason}.",
+			NoEnabledMember:   "{contact} wrote, but nobody in the chat may use WeChat now. Their message is archived; they were told the contact is unavailable.",
 			NotEnabled:        "WeChat is not enabled for your account. Ask your administrator to enable it.",
 			NotMember:         "Not sent: you are not in a chat with this contact.",
 			RefusedLeft:       "Not sent: {contact} left the chat with #LEAVE. They can reconnect by scanning your QR code.",
@@ -158,9 +178,9 @@ func DefaultPolicy() Policy {
 			CustomerLeft:      "{contact} left the chat (#LEAVE). {n} queued message(s) cancelled.",
 			Unsubscribed:      "{contact} unfollowed the WeChat account; the chat is closed. {n} queued message(s) cancelled.",
 			NotFollower:       "WeChat cannot deliver to {contact} any more (error {code}: not a follower, or they refuse messages); the chat is closed. {n} queued message(s) cancelled.",
-			MembersChanged:    "The chat with {contact} changed: added {added}; removed {removed}.",
-			Added:             "You were added to the chat with {contact}.",
-			Removed:           "You were removed from the chat with {contact}.",
+			MembersChanged:    "The chat with {contact} changed ({by}): added {added}; removed {removed}.",
+			Added:             "You were added to the chat with {contact} ({by}). You will see their messages and your colleagues' messages to them.",
+			Removed:           "You were removed from the chat with {contact} ({by}).",
 			Empty:             "Not sent: the message is empty.",
 			TooLong:           "Not sent: the message is {size} bytes and WeChat takes at most {max} bytes in one message. Shorten it or send it in parts.",
 			DeliveryFailed:    "Your message to {contact} could not be delivered (WeChat error {code}).",
@@ -214,6 +234,15 @@ func mergeTexts(base, over CustomerTexts) CustomerTexts {
 	return over
 }
 
+// On-hold prompt timings (Policy.OnHoldPrompt).
+const (
+	OnHoldAtNotice = "notice"
+	OnHoldAtQueue  = "queue"
+)
+
+// WeChatTextLimit is the most bytes WeChat takes in one customer-service text (45002 beyond).
+const WeChatTextLimit = 2048
+
 // Validate reports every problem with the policy at once.
 func (p Policy) Validate() error {
 	var errs []error
@@ -233,8 +262,11 @@ func (p Policy) Validate() error {
 	if p.QueueLimit < 0 {
 		bad("queue_limit must not be negative")
 	}
-	if p.MaxTextBytes < 16 {
-		bad("max_text_bytes must be at least 16, is %d", p.MaxTextBytes)
+	if p.MaxTextBytes < 16 || p.MaxTextBytes > WeChatTextLimit {
+		bad("max_text_bytes must be between 16 and WeChat's limit of %d, is %d", WeChatTextLimit, p.MaxTextBytes)
+	}
+	if p.OnHoldPrompt != OnHoldAtNotice && p.OnHoldPrompt != OnHoldAtQueue {
+		bad("on_hold_prompt must be %q or %q, is %q", OnHoldAtNotice, OnHoldAtQueue, p.OnHoldPrompt)
 	}
 	if p.RetryAttempts < 1 {
 		bad("retry_attempts must be at least 1")
@@ -251,9 +283,21 @@ func (p Policy) Validate() error {
 	if _, ok := p.Customer[p.DefaultLanguage]; !ok {
 		bad("default_language %q has no customer texts", p.DefaultLanguage)
 	}
-	for lang, t := range p.Customer {
+	for _, lang := range slices.Sorted(maps.Keys(p.Customer)) {
+		t := p.Customer[lang]
 		if t.Initial == "" || t.OnHold == "" || t.MembersChanged == "" || t.LeaveConfirm == "" || t.NotConnected == "" || t.Unavailable == "" {
 			bad("customer texts for %q are incomplete", lang)
+			continue
+		}
+		// Each goes to WeChat as one text: longer ones would fail there for good (45002).
+		for _, text := range []struct{ name, text string }{
+			{"initial (with the recording notice)", joinText(t.Initial, fill(t.RecordingNotice, "{firm}", p.FirmName))},
+			{"on_hold", t.OnHold}, {"members_changed", t.MembersChanged}, {"leave_confirm", t.LeaveConfirm},
+			{"not_connected", t.NotConnected}, {"unavailable", t.Unavailable},
+		} {
+			if n := len(text.text); n > p.MaxTextBytes {
+				bad("customer text %s for %q is %d bytes; WeChat takes at most %d (max_text_bytes) in one message", text.name, lang, n, p.MaxTextBytes)
+			}
 		}
 	}
 	if p.Reinstate != nil && p.Reinstate.ID == "" {
@@ -320,6 +364,18 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// IsBlank reports whether a text shows nothing: only white space and characters that render as
+// nothing (zero-width spaces and joiners, the BOM, variation selectors, fillers — Unicode's
+// default-ignorable code points).
+func IsBlank(text string) bool {
+	for _, r := range text {
+		if !unicode.IsSpace(r) && !unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
+			return false
+		}
+	}
+	return true
 }
 
 // fill replaces {name} placeholders in a text.

@@ -92,23 +92,33 @@ func TestTheCapOfThreeConsecutiveMessages(t *testing.T) {
 		if res.Outcome != bridge.OutcomeQueued || res.Reason != "capped" {
 			t.Errorf("fourth message = %+v; want queued (capped)", res)
 		}
-		// "If the Message Limit Was Previously Reached": the customer gets the on-hold prompt, once.
-		w.customerGets(ming, w.en().OnHold)
+		// "No auto message will be sent to the customer" when the limit is reached.
+		w.customerGets(ming)
 		w.employeeGets(ann, "Queued (1 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.")
 		w.employeeSays(ann, chat, "Five")
 		w.customerGets(ming)
 
+		// "If the Message Limit Was Previously Reached": after 24 hours of silence the employee gets
+		// the 24 h notice and the customer the on-hold prompt, once.
+		w.after(24 * time.Hour)
+		w.customerGets(ming, w.en().OnHold)
+		w.employeeGets(ann, "Queued (2 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
+			w.staff().Notice24h)
+		w.employeeSays(ann, chat, "Six")
+		w.after(time.Hour)
+		w.customerGets(ming)
+
 		// The customer replies: counters reset, the queue flushes FIFO within the cap.
 		w.customerSays(ming, "Sorry, I was away")
-		w.customerGets(ming, "Four", "Five")
-		w.employeeGets(ann, "Queued (2 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
-			"Sorry, I was away", "WeChat user OPfL2M replied: 2 queued message(s) sent.")
-		if got := w.status(chat); got != bridge.StatusActive {
-			t.Errorf("status after the reply = %s; want active", got)
+		w.customerGets(ming, "Four", "Five", "Six")
+		w.employeeGets(ann, "Queued (3 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
+			"Sorry, I was away", "WeChat user OPfL2M replied: 3 queued message(s) sent.", w.staff().Limit)
+		if got := w.status(chat); got != bridge.StatusCapped {
+			t.Errorf("status after the reply = %s; want capped again (three went out)", got)
 		}
 		got := w.archived(chat)
-		assertArchived(t, got, "message.queued(capped)", "auto.message(customer.on_hold)", "message.queued(capped)",
-			"customer.message", "chat.status(capped→active)", "message.released", "message.released")
+		assertArchived(t, got, "message.queued(capped)", "message.queued(capped)", "auto.message(customer.on_hold)", "message.queued(capped)",
+			"customer.message", "chat.status(capped→active)", "message.released", "message.released", "message.released")
 		if n := count(got, "auto.message(customer.on_hold)"); n != 1 {
 			t.Errorf("on-hold prompts archived = %d; want 1 per pause", n)
 		}
@@ -282,13 +292,13 @@ func TestLeaveInAnyCaseAndFullWidth(t *testing.T) {
 			t.Errorf("status after re-scan = %s; want pending", got)
 		}
 		assertArchived(t, w.archived(chat), "customer.message", "customer.leave", "chat.status(capped→left)",
-			"message.cancelled(customer left (#LEAVE))", "message.cancelled(customer left (#LEAVE))",
+			"message.cancelled(the customer left the chat (#LEAVE))", "message.cancelled(the customer left the chat (#LEAVE))",
 			"auto.message(customer.leave_confirm)", "auto.message(employee.customer_left)", "message.refused(left)",
 			"chat.status(left→pending)", "chat.routing")
 	})
 }
 
-func TestMembersChangedWhilePausedNotifiesTheCustomer(t *testing.T) {
+func TestMembersChangedReachTheCustomerWithThe24HourPrompt(t *testing.T) {
 	scenario(t, func(w *world) {
 		w.enable(ann, "Ann Lee")
 		w.enable(bob, "Bob Chan")
@@ -296,50 +306,73 @@ func TestMembersChangedWhilePausedNotifiesTheCustomer(t *testing.T) {
 		w.customerSays(ming, "hi")
 		w.seenWeChat[ming] = len(w.wechat.Texts(ming))
 		w.seenTeams[ann] = len(w.teams.Texts(ann))
-
-		// Not paused: employees are told, the customer is not.
-		if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Add: []bridge.EmployeeID{bob}, Actor: "admin:it@acme.example"}); err != nil {
-			t.Fatal(err)
+		change := func(add, remove []bridge.EmployeeID) {
+			t.Helper()
+			if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Add: add, Remove: remove,
+				Actor: "admin:it@acme.example", ActorName: "an administrator"}); err != nil {
+				t.Fatal(err)
+			}
+			w.drain()
 		}
-		w.drain()
+
+		// The customer wrote a moment ago: employees are told at once, the customer is not (yet).
+		change([]bridge.EmployeeID{bob}, nil)
 		w.customerGets(ming)
-		w.employeeGets(ann, "The chat with WeChat user OPfL2M changed: added Bob Chan; removed nobody.")
-		w.employeeGets(bob, "You were added to the chat with WeChat user OPfL2M.")
+		w.employeeGets(ann, "The chat with WeChat user OPfL2M changed (an administrator): added Bob Chan; removed nobody.")
+		w.employeeGets(bob, "You were added to the chat with WeChat user OPfL2M (an administrator). You will see their messages and your colleagues' messages to them.")
 
-		// Paused (silent for 24 h): the customer gets the members-changed notice.
-		w.after(25 * time.Hour)
+		// 24 h of silence: the employees get their notice, the customer ONE prompt: members changed.
+		w.after(24 * time.Hour)
 		w.employeeGets(ann, w.staff().Notice24h)
-		if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Remove: []bridge.EmployeeID{bob}, Actor: "admin:it@acme.example"}); err != nil {
-			t.Fatal(err)
-		}
-		w.drain()
+		w.employeeGets(bob, w.staff().Notice24h)
 		w.customerGets(ming, w.en().MembersChanged)
-		w.employeeGets(ann, "The chat with WeChat user OPfL2M changed: added nobody; removed Bob Chan.")
-		w.employeeGets(bob, w.staff().Notice24h, "You were removed from the chat with WeChat user OPfL2M.")
 
-		// Paused at the cap with the quota spent: employees are told, the customer cannot be.
+		// Already silent for 24 h: the customer is told at once.
+		w.after(time.Hour)
+		change(nil, []bridge.EmployeeID{bob})
+		w.customerGets(ming, w.en().MembersChanged)
+		w.employeeGets(ann, "The chat with WeChat user OPfL2M changed (an administrator): added nobody; removed Bob Chan.")
+		w.employeeGets(bob, "You were removed from the chat with WeChat user OPfL2M (an administrator).")
+
+		// The limit reached and members changed in the same pause: one prompt, the members-changed one.
 		w.customerSays(ming, "back")
 		for _, m := range []string{"1", "2", "3", "4"} {
-			w.employeeSays(ann, chat, m) // 3 sent, the 4th queued with the on-hold prompt: 4 of 5 used
+			w.employeeSays(ann, chat, m) // 3 sent, the 4th queued
 		}
-		if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Add: []bridge.EmployeeID{bob}, Actor: "admin:it@acme.example"}); err != nil {
-			t.Fatal(err)
+		change([]bridge.EmployeeID{bob}, nil)
+		w.customerGets(ming, "1", "2", "3")
+		w.after(24 * time.Hour)
+		w.customerGets(ming, w.en().MembersChanged) // 4 of WeChat's 5
+
+		// A further change uses the 5th; after that WeChat takes nothing more until the customer writes.
+		change(nil, []bridge.EmployeeID{bob})
+		w.customerGets(ming, w.en().MembersChanged)
+		change([]bridge.EmployeeID{bob}, nil)
+		w.customerGets(ming)
+		got := w.archived(chat)
+		assertArchived(t, got, "chat.members", "auto.message(employee.notice_24h)", "auto.message(customer.members_changed)",
+			"chat.members", "auto.message(customer.members_changed)")
+		if n := count(got, "auto.message(customer.on_hold)"); n != 0 {
+			t.Errorf("on-hold prompts = %d; want none (the members-changed prompt is the one prompt of each pause)", n)
 		}
-		w.drain()
-		w.seenWeChat[ming] = 0
-		texts := w.wechat.Texts(ming)
-		if last := texts[len(texts)-1]; last != w.en().MembersChanged {
-			t.Errorf("last message to the customer = %q; want the members-changed notice (5th of 5)", last)
-		}
-		if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Remove: []bridge.EmployeeID{bob}, Actor: "admin:it@acme.example"}); err != nil {
-			t.Fatal(err)
-		}
-		w.drain()
-		if n := len(w.wechat.Texts(ming)); n != len(texts) {
-			t.Errorf("customer got a message beyond WeChat's quota of 5")
-		}
-		assertArchived(t, w.archived(chat), "chat.members", "chat.members", "auto.message(customer.members_changed)")
 	})
+}
+
+func TestTheOnHoldPromptCanComeWhenTheFirstMessageIsQueued(t *testing.T) {
+	scenario(t, func(w *world) {
+		chat := activeChat(w)
+		for _, m := range []string{"1", "2", "3"} {
+			w.employeeSays(ann, chat, m)
+		}
+		w.customerGets(ming, "1", "2", "3")
+		w.employeeSays(ann, chat, "4")
+		w.customerGets(ming, w.en().OnHold) // "on_hold_prompt": "queue": at once
+		w.employeeSays(ann, chat, "5")
+		w.after(24 * time.Hour)
+		w.customerGets(ming) // once per pause
+		w.customerSays(ming, "ok")
+		w.customerGets(ming, "4", "5")
+	}, func(p *bridge.Policy) { p.OnHoldPrompt = bridge.OnHoldAtQueue })
 }
 
 func TestRescanningAnotherEmployeeRebindsTheChat(t *testing.T) {
@@ -423,7 +456,7 @@ func TestUnsubscribeClosesTheChat(t *testing.T) {
 			t.Errorf("message to a closed chat = %+v; want refused (closed)", res)
 		}
 		assertArchived(t, w.archived(chat), "customer.unsubscribe", "chat.status(pending→closed)",
-			"message.cancelled(customer unfollowed)", "auto.message(employee.unsubscribed)", "message.refused(closed)")
+			"message.cancelled(the customer unfollowed the WeChat account)", "auto.message(employee.unsubscribed)", "message.refused(closed)")
 	})
 }
 
@@ -463,15 +496,18 @@ func TestPolicyIsConfigurablePerFirm(t *testing.T) {
 		w.employeeSays(ann, chat, "b")
 		w.employeeGets(ann, "Two is the limit.")
 		w.employeeSays(ann, chat, "c")
-		w.customerGets(ming, "a", "b", "Please reply to continue.")
+		w.customerGets(ming, "a", "b")
 		w.after(12 * time.Hour)
 		w.employeeGets(ann, "Queued (1 of 4): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
 			w.staff().Notice24h)
+		w.customerGets(ming, "Please reply to continue.")
 	}, func(pp *bridge.Policy) { *pp = p; pp.FirmName = "Acme Securities" })
 
 	for _, bad := range []string{
 		`{"cap": 0}`, `{"quota": 2}`, `{"notice_after": "72h"}`, `{"window": "soon"}`, `{"unknown_field": 1}`,
-		`{"default_language": "fr"}`, `{"reinstate_template": {"data": {}}}`, `not json`,
+		`{"default_language": "fr"}`, `{"reinstate_template": {"data": {}}}`, `not json`, `{"on_hold_prompt": "never"}`,
+		`{"max_text_bytes": 4096}`, `{"customer_texts": {"en": {"on_hold": "` + strings.Repeat("x", 2049) + `"}}}`,
+		`{"firm_name": "` + strings.Repeat("Acme ", 420) + `"}`,
 	} {
 		if _, err := bridge.ParsePolicy([]byte(bad)); err == nil {
 			t.Errorf("ParsePolicy(%s) accepted a bad policy", bad)

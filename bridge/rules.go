@@ -49,14 +49,9 @@ func (e *Engine) Connect(ctx context.Context, in Connect) (Result, error) {
 			return err
 		}
 		routing := compliance.Meta{Contact: string(in.Contact), Scene: in.Scene, Reason: in.Event}
-		if chat != nil && chat.Status.Live() {
-			// WeChat replaced the customer's window with the 3-in-a-minute window of a scan.
-			if err := s.scanned(chat, in.Event); err != nil {
-				return err
-			}
-		}
 		emp, err := s.tx.EmployeeByScene(s.ctx, in.Scene)
 		if errors.Is(err, ErrNotFound) || (err == nil && !emp.Enabled) {
+			// Nobody to connect to: the customer's live chat, if any, stays as it was (DESIGN §2).
 			routing.Reason = in.Event + ": no enabled employee has this scene"
 			if err == nil {
 				routing.Employee = string(emp.ID)
@@ -69,6 +64,12 @@ func (e *Engine) Connect(ctx context.Context, in Connect) (Result, error) {
 		}
 		if err != nil {
 			return err
+		}
+		if chat != nil && chat.Status.Live() {
+			// WeChat replaced the customer's window with the 3-in-a-minute window of a scan.
+			if err := s.scanned(chat, in.Event); err != nil {
+				return err
+			}
 		}
 		s.employees[emp.ID] = emp
 		routing.Employee = string(emp.ID)
@@ -84,13 +85,17 @@ func (e *Engine) Connect(ctx context.Context, in Connect) (Result, error) {
 			s.archiveChat(chat, compliance.KindStatus, actorSystem, compliance.Meta{To: string(StatusPending), Reason: "created"}, compliance.Content{})
 		case !chat.Status.Live():
 			// A customer who left or unfollowed starts afresh with this employee.
-			s.replaceMembers(chat, []EmployeeID{emp.ID}, "", "customer reconnected by QR")
+			if err := s.replaceMembers(chat, []EmployeeID{emp.ID}, "", "customer reconnected by QR"); err != nil {
+				return err
+			}
 			if err := s.scanned(chat, in.Event); err != nil {
 				return err
 			}
 		case !chat.HasMember(emp.ID):
 			// The customer chose another employee: the chat is re-bound to them.
-			s.replaceMembers(chat, []EmployeeID{emp.ID}, "employee.rebind_other_member", "customer scanned another employee's QR code")
+			if err := s.replaceMembers(chat, []EmployeeID{emp.ID}, "employee.rebind_other_member", "customer scanned another employee's QR code"); err != nil {
+				return err
+			}
 		default:
 			greetEmployee = false
 		}
@@ -116,12 +121,13 @@ func (e *Engine) Connect(ctx context.Context, in Connect) (Result, error) {
 func (s *step) scanned(c *Chat, event string) error {
 	s.setStatus(c, StatusPending, "QR "+event)
 	c.SentSinceInbound, c.EmployeeStreak = 0, 0
-	c.OnHoldPrompted, c.Notified24h, c.ReinstateSent = false, false, false
+	c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, c.MembersChanged = false, false, false, false
 	return s.tx.ClearTimers(s.ctx, c.ID)
 }
 
-// replaceMembers sets a chat's members, archives the change and tells those who were removed.
-func (s *step) replaceMembers(c *Chat, members []EmployeeID, removedNotice, reason string) {
+// replaceMembers sets a chat's members, archives the change, cancels the messages of those who
+// were removed and tells them.
+func (s *step) replaceMembers(c *Chat, members []EmployeeID, removedNotice, reason string) error {
 	var removed []EmployeeID
 	for _, m := range c.Members {
 		if !contains(members, m) {
@@ -135,13 +141,14 @@ func (s *step) replaceMembers(c *Chat, members []EmployeeID, removedNotice, reas
 		}
 	}
 	if len(added)+len(removed) == 0 {
-		return
+		return nil
 	}
 	s.archiveChat(c, compliance.KindMembers, actorSystem, compliance.Meta{Added: ids(added), Removed: ids(removed), Reason: reason}, compliance.Content{})
 	c.Members = append([]EmployeeID(nil), members...)
 	if removedNotice != "" && len(removed) > 0 {
 		s.notice(c, removed, removedNotice, s.employeeText(c, s.policy.Employee.RebindOtherMember))
 	}
+	return s.cancelOf(c, removed, reasonRebound)
 }
 
 // Inbound is a message from a WeChat customer.
@@ -154,8 +161,8 @@ type Inbound struct {
 }
 
 // CustomerWrites handles a customer's message: archive it; reset the window, counters and
-// on-hold prompt; make the chat active; deliver it to the chat's employees; flush the queue FIFO
-// while under the cap; and schedule the 24 h and 48 h timers afresh. "#LEAVE" leaves the chat.
+// prompts; make the chat active; deliver it to the chat's employees; flush the queue FIFO while
+// under the cap; and schedule the 24 h and 48 h timers afresh. "#LEAVE" leaves the chat.
 func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error) {
 	var res Result
 	if in.Contact == "" {
@@ -172,15 +179,23 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		// acceptance of it, and is marked so that employeeSends can take it off again once it is
 		// known to have landed first. They are counted with the chat locked (no new ones can be
 		// added) and the step's time is taken again afterwards, so a message WeChat accepted after
-		// that time is one counted here.
+		// that time is one counted here. A prompt still waiting lost its point: it is cancelled
+		// below and not counted.
 		var openEmployee, openAll int
 		var crossing []int64
+		var prompts []OpenSend
 		if chat != nil && chat.Status.Live() {
 			open, err := s.tx.OpenSends(s.ctx, chat.ID, ChannelWeChat)
 			if err != nil {
 				return err
 			}
 			for _, o := range open {
+				if o.Auto && isPrompt(o.Template) && o.CancelReason == "" {
+					prompts = append(prompts, o)
+					if !o.Sending {
+						continue
+					}
+				}
 				if o.Sending && s.e.delivered.has(o.ID) {
 					continue
 				}
@@ -230,11 +245,14 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 			return nil
 		}
 		res.Chat, res.MessageID, res.Outcome = chat.ID, meta.MessageID, OutcomeSent
+		if err := s.withdraw(chat, prompts, reasonCustomerWrote, cancelled{}); err != nil {
+			return err
+		}
 
 		// The customer wrote: the window and the counters start again, from what is still on its way.
 		chat.LastInboundAt = s.now
 		chat.SentSinceInbound, chat.EmployeeStreak = openAll, openEmployee
-		chat.OnHoldPrompted, chat.Notified24h, chat.ReinstateSent = false, false, false
+		chat.OnHoldPrompted, chat.Notified24h, chat.ReinstateSent, chat.MembersChanged = false, false, false, false
 
 		if IsLeave(in.Message.Text) {
 			return s.leave(chat, ct)
@@ -245,6 +263,11 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		if err != nil {
 			return err
 		}
+		if len(recipients) == 0 {
+			// Everyone in the chat was disabled: nobody can read or answer this. Tell the customer.
+			s.autoCustomer(chat, ct, "customer.unavailable", texts.Unavailable)
+			res.Outcome, res.Reason = OutcomeRefused, "no_enabled_member"
+		}
 		for _, emp := range recipients {
 			s.outbox = append(s.outbox, &OutboxItem{
 				ChatID: chat.ID, Tenant: chat.Tenant, Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, Contact: chat.Contact,
@@ -253,10 +276,12 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 					ContactName: ct.DisplayName(), Message: in.Message, SentAt: s.now},
 			})
 		}
-		if err := s.flushQueue(chat, recipients, "customer wrote"); err != nil {
+		if err := s.flushQueue(chat, "employee.flushed", s.policy.Employee.Flushed, "customer wrote"); err != nil {
 			return err
 		}
-		s.capIfReached(chat) // messages still on their way may have used the new streak up
+		if err := s.capIfReached(chat); err != nil { // messages still on their way may have used the new streak up
+			return err
+		}
 		if err := s.tx.SetTimer(s.ctx, chat.ID, TimerNotice, s.now.Add(s.policy.NoticeAfter.D())); err != nil {
 			return err
 		}
@@ -268,9 +293,16 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 	return res, nil
 }
 
+// hasRoom reports whether the cap and the quota allow one more employee message.
+func (s *step) hasRoom(c *Chat) bool {
+	return c.EmployeeStreak < s.policy.Cap && c.SentSinceInbound < s.policy.Quota
+}
+
 // flushQueue sends queued messages, oldest first, while the cap and the quota allow, and tells the
-// employees how many went out.
-func (s *step) flushQueue(c *Chat, tell []EmployeeID, reason string) error {
+// chat's members how many went out with the notice given (or, when some stay queued, the
+// flushed_remaining notice). Flushing to a chat whose customer is in no live window makes no sense;
+// callers flush only active chats.
+func (s *step) flushQueue(c *Chat, template, text, reason string) error {
 	if c.QueueLen == 0 {
 		return nil
 	}
@@ -279,13 +311,15 @@ func (s *step) flushQueue(c *Chat, tell []EmployeeID, reason string) error {
 		return err
 	}
 	var released []int64
+	var about []string
 	for _, q := range queue {
-		if c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
+		if !s.hasRoom(c) {
 			break
 		}
 		s.archiveChat(c, compliance.KindReleased, actorSystem, compliance.Meta{MessageID: q.MessageID, Employee: string(q.Employee), Reason: reason}, compliance.Content{})
 		s.sendEmployeeMessage(c, q.Employee, q.MessageID, q.Message)
 		released = append(released, q.ID)
+		about = append(about, q.MessageID)
 	}
 	if len(released) == 0 {
 		return nil
@@ -296,88 +330,68 @@ func (s *step) flushQueue(c *Chat, tell []EmployeeID, reason string) error {
 	c.QueueLen -= len(released)
 	n := strconv.Itoa(len(released))
 	if c.QueueLen > 0 {
-		s.notice(c, tell, "employee.flushed_remaining", s.employeeText(c, s.policy.Employee.FlushedRemaining, "{n}", n, "{remaining}", strconv.Itoa(c.QueueLen)))
-	} else {
-		s.notice(c, tell, "employee.flushed", s.employeeText(c, s.policy.Employee.Flushed, "{n}", n))
+		template, text = "employee.flushed_remaining", s.policy.Employee.FlushedRemaining
 	}
-	s.capIfReached(c)
-	return nil
+	if err := s.noticeMembers(c, template, s.employeeText(c, text, "{n}", n, "{remaining}", strconv.Itoa(c.QueueLen), "{reason}", reason), about...); err != nil {
+		return err
+	}
+	return s.capIfReached(c)
 }
 
 // sendEmployeeMessage hands an employee message to WeChat delivery and counts it.
 func (s *step) sendEmployeeMessage(c *Chat, author EmployeeID, messageID string, m Message) {
 	c.EmployeeStreak++
-	s.queueWeChat(c, c.Contact, author, messageID, &WeChatMessage{Message: m}, false)
+	s.queueWeChat(c, c.Contact, author, messageID, "", &WeChatMessage{Message: m}, false)
 }
 
 // capIfReached caps the chat when the streak reached the cap (or the quota ran out) and gives the
-// employees the limit notice at once.
-func (s *step) capIfReached(c *Chat) {
-	if c.Status != StatusActive {
-		return
+// employees the limit notice at once — the quota's own notice when the quota, not the cap,
+// stopped the chat.
+func (s *step) capIfReached(c *Chat) error {
+	if c.Status != StatusActive || s.hasRoom(c) {
+		return nil
 	}
-	if c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
+	if c.EmployeeStreak >= s.policy.Cap {
 		s.setStatus(c, StatusCapped, "cap of consecutive messages reached")
-		s.notice(c, c.Members, "employee.limit", s.employeeText(c, s.policy.Employee.Limit))
+		return s.noticeMembers(c, "employee.limit", s.employeeText(c, s.policy.Employee.Limit))
 	}
+	s.setStatus(c, StatusCapped, "WeChat's message quota for the window used up")
+	return s.noticeMembers(c, "employee.limit_quota", s.employeeText(c, s.policy.Employee.LimitQuota))
 }
 
-// leave handles #LEAVE: the chat is left, the queue cancelled, the customer gets a confirmation
-// and the employees are told. Scanning a QR code again reconnects.
+// reopen makes a capped chat that has room again active (a message counted toward the limit was
+// not delivered after all, or had reached the customer before their message), sending what the
+// queue holds first, within the limit.
+func (s *step) reopen(c *Chat, reason string) error {
+	if c.Status != StatusCapped || !s.hasRoom(c) {
+		return nil
+	}
+	s.setStatus(c, StatusActive, reason)
+	return s.flushQueue(c, "employee.released", s.policy.Employee.Released, reason)
+}
+
+// leave handles #LEAVE: the chat is left, the queue and every send still waiting cancelled, the
+// customer gets a confirmation and the employees are told. Scanning a QR code again reconnects.
 func (s *step) leave(c *Chat, ct *Contact) error {
 	s.archiveChat(c, compliance.KindLeave, actorCustomer(c.Contact), compliance.Meta{Contact: string(c.Contact)}, compliance.Content{})
 	s.setStatus(c, StatusLeft, "customer sent #LEAVE")
-	n, err := s.cancelPending(c, "customer left (#LEAVE)")
+	w, err := s.cancelAll(c, reasonLeft)
 	if err != nil {
-		return err
-	}
-	if err := s.tx.ClearTimers(s.ctx, c.ID); err != nil {
 		return err
 	}
 	texts, _ := s.customerTexts(ct)
 	s.autoCustomer(c, ct, "customer.leave_confirm", texts.LeaveConfirm)
-	s.notice(c, c.Members, "employee.customer_left", s.employeeText(c, s.policy.Employee.CustomerLeft, "{n}", strconv.Itoa(n)))
-	return nil
+	return s.noticeMembers(c, "employee.customer_left", s.employeeText(c, s.policy.Employee.CustomerLeft, "{n}", strconv.Itoa(w.count())), w.all()...)
 }
 
-// cancelPending cancels a chat's queue and its employee messages not yet handed to WeChat, archiving
-// each as cancelled. It returns how many employee messages were cancelled.
-func (s *step) cancelPending(c *Chat, reason string) (int, error) {
-	n := 0
-	if c.QueueLen > 0 {
-		queue, err := s.tx.Queue(s.ctx, c.ID)
-		if err != nil {
-			return 0, err
-		}
-		var gone []int64
-		for _, q := range queue {
-			s.archiveChat(c, compliance.KindCancelled, actorSystem, compliance.Meta{MessageID: q.MessageID, Employee: string(q.Employee), Reason: reason}, compliance.Content{})
-			gone = append(gone, q.ID)
-		}
-		if err := s.tx.RemoveQueued(s.ctx, gone...); err != nil {
-			return 0, err
-		}
-		n += len(gone)
-		c.QueueLen = 0
-	}
-	items, err := s.tx.ChatOutbox(s.ctx, c.ID, ChannelWeChat)
+// cancelAll cancels everything the chat still has for the customer, and its timers, as it stops
+// being live.
+func (s *step) cancelAll(c *Chat, reason string) (cancelled, error) {
+	w, err := s.cancel(c, reason, func(OpenSend) bool { return true })
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for _, it := range items {
-		if it.State != OutboxPending {
-			continue // already with WeChat; its outcome will be archived
-		}
-		it.State = OutboxCancelled
-		if err := s.tx.UpdateOutbox(s.ctx, it); err != nil {
-			return 0, err
-		}
-		s.archiveChat(c, compliance.KindCancelled, actorSystem, compliance.Meta{MessageID: it.MessageID, Employee: string(it.Employee), Reason: reason}, compliance.Content{})
-		if !it.Auto {
-			n++
-		}
-	}
-	return n, nil
+	return w, s.tx.ClearTimers(s.ctx, c.ID)
 }
 
 // Unsubscribe closes the customer's chat: they unfollowed the Official Account. The archive keeps
@@ -400,7 +414,7 @@ func (e *Engine) Unsubscribe(ctx context.Context, contact OpenID, dedupeKey stri
 		if chat == nil || !chat.Status.Live() {
 			return nil
 		}
-		return s.close(chat, "customer unfollowed", "employee.unsubscribed", s.policy.Employee.Unsubscribed, 0)
+		return s.close(chat, "the customer unfollowed the WeChat account", "employee.unsubscribed", s.policy.Employee.Unsubscribed, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("unsubscribe %s: %w", contact, err)
@@ -453,15 +467,11 @@ func (e *Engine) RecordCustomerEvent(ctx context.Context, in CustomerEvent) erro
 // close closes a chat: queue cancelled, timers gone, employees told.
 func (s *step) close(c *Chat, reason, template, text string, code int) error {
 	s.setStatus(c, StatusClosed, reason)
-	n, err := s.cancelPending(c, reason)
+	w, err := s.cancelAll(c, reason)
 	if err != nil {
 		return err
 	}
-	if err := s.tx.ClearTimers(s.ctx, c.ID); err != nil {
-		return err
-	}
-	s.notice(c, c.Members, template, s.employeeText(c, text, "{n}", strconv.Itoa(n), "{code}", strconv.Itoa(code)))
-	return nil
+	return s.noticeMembers(c, template, s.employeeText(c, text, "{n}", strconv.Itoa(w.count()), "{code}", strconv.Itoa(code)), w.all()...)
 }
 
 // EmployeeMessage is a message an employee wrote in Teams for a chat.
@@ -520,7 +530,7 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 			return nil
 		}
 		switch p := s.policy; {
-		case strings.TrimSpace(in.Message.Text) == "" && in.Message.Media == nil:
+		case IsBlank(in.Message.Text) && in.Message.Media == nil:
 			res = s.refuse(chat, emp.ID, res.MessageID, "empty", "employee.empty", p.Employee.Empty)
 		case len(in.Message.Text) > p.MaxTextBytes:
 			res = s.refuse(chat, emp.ID, res.MessageID, "too_long", "employee.too_long", s.employeeText(chat, p.Employee.TooLong,
@@ -540,16 +550,27 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 	return res, nil
 }
 
-// employeeSends delivers, or queues, an accepted employee message for a live chat.
+// employeeSends delivers, or queues, an accepted employee message for a live chat, and shows it
+// to the author's colleagues in a team chat.
 func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Message) (Result, error) {
+	res, err := s.sendOrQueue(c, emp, messageID, m)
+	if err != nil || res.Outcome == OutcomeRefused {
+		return res, err
+	}
+	return res, s.showColleagues(c, emp, messageID, m, res.Outcome)
+}
+
+func (s *step) sendOrQueue(c *Chat, emp EmployeeID, messageID string, m Message) (Result, error) {
 	if c.Status == StatusActive && !s.windowOpen(c) {
 		// The 48 h timer has not fired yet, but the window is gone.
-		s.goInactive(c)
+		if err := s.goInactive(c); err != nil {
+			return Result{}, err
+		}
 	}
 	if err := s.settleCrossing(c); err != nil {
 		return Result{}, err
 	}
-	if c.Status == StatusActive && (c.QueueLen > 0 || c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota) {
+	if c.Status == StatusActive && (c.QueueLen > 0 || !s.hasRoom(c)) {
 		s.setStatus(c, StatusCapped, "cap of consecutive messages reached")
 	}
 	switch c.Status {
@@ -558,21 +579,65 @@ func (s *step) employeeSends(c *Chat, emp EmployeeID, messageID string, m Messag
 	case StatusInactive:
 		return s.enqueue(c, emp, messageID, m, "inactive", "employee.queued_inactive", s.policy.Employee.QueuedInactive)
 	case StatusCapped:
-		res, err := s.enqueue(c, emp, messageID, m, "capped", "employee.queued_capped", s.policy.Employee.QueuedCapped)
-		if err == nil && !c.OnHoldPrompted && s.quotaAllows(c) {
-			ct, err := s.contact(c.Contact)
-			if err != nil {
-				return Result{}, err
-			}
-			texts, _ := s.customerTexts(ct)
-			s.autoCustomer(c, ct, "customer.on_hold", texts.OnHold)
-			c.OnHoldPrompted = true
+		reason, template, text := "capped", "employee.queued_capped", s.policy.Employee.QueuedCapped
+		if c.EmployeeStreak < s.policy.Cap && c.SentSinceInbound >= s.policy.Quota {
+			reason, template, text = "quota", "employee.queued_quota", s.policy.Employee.QueuedQuota
+		}
+		res, err := s.enqueue(c, emp, messageID, m, reason, template, text)
+		if err == nil && res.Outcome == OutcomeQueued && s.policy.OnHoldPrompt == OnHoldAtQueue {
+			err = s.onHoldPrompt(c)
 		}
 		return res, err
 	}
 	s.sendEmployeeMessage(c, emp, messageID, m)
-	s.capIfReached(c)
+	if err := s.capIfReached(c); err != nil {
+		return Result{}, err
+	}
 	return Result{Chat: c.ID, MessageID: messageID, Outcome: OutcomeSent, Window: s.window(c)}, nil
+}
+
+// onHoldPrompt sends the customer the on-hold prompt, once per pause, quota permitting.
+func (s *step) onHoldPrompt(c *Chat) error {
+	if c.OnHoldPrompted || !s.quotaAllows(c) {
+		return nil
+	}
+	ct, err := s.contact(c.Contact)
+	if err != nil {
+		return err
+	}
+	texts, _ := s.customerTexts(ct)
+	s.autoCustomer(c, ct, "customer.on_hold", texts.OnHold)
+	c.OnHoldPrompted = true
+	return s.capIfReached(c)
+}
+
+// showColleagues shows an employee's message to the chat's other members (a team chat), with
+// who wrote it and whether it went out or was queued.
+func (s *step) showColleagues(c *Chat, author EmployeeID, messageID string, m Message, outcome Outcome) error {
+	others, err := s.enabledMembers(c)
+	if err != nil || len(others) < 2 {
+		return err
+	}
+	who, err := s.names([]EmployeeID{author})
+	if err != nil {
+		return err
+	}
+	ct, err := s.contact(c.Contact)
+	if err != nil {
+		return err
+	}
+	for _, emp := range others {
+		if emp == author {
+			continue
+		}
+		s.outbox = append(s.outbox, &OutboxItem{
+			ChatID: c.ID, Tenant: c.Tenant, Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, Contact: c.Contact,
+			MessageID: messageID, Auto: true, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
+			Teams: &TeamsMessage{Kind: TeamsColleagueMessage, ChatID: c.ID, Contact: c.Contact, ContactName: ct.DisplayName(),
+				Author: author, AuthorName: who, Outcome: outcome, Message: m, SentAt: s.now},
+		})
+	}
+	return nil
 }
 
 // settleCrossing takes off the streak the sends that were under way when the customer last wrote
@@ -594,16 +659,7 @@ func (s *step) settleCrossing(c *Chat) error {
 	if c.SentSinceInbound < s.policy.Quota {
 		c.SentSinceInbound = max(c.SentSinceInbound-all, 0)
 	}
-	if c.Status != StatusCapped || c.EmployeeStreak >= s.policy.Cap || c.SentSinceInbound >= s.policy.Quota {
-		return nil
-	}
-	if err := s.flushQueue(c, c.Members, "counted messages had reached the customer first"); err != nil {
-		return err
-	}
-	if c.QueueLen == 0 && c.EmployeeStreak < s.policy.Cap && c.SentSinceInbound < s.policy.Quota {
-		s.setStatus(c, StatusActive, "messages counted toward the cap had reached the customer before their message")
-	}
-	return nil
+	return s.reopen(c, "messages counted toward the limit had reached the customer before their message")
 }
 
 // enqueue puts an employee message in the chat's queue, or refuses it when the queue is full.
@@ -618,14 +674,14 @@ func (s *step) enqueue(c *Chat, emp EmployeeID, messageID string, m Message, rea
 	}
 	c.QueueLen++
 	s.archiveChat(c, compliance.KindQueued, actorSystem, compliance.Meta{MessageID: messageID, Employee: string(emp), Reason: reason, QueueLength: c.QueueLen}, compliance.Content{})
-	s.notice(c, []EmployeeID{emp}, template, s.employeeText(c, text, "{n}", strconv.Itoa(c.QueueLen), "{limit}", limit))
+	s.noticeAbout(c, emp, template, s.employeeText(c, text, "{n}", strconv.Itoa(c.QueueLen), "{limit}", limit), []string{messageID})
 	return Result{Chat: c.ID, MessageID: messageID, Outcome: OutcomeQueued, Reason: reason, Window: s.window(c)}, nil
 }
 
 // refuse archives a refused employee message and tells the employee why.
 func (s *step) refuse(c *Chat, emp EmployeeID, messageID, reason, template, text string) Result {
 	s.archive(c, employeeStream(emp), compliance.KindRefused, actorSystem, compliance.Meta{MessageID: messageID, Employee: string(emp), Reason: reason}, compliance.Content{})
-	s.notice(c, []EmployeeID{emp}, template, text)
+	s.noticeAbout(c, emp, template, text, []string{messageID})
 	r := Result{MessageID: messageID, Outcome: OutcomeRefused, Reason: reason}
 	if c != nil {
 		r.Chat, r.Window = c.ID, s.window(c)
@@ -635,13 +691,18 @@ func (s *step) refuse(c *Chat, emp EmployeeID, messageID, reason, template, text
 
 // goInactive makes a chat inactive after 48 h without a customer message, tells the employees, and
 // sends the firm's reinstate template once, if it has one.
-func (s *step) goInactive(c *Chat) {
+func (s *step) goInactive(c *Chat) error {
 	s.setStatus(c, StatusInactive, "no customer message within the window")
 	limit := strconv.Itoa(s.policy.QueueLimit)
-	s.notice(c, c.Members, "employee.inactive", s.employeeText(c, s.policy.Employee.Inactive, "{limit}", limit))
+	if err := s.noticeMembers(c, "employee.inactive", s.employeeText(c, s.policy.Employee.Inactive, "{limit}", limit)); err != nil {
+		return err
+	}
 	ct, err := s.contact(c.Contact)
-	if err != nil || s.policy.Reinstate == nil || c.ReinstateSent || !ct.Following {
-		return
+	if err != nil {
+		return err
+	}
+	if s.policy.Reinstate == nil || c.ReinstateSent || !ct.Following {
+		return nil
 	}
 	t := s.policy.Reinstate
 	send := &TemplateSend{ID: t.ID, URL: t.URL, Data: map[string]string{}}
@@ -649,16 +710,18 @@ func (s *step) goInactive(c *Chat) {
 		send.Data[k] = fill(v, "{firm}", s.policy.FirmName, "{contact}", ct.DisplayName())
 	}
 	id := newMessageID()
+	template := "customer.reinstate:" + t.ID
 	s.archiveChat(c, compliance.KindAutoMessage, actorSystem, compliance.Meta{
 		MessageID: id, Channel: string(ChannelWeChat), Direction: "to_customer", Contact: string(c.Contact),
-		Template: "customer.reinstate:" + t.ID, Version: s.policy.version, MsgType: "template",
+		Template: template, Version: s.policy.version, MsgType: "template",
 	}, compliance.Content{Text: templateText(send)})
 	s.outbox = append(s.outbox, &OutboxItem{
 		ChatID: c.ID, Tenant: c.Tenant, Channel: ChannelWeChat, Lane: wechatLane(c.Contact), Contact: c.Contact, MessageID: id, Auto: true,
-		WeChat: &WeChatMessage{Message: Message{Type: "template"}, Template: send}, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
+		Template: template, WeChat: &WeChatMessage{Message: Message{Type: "template"}, Template: send},
+		State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
 	})
 	c.ReinstateSent = true
-	s.notice(c, c.Members, "employee.reinstate_sent", s.employeeText(c, s.policy.Employee.ReinstateSent))
+	return s.noticeMembers(c, "employee.reinstate_sent", s.employeeText(c, s.policy.Employee.ReinstateSent))
 }
 
 // MembersChange adds employees to a chat or removes them.
@@ -666,12 +729,15 @@ type MembersChange struct {
 	Chat   ChatID
 	Add    []EmployeeID
 	Remove []EmployeeID
-	Actor  string // who did it, for the archive: "admin:<upn>" or "employee:<id>"
+	Actor  string // who did it, for the archive: "admin:<upn>", "employee:<id>" or "cli:<user>"
+	// ActorName is who did it in words, for the employees' notices ("Ann Lee", "an administrator").
+	ActorName string
 }
 
-// ChangeMembers changes a chat's employees. While the chat is paused (capped, or the customer
-// silent for 24 h) the customer gets the members-changed notice if the quota allows; employees
-// are always told.
+// ChangeMembers changes a live chat's employees (a team chat). Those added see the customer's
+// messages from now on; those removed stop, and their queued and waiting messages are cancelled.
+// Employees are told at once; the customer learns of it with the 24 h prompt, or at once (quota
+// permitting) when the customer has already been silent that long.
 func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
 	if in.Actor == "" || len(in.Add)+len(in.Remove) == 0 {
 		return fmt.Errorf("change members: %w: an actor and someone to add or remove are required", ErrInvalid)
@@ -684,6 +750,9 @@ func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
 		if err != nil {
 			return err
 		}
+		if !c.Status.Live() {
+			return fmt.Errorf("%w: the chat is %s; the customer must scan a QR code again first", ErrInvalid, c.Status)
+		}
 		var added, removed []EmployeeID
 		for _, id := range in.Add {
 			emp, err := s.employee(id)
@@ -691,7 +760,7 @@ func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
 				return err
 			}
 			if !emp.Enabled {
-				return fmt.Errorf("%w: employee %s is not enabled for WeChat", ErrInvalid, id)
+				return fmt.Errorf("%w: %s is not enabled for WeChat", ErrInvalid, emp.DisplayName())
 			}
 			if !c.HasMember(id) && !contains(added, id) {
 				added = append(added, id)
@@ -723,16 +792,9 @@ func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
 			}
 		}
 		c.Members = members
-
-		paused := c.Status == StatusCapped || (c.Status == StatusActive && !s.now.Before(c.LastInboundAt.Add(s.policy.NoticeAfter.D())))
-		if paused && s.quotaAllows(c) {
-			ct, err := s.contact(c.Contact)
-			if err != nil {
-				return err
-			}
-			texts, _ := s.customerTexts(ct)
-			s.autoCustomer(c, ct, "customer.members_changed", texts.MembersChanged)
-			s.capIfReached(c)
+		by := in.ActorName
+		if by == "" {
+			by = in.Actor
 		}
 		names, err := s.names(added)
 		if err != nil {
@@ -742,15 +804,64 @@ func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
 		if err != nil {
 			return err
 		}
-		s.notice(c, staying, "employee.members_changed", s.employeeText(c, s.policy.Employee.MembersChanged, "{added}", names, "{removed}", gone))
-		s.notice(c, added, "employee.added", s.employeeText(c, s.policy.Employee.Added))
-		s.notice(c, removed, "employee.removed", s.employeeText(c, s.policy.Employee.Removed))
+		enabled, err := s.enabledMembers(c)
+		if err != nil {
+			return err
+		}
+		for _, emp := range staying {
+			if contains(enabled, emp) {
+				s.notice(c, []EmployeeID{emp}, "employee.members_changed", s.employeeText(c, s.policy.Employee.MembersChanged, "{added}", names, "{removed}", gone, "{by}", by))
+			}
+		}
+		s.notice(c, added, "employee.added", s.employeeText(c, s.policy.Employee.Added, "{by}", by))
+		s.notice(c, removed, "employee.removed", s.employeeText(c, s.policy.Employee.Removed, "{by}", by))
+		if err := s.cancelOf(c, removed, reasonRemoved); err != nil {
+			return err
+		}
+		c.MembersChanged = true
+		if s.pausedPastNotice(c) {
+			return s.promptCustomer(c)
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("change members of chat %d: %w", in.Chat, err)
 	}
 	return nil
+}
+
+// pausedPastNotice reports whether the customer of a chat in their window has been silent for the
+// notice time (24 h).
+func (s *step) pausedPastNotice(c *Chat) bool {
+	return (c.Status == StatusActive || c.Status == StatusCapped) && !c.LastInboundAt.IsZero() &&
+		!s.now.Before(c.LastInboundAt.Add(s.policy.NoticeAfter.D()))
+}
+
+// promptCustomer sends the customer, silent for 24 h, the one prompt this pause calls for, quota
+// permitting: the members-changed text if employees were added or removed, else the on-hold text
+// if the limit was reached (unless the firm has it sent when a message is first queued), else
+// nothing (DESIGN §2).
+func (s *step) promptCustomer(c *Chat) error {
+	onHold := c.Status == StatusCapped && !c.OnHoldPrompted && s.policy.OnHoldPrompt == OnHoldAtNotice
+	if !c.MembersChanged && !onHold {
+		return nil
+	}
+	if !s.quotaAllows(c) {
+		return nil
+	}
+	ct, err := s.contact(c.Contact)
+	if err != nil {
+		return err
+	}
+	texts, _ := s.customerTexts(ct)
+	if c.MembersChanged {
+		s.autoCustomer(c, ct, "customer.members_changed", texts.MembersChanged)
+		c.MembersChanged = false
+	} else {
+		s.autoCustomer(c, ct, "customer.on_hold", texts.OnHold)
+	}
+	c.OnHoldPrompted = true
+	return s.capIfReached(c)
 }
 
 // enabledMembers are the chat's employees who may use WeChat: customer messages go to them.
@@ -779,11 +890,7 @@ func (s *step) names(list []EmployeeID) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		name := emp.Name
-		if name == "" {
-			name = string(emp.ID)
-		}
-		out = append(out, name)
+		out = append(out, emp.DisplayName())
 	}
 	return strings.Join(out, ", "), nil
 }
@@ -796,7 +903,7 @@ func (s *step) employeeText(c *Chat, text string, pairs ...string) string {
 			name = ct.DisplayName()
 		}
 	}
-	return fill(text, append([]string{"{contact}", name}, pairs...)...)
+	return fill(text, append([]string{"{contact}", name, "{quota}", strconv.Itoa(s.policy.Quota)}, pairs...)...)
 }
 
 // IsLeave reports whether a customer's text is the #LEAVE command: trimmed, in any case, with the

@@ -55,8 +55,9 @@ type TeamsMessageKind string
 
 // Kinds of Teams messages.
 const (
-	TeamsCustomerMessage TeamsMessageKind = "customer_message" // a WeChat customer's message (a card with Reply)
-	TeamsNotice          TeamsMessageKind = "notice"           // an auto-message from the bridge
+	TeamsCustomerMessage  TeamsMessageKind = "customer_message"  // a WeChat customer's message (a card with Reply)
+	TeamsNotice           TeamsMessageKind = "notice"            // an auto-message from the bridge
+	TeamsColleagueMessage TeamsMessageKind = "colleague_message" // a colleague's message to the customer of a team chat
 )
 
 // TeamsMessage is what goes to an employee.
@@ -66,9 +67,17 @@ type TeamsMessage struct {
 	Contact     OpenID           `json:"contact"`
 	ContactName string           `json:"contact_name"`
 	Notice      string           `json:"notice,omitempty"` // template id of a notice, e.g. employee.limit
-	Message     Message          `json:"message"`
-	SentAt      time.Time        `json:"sent_at"`
-	Window      WindowState      `json:"window"`
+	// About lists the employee messages (by message id) a notice reports the fate of: queued,
+	// refused, cancelled, failed, outcome unknown, released.
+	About []string `json:"about,omitempty"`
+	// Author and AuthorName name the colleague who wrote a colleague message; Outcome is what
+	// became of it when it was written (sent or queued).
+	Author     EmployeeID  `json:"author,omitempty"`
+	AuthorName string      `json:"author_name,omitempty"`
+	Outcome    Outcome     `json:"outcome,omitempty"`
+	Message    Message     `json:"message"`
+	SentAt     time.Time   `json:"sent_at"`
+	Window     WindowState `json:"window"`
 }
 
 // Delivery errors, as senders report them.

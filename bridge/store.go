@@ -89,6 +89,11 @@ type Tx interface {
 	// OpenSends lists a chat's items on one channel that the channel has not yet answered, oldest
 	// first: pending (behind another in the lane, or waiting to be retried) and sending.
 	OpenSends(ctx context.Context, chat ChatID, ch Channel) ([]OpenSend, error)
+	// WithdrawOutbox takes back items the chat no longer wants delivered: a pending item is
+	// cancelled; a sending one keeps going but carries reason, so that if the channel does not
+	// accept it, it is cancelled rather than retried or requeued. Items already answered are left.
+	// It returns the items it cancelled.
+	WithdrawOutbox(ctx context.Context, reason string, ids ...int64) (cancelled []int64, err error)
 	// MarkCrossing marks sending items as counted toward the streak of the customer message
 	// stamped at (they were under way when it arrived).
 	MarkCrossing(ctx context.Context, at time.Time, ids ...int64) error
@@ -153,7 +158,8 @@ type OutboxItem struct {
 	Employee  EmployeeID // Teams: the recipient. WeChat: the author of an employee message
 	Contact   OpenID
 	MessageID string
-	Auto      bool // an auto-message (not an employee's own message)
+	Auto      bool   // an auto-message (not an employee's own message)
+	Template  string // an auto-message's template, e.g. customer.on_hold
 	WeChat    *WeChatMessage
 	Teams     *TeamsMessage
 	State     OutboxState
@@ -166,13 +172,19 @@ type OutboxItem struct {
 	Expired bool
 	// AnsweredAt is when the channel answered the send that delivered the item (stored, not loaded).
 	AnsweredAt time.Time
+	// CancelReason is set when the chat withdrew the item while it was being sent (WithdrawOutbox).
+	CancelReason string
 }
 
 // OpenSend is an outbox item the channel has not answered yet, as OpenSends lists it.
 type OpenSend struct {
-	ID      int64
-	Auto    bool
-	Sending bool // claimed and with the channel (or about to be); else pending
+	ID           int64
+	Auto         bool
+	Sending      bool // claimed and with the channel (or about to be); else pending
+	Template     string
+	Employee     EmployeeID // the author of an employee message (WeChat), the recipient (Teams)
+	MessageID    string
+	CancelReason string // withdrawn while being sent
 }
 
 // Lanes: one per customer on WeChat, one per employee on Teams.

@@ -57,6 +57,14 @@ type Employee struct {
 	UpdatedAt   time.Time
 }
 
+// DisplayName is how colleagues and notices name the employee.
+func (e *Employee) DisplayName() string {
+	if e.Name != "" {
+		return e.Name
+	}
+	return string(e.ID)
+}
+
 // TeamsAddress is where the bot reaches an employee: their personal conversation with the bot.
 type TeamsAddress struct {
 	ServiceURL     string
@@ -100,6 +108,7 @@ type Chat struct {
 	OnHoldPrompted   bool      // the on-hold prompt went out in this pause
 	Notified24h      bool      // the 24 h notice went out for this silence
 	ReinstateSent    bool      // the reinstate template went out for this inactivity
+	MembersChanged   bool      // employees were added or removed in this pause; the customer is not told yet
 	QueueLen         int       // messages waiting in the queue (loaded, not stored)
 	CreatedAt        time.Time
 	UpdatedAt        time.Time

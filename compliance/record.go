@@ -104,6 +104,7 @@ type Meta struct {
 	Format      string   `json:"format,omitempty"`  // export format
 	KeyID       string   `json:"key_id,omitempty"`  // data key or signing key concerned
 	HoldID      int64    `json:"hold_id,omitempty"`
+	About       []string `json:"about,omitempty"` // messages a notice reports the fate of (queued, cancelled …)
 }
 
 // DecodeMeta reverses the canonical encoding of Meta.

@@ -27,6 +27,7 @@ func StoreSuite(t *testing.T, open func(testing.TB) bridge.Store) {
 		{"OutboxLeaseExpiry", testOutboxLease},
 		{"OutboxConcurrentClaimers", testOutboxConcurrentClaims},
 		{"OutboxSendsCrossingACustomerMessage", testOutboxCrossing},
+		{"OutboxWithdrawnItems", testOutboxWithdraw},
 		{"TimersFireOnce", testTimers},
 		{"IdempotencyKeysAndPruning", testFirstSeen},
 		{"ArchiveChains", testArchiveAppend},
@@ -269,6 +270,70 @@ func finishItem(t *testing.T, s bridge.Store, msg string, state bridge.OutboxSta
 	})
 }
 
+// testOutboxWithdraw: a withdrawn item still waiting is cancelled and its lane moves on; one under
+// way keeps going, marked with the reason; one already answered is left alone.
+func testOutboxWithdraw(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	a1, a2, a3 := addOutbox(t, s, "A", "a1", t0), addOutbox(t, s, "A", "a2", t0), addOutbox(t, s, "A", "a3", t0)
+	inTx(t, s, func(tx bridge.Tx) error {
+		prompt := &bridge.OutboxItem{Channel: bridge.ChannelWeChat, Lane: "B", Contact: "o1", MessageID: "b1", Auto: true, Template: "customer.on_hold",
+			WeChat: &bridge.WeChatMessage{Message: bridge.TextMessage("on hold")}, State: bridge.OutboxPending, NotBefore: t0, CreatedAt: t0}
+		return tx.AddOutbox(ctx, prompt)
+	})
+	if got := claimIDs(t, s, t0, 10); !slices.Equal(got, []string{"a1", "b1"}) {
+		t.Fatalf("claimed %v; want a1 and b1", got)
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		open, err := tx.OpenSends(ctx, 0, bridge.ChannelWeChat)
+		if err != nil {
+			return err
+		}
+		if len(open) != 4 || open[3].Template != "customer.on_hold" || !open[3].Auto {
+			t.Errorf("open sends = %+v; want the prompt last with its template", open)
+		}
+		done, err := tx.LockOutbox(ctx, a3.ID)
+		if err != nil {
+			return err
+		}
+		done.State = bridge.OutboxDone
+		return tx.UpdateOutbox(ctx, done)
+	})
+	inTx(t, s, func(tx bridge.Tx) error {
+		cancelled, err := tx.WithdrawOutbox(ctx, "the customer left", a1.ID, a2.ID, a3.ID)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(cancelled, []int64{a2.ID}) {
+			t.Errorf("cancelled now = %v; want only the waiting a2 (%d)", cancelled, a2.ID)
+		}
+		for id, want := range map[int64]struct {
+			state  bridge.OutboxState
+			reason string
+		}{a1.ID: {bridge.OutboxSending, "the customer left"}, a2.ID: {bridge.OutboxCancelled, "the customer left"}, a3.ID: {bridge.OutboxDone, ""}} {
+			it, err := tx.LockOutbox(ctx, id)
+			if err != nil {
+				return err
+			}
+			if it.State != want.state || it.CancelReason != want.reason {
+				t.Errorf("item %s: %s %q; want %s %q", it.MessageID, it.State, it.CancelReason, want.state, want.reason)
+			}
+		}
+		return nil
+	})
+	// a1 answered: lane A has nothing left to claim (a2 cancelled, a3 done).
+	inTx(t, s, func(tx bridge.Tx) error {
+		it, err := tx.LockOutbox(ctx, a1.ID)
+		if err != nil {
+			return err
+		}
+		it.State = bridge.OutboxCancelled
+		return tx.UpdateOutbox(ctx, it)
+	})
+	if got := claimIDs(t, s, t0.Add(time.Hour), 10); !slices.Equal(got, []string{"b1"}) {
+		t.Errorf("claimed %v after every item of lane A was answered; want only b1 (its claim ran out)", got)
+	}
+}
+
 func testOutboxCrossing(t *testing.T, s bridge.Store) {
 	ctx := context.Background()
 	a1, a2, b1 := addOutbox(t, s, "A", "a1", t0), addOutbox(t, s, "A", "a2", t0), addOutbox(t, s, "B", "b1", t0)
@@ -279,7 +344,7 @@ func testOutboxCrossing(t *testing.T, s bridge.Store) {
 		if err != nil {
 			return err
 		}
-		want := []bridge.OpenSend{{ID: a1.ID, Sending: true}, {ID: a2.ID}, {ID: b1.ID, Sending: true}}
+		want := []bridge.OpenSend{{ID: a1.ID, Sending: true, MessageID: "a1"}, {ID: a2.ID, MessageID: "a2"}, {ID: b1.ID, Sending: true, MessageID: "b1"}}
 		if !slices.Equal(open, want) {
 			t.Errorf("open sends = %+v; want %+v", open, want)
 		}

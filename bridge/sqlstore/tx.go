@@ -208,7 +208,7 @@ func (t *tx) PutContact(ctx context.Context, c *bridge.Contact) error {
 }
 
 const chatColumns = `id, tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound, employee_streak,
-	on_hold_prompted, notified_24h, reinstate_sent, created_us, updated_us,
+	on_hold_prompted, notified_24h, reinstate_sent, members_changed, created_us, updated_us,
 	(SELECT COUNT(*) FROM queue WHERE queue.chat_id = chats.id)`
 
 func (t *tx) LockChat(ctx context.Context, id bridge.ChatID) (*bridge.Chat, error) {
@@ -225,7 +225,7 @@ func (t *tx) lockChat(ctx context.Context, q string, arg any, what string) (*bri
 		id, lastIn, conn, created, updated int64
 	)
 	err := t.queryRow(ctx, q, arg).Scan(&id, &c.Tenant, &c.Contact, &c.Status, &lastIn, &conn, &c.SentSinceInbound,
-		&c.EmployeeStreak, &c.OnHoldPrompted, &c.Notified24h, &c.ReinstateSent, &created, &updated, &c.QueueLen)
+		&c.EmployeeStreak, &c.OnHoldPrompted, &c.Notified24h, &c.ReinstateSent, &c.MembersChanged, &created, &updated, &c.QueueLen)
 	if err := t.notFound(err, what); err != nil {
 		return nil, err
 	}
@@ -261,11 +261,11 @@ func memberKey(m []bridge.EmployeeID) string {
 func (t *tx) CreateChat(ctx context.Context, c *bridge.Chat) error {
 	var id int64
 	err := t.queryRow(ctx, `INSERT INTO chats (tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound,
-			employee_streak, on_hold_prompted, notified_24h, reinstate_sent, created_us, updated_us)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			employee_streak, on_hold_prompted, notified_24h, reinstate_sent, members_changed, created_us, updated_us)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (contact) DO NOTHING RETURNING id`,
 		c.Tenant, c.Contact, c.Status, us(c.LastInboundAt), us(c.ConnectedAt), c.SentSinceInbound, c.EmployeeStreak,
-		c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, us(c.CreatedAt), us(c.CreatedAt)).Scan(&id)
+		c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, c.MembersChanged, us(c.CreatedAt), us(c.CreatedAt)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("chat of %s: %w", c.Contact, bridge.ErrConflict)
 	}
@@ -279,10 +279,11 @@ func (t *tx) CreateChat(ctx context.Context, c *bridge.Chat) error {
 
 func (t *tx) SaveChat(ctx context.Context, c *bridge.Chat) error {
 	_, err := t.exec(ctx, `UPDATE chats SET status = $2, last_inbound_us = $3, connected_us = $4, sent_since_inbound = $5,
-			employee_streak = $6, on_hold_prompted = $7, notified_24h = $8, reinstate_sent = $9, updated_us = $10
+			employee_streak = $6, on_hold_prompted = $7, notified_24h = $8, reinstate_sent = $9, members_changed = $10,
+			updated_us = $11
 		WHERE id = $1`,
 		int64(c.ID), c.Status, us(c.LastInboundAt), us(c.ConnectedAt), c.SentSinceInbound, c.EmployeeStreak,
-		c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, us(c.UpdatedAt))
+		c.OnHoldPrompted, c.Notified24h, c.ReinstateSent, c.MembersChanged, us(c.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("save chat %d: %w", c.ID, err)
 	}
@@ -423,10 +424,10 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 			return fmt.Errorf("add outbox item: %w", err)
 		}
 		err = t.queryRow(ctx, `INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload,
-				data_key, state, attempts, not_before_us, lease_until_us, created_us)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $15, $10, $11, $12, $13, $14) RETURNING id`,
+				data_key, state, attempts, not_before_us, lease_until_us, created_us, template)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $15, $10, $11, $12, $13, $14, $16) RETURNING id`,
 			int64(it.ChatID), it.Tenant, it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
-			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt), key).Scan(&it.ID)
+			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt), key, it.Template).Scan(&it.ID)
 		if err != nil {
 			return fmt.Errorf("add outbox item: %w", t.s.wrap(err))
 		}
@@ -442,7 +443,7 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 }
 
 const outboxColumns = `id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, data_key, state, attempts,
-	not_before_us, lease_until_us, created_us`
+	not_before_us, lease_until_us, created_us, template, cancel_reason`
 
 // scanOutbox reads an outbox row, opening its payload.
 func (c conn) scanOutbox(ctx context.Context, row interface{ Scan(...any) error }) (*bridge.OutboxItem, error) {
@@ -467,7 +468,7 @@ func scanSealedOutbox(row interface{ Scan(...any) error }) (sealedOutbox, error)
 		chat, notBefore, lease, created int64
 	)
 	if err := row.Scan(&it.ID, &chat, &it.Tenant, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
-		&r.payload, &r.key, &it.State, &it.Attempts, &notBefore, &lease, &created); err != nil {
+		&r.payload, &r.key, &it.State, &it.Attempts, &notBefore, &lease, &created, &it.Template, &it.CancelReason); err != nil {
 		return r, err
 	}
 	it.ChatID = bridge.ChatID(chat)
@@ -530,7 +531,7 @@ func (t *tx) ChatOutbox(ctx context.Context, chat bridge.ChatID, ch bridge.Chann
 // from crossed_us = $2) and otherwise scans the whole outbox; TestHotQueriesUseTheirIndexes checks.
 const (
 	// openSendsSQL: outbox_chat_open.
-	openSendsSQL = `SELECT id, auto, state FROM outbox
+	openSendsSQL = `SELECT id, auto, state, template, employee_id, message_id, cancel_reason FROM outbox
 		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending') ORDER BY id`
 	// settleCrossingSQL: outbox_crossed.
 	settleCrossingSQL = `UPDATE outbox SET crossed_us = 0
@@ -550,7 +551,7 @@ func (t *tx) OpenSends(ctx context.Context, chat bridge.ChatID, ch bridge.Channe
 			o     bridge.OpenSend
 			state bridge.OutboxState
 		)
-		if err := rows.Scan(&o.ID, &o.Auto, &state); err != nil {
+		if err := rows.Scan(&o.ID, &o.Auto, &state, &o.Template, &o.Employee, &o.MessageID, &o.CancelReason); err != nil {
 			return nil, fmt.Errorf("open sends of chat %d: %w", chat, t.s.wrap(err))
 		}
 		o.Sending = state == bridge.OutboxSending
@@ -591,6 +592,29 @@ func (t *tx) SettleCrossing(ctx context.Context, chat bridge.ChatID, at time.Tim
 		return 0, 0, fmt.Errorf("settle crossing sends of chat %d: %w", chat, t.s.wrap(err))
 	}
 	return employee, all, nil
+}
+
+func (t *tx) WithdrawOutbox(ctx context.Context, reason string, ids ...int64) ([]int64, error) {
+	var cancelled []int64
+	for _, id := range ids {
+		var lane, state string
+		err := t.queryRow(ctx, `UPDATE outbox SET state = CASE WHEN state = 'pending' THEN 'cancelled' ELSE state END, cancel_reason = $2
+			WHERE id = $1 AND state IN ('pending', 'sending') RETURNING lane, state`, id, reason).Scan(&lane, &state)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // answered meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("withdraw outbox item %d: %w", id, t.s.wrap(err))
+		}
+		if state != string(bridge.OutboxCancelled) {
+			continue // under way
+		}
+		cancelled = append(cancelled, id)
+		if err := t.settleLane(ctx, lane); err != nil {
+			return nil, fmt.Errorf("withdraw outbox item %d: %w", id, err)
+		}
+	}
+	return cancelled, nil
 }
 
 func (t *tx) UpdateOutbox(ctx context.Context, it *bridge.OutboxItem) error {

@@ -196,7 +196,7 @@ func TestFullPathPlaintextClassicToken(t *testing.T) {
 	})
 }
 
-// testConversation: scan, greet, write, cap, on-hold prompt, reply, flush.
+// testConversation: scan, greet, write, cap, 24 h of silence and the on-hold prompt, reply, flush.
 func testConversation(t *testing.T, s *system) {
 	const ming = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 	s.scan(ming)
@@ -212,8 +212,13 @@ func testConversation(t *testing.T, s *system) {
 	for _, m := range []string{"one", "two", "three", "four"} {
 		s.employee(chat, m)
 	}
-	if got := s.fake.Texts(ming)[1:]; !slices.Equal(got, []string{"one", "two", "three", initial.OnHold}) {
-		t.Errorf("customer received %q; want three messages and the on-hold prompt", got)
+	if got := s.fake.Texts(ming)[1:]; !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Errorf("customer received %q; want three messages", got)
+	}
+	s.clock.Advance(24 * time.Hour)
+	s.drain()
+	if got := s.fake.Texts(ming)[4:]; !slices.Equal(got, []string{initial.OnHold}) {
+		t.Errorf("after 24 h the customer received %q; want the on-hold prompt", got)
 	}
 	s.customer(ming, "back")
 	if got := s.fake.Texts(ming)[5:]; !slices.Equal(got, []string{"four"}) {
