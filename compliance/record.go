@@ -104,6 +104,9 @@ type Meta struct {
 	Format      string   `json:"format,omitempty"`  // export format
 	KeyID       string   `json:"key_id,omitempty"`  // data key or signing key concerned
 	HoldID      int64    `json:"hold_id,omitempty"`
+	// Callers are the network addresses of refused unauthenticated calls, each with its count when
+	// the record sums up several ("203.0.113.7 ×812").
+	Callers []string `json:"callers,omitempty"`
 }
 
 // DecodeMeta reverses the canonical encoding of Meta.

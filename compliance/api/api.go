@@ -1,7 +1,8 @@
 // Package api is the compliance officers' HTTP API, /compliance/v1: search the record, make and
 // download exports, place and lift legal holds, verify the archive. Every call needs an Entra ID
 // token carrying the app role WeChat.Compliance, and every call — allowed or not — is archived as
-// an access event naming who asked what (never the message text returned).
+// an access event naming who asked what (never the message text returned). Calls without a valid
+// token cost the archive a bounded amount (RefusedLimits).
 //
 // It imports compliance and compliance/export; the store and the token check come in as
 // interfaces, wired by cmd/wxteams.
@@ -56,6 +57,12 @@ type Archive interface {
 // ExportFunc writes and archives an export (cmd/wxteams: export.Write plus the archive event).
 type ExportFunc func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error)
 
+// Clock is where the API gets the time, and waits to sum up refused calls (bridge.Clock).
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
 // Config configures the API.
 type Config struct {
 	Auth      Authorizer
@@ -63,16 +70,19 @@ type Config struct {
 	Export    ExportFunc
 	ExportDir string            // where exports are written; a volume every replica shares
 	PublicKey ed25519.PublicKey // checks checkpoints on /verify
-	Clock     interface{ Now() time.Time }
+	Clock     Clock
 	Log       *zap.Logger
 	// SearchLimit caps the records one search returns [1000].
 	SearchLimit int
+	// Refused bounds what calls without a valid token cost the archive.
+	Refused RefusedLimits
 }
 
 // API serves /compliance/v1.
 type API struct {
-	cfg     Config
-	running sync.Map // export id → started time, for exports this replica is writing
+	cfg      Config
+	running  sync.Map // export id → started time, for exports this replica is writing
+	refusals *refusals
 }
 
 // New returns the API.
@@ -86,11 +96,17 @@ func New(cfg Config) (*API, error) {
 	if cfg.SearchLimit <= 0 {
 		cfg.SearchLimit = 1000
 	}
+	cfg.Refused.defaults()
 	if err := os.MkdirAll(cfg.ExportDir, 0o750); err != nil {
 		return nil, fmt.Errorf("compliance api: export folder: %w", err)
 	}
-	return &API{cfg: cfg}, nil
+	a := &API{cfg: cfg}
+	a.refusals = &refusals{lim: cfg.Refused, clock: cfg.Clock, archive: func(ev compliance.Event) { a.archive(context.Background(), ev) }}
+	return a, nil
 }
+
+// Close archives the summary of refused calls not archived yet; call it when the server stops.
+func (a *API) Close() { a.refusals.close() }
 
 // Routes adds the API to r.
 func (a *API) Routes(r *mux.Router) {
@@ -125,11 +141,17 @@ func (a *API) handle(what string, h handler) http.HandlerFunc {
 		}
 		actor, status, err := a.cfg.Auth.Authorize(r, Role, "compliance:")
 		if err != nil {
-			c.actor = "unauthenticated"
 			if status == http.StatusForbidden {
+				// A valid token without the role: who it names is known, the call archived in full.
 				c.actor = "unauthorized"
+				if who := strings.TrimPrefix(actor, "compliance:"); who != "" {
+					c.actor += ":" + who
+				}
+				a.access(r.Context(), c, status)
+			} else {
+				c.actor = "unauthenticated"
+				a.refused(r.Context(), c, status, r.RemoteAddr)
 			}
-			a.access(r.Context(), c, status)
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			}
@@ -144,10 +166,13 @@ func (a *API) handle(what string, h handler) http.HandlerFunc {
 
 // access archives a call. A call that cannot be archived is logged; it has already been answered.
 func (a *API) access(ctx context.Context, c *call, status int) {
-	ev := compliance.Event{Stream: compliance.AdminStream, At: a.cfg.Clock.Now(), Kind: compliance.KindAccess, Actor: c.actor,
-		Meta: compliance.Meta{Reason: c.what, Query: c.detail, Count: c.count, ErrCode: status}}
+	a.archive(ctx, compliance.Event{Stream: compliance.AdminStream, At: a.cfg.Clock.Now(), Kind: compliance.KindAccess, Actor: c.actor,
+		Meta: compliance.Meta{Reason: c.what, Query: c.detail, Count: c.count, ErrCode: status}})
+}
+
+func (a *API) archive(ctx context.Context, ev compliance.Event) {
 	if err := a.cfg.Archive.Archive(context.WithoutCancel(ctx), ev); err != nil {
-		a.cfg.Log.Error("compliance access not archived", zap.String("what", c.what), zap.Error(err))
+		a.cfg.Log.Error("compliance access not archived", zap.String("what", ev.Meta.Reason), zap.Error(err))
 	}
 }
 
