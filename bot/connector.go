@@ -15,11 +15,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/internal/scrub"
 )
 
 // BotFrameworkScope is the scope of the bot's outbound tokens, whatever the app type.
@@ -147,7 +149,7 @@ func classify(resp *http.Response, body []byte) *ConnectorError {
 		SubCode string `json:"subCode"`
 	}
 	_ = json.Unmarshal(body, &e)
-	ce := &ConnectorError{Status: resp.StatusCode, ErrorCode: e.Error.Code, Message: e.Error.Message}
+	ce := &ConnectorError{Status: resp.StatusCode, ErrorCode: cutText(e.Error.Code, 64), Message: cutText(e.Error.Message, 256)}
 	sub := firstNonEmpty(e.Error.SubCode, e.SubCode)
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:
@@ -165,6 +167,17 @@ func classify(resp *http.Response, body []byte) *ConnectorError {
 		ce.kind = ErrConversationGone
 	}
 	return ce
+}
+
+// cutText shortens what Teams answered to at most n bytes (on a UTF-8 boundary): it is archived.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func firstNonEmpty(a, b string) string {
@@ -194,7 +207,7 @@ func jitter(base time.Duration) time.Duration {
 // do sends one authenticated request to a serviceUrl and decodes the answer into out.
 func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID string, in, out any) error {
 	if !c.HostAllowed(serviceURL) {
-		return fmt.Errorf("bot connector: serviceUrl %q is not one of the allowed Teams hosts; the bot token is not sent there", serviceURL)
+		return fmt.Errorf("bot connector: serviceUrl %q is not one of the allowed Teams hosts; the bot token is not sent there", scrub.URL(serviceURL))
 	}
 	if wait, ok := c.limiter.reserve(tenantID, c.cfg.TenantLimit, c.cfg.MaxWait); !ok {
 		return &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "TenantLimit", Message: "over the per-tenant rate limit", kind: bridge.ErrDeferred, delay: wait}
@@ -205,7 +218,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 	}
 	tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
 	if err != nil {
-		return fmt.Errorf("bot connector: token: %w", errors.Join(err, bridge.ErrRetryLater))
+		return fmt.Errorf("bot connector: token: %w", errors.Join(CredentialError(err), bridge.ErrRetryLater))
 	}
 	var body io.Reader
 	if in != nil {
@@ -217,7 +230,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(serviceURL, "/")+path, body)
 	if err != nil {
-		return err
+		return fmt.Errorf("bot connector: the request to %s could not be built", scrub.URL(serviceURL))
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	if in != nil {
@@ -227,7 +240,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 	if err != nil {
 		// Teams has no idempotency key either, but a repeated notice harms less than a lost
 		// one: deliveries to employees are retried.
-		return fmt.Errorf("bot connector: %w", errors.Join(err, bridge.ErrRetryLater))
+		return fmt.Errorf("bot connector: %w", errors.Join(scrub.Request(req, err), bridge.ErrRetryLater))
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -305,22 +318,24 @@ func (c *Connector) CreateConversation(ctx context.Context, serviceURL, tenantID
 // Download fetches an attachment a user sent: inline images from Teams' hosts need the bot token;
 // file download URLs (SharePoint) carry their own authorization and get none.
 func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([]byte, string, error) {
+	// Errors name the URL's host and path only: a file's download URL carries its authorization
+	// in the query string.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("bot: attachment URL %s cannot be read", scrub.URL(rawURL))
 	}
 	if c.HostAllowed(rawURL) {
 		tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
 		if err != nil {
-			return nil, "", errors.Join(err, bridge.ErrRetryLater)
+			return nil, "", fmt.Errorf("bot: attachment download: token: %w", errors.Join(CredentialError(err), bridge.ErrRetryLater))
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.Token)
-	} else if u, err := url.Parse(rawURL); err != nil || u.Scheme != "https" {
-		return nil, "", fmt.Errorf("bot: attachment URL %q is not https", rawURL)
+	} else if req.URL.Scheme != "https" {
+		return nil, "", fmt.Errorf("bot: attachment URL %s is not https", scrub.URL(rawURL))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, "", errors.Join(err, bridge.ErrRetryLater)
+		return nil, "", fmt.Errorf("bot: attachment download: %w", errors.Join(scrub.Request(req, err), bridge.ErrRetryLater))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -331,7 +346,7 @@ func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, "", errors.Join(err, bridge.ErrRetryLater)
+		return nil, "", fmt.Errorf("bot: attachment download: %w", errors.Join(scrub.Request(req, err), bridge.ErrRetryLater))
 	}
 	if int64(len(data)) > limit {
 		return nil, "", fmt.Errorf("bot: the attachment is larger than %d MB", limit>>20)
