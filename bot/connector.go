@@ -201,7 +201,7 @@ func retryAfter(h http.Header) time.Duration {
 
 // jitter spreads base by ±20 %, so retries from many lanes do not arrive together.
 func jitter(base time.Duration) time.Duration {
-	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64()))
+	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- retry jitter, not a secret
 }
 
 // do sends one authenticated request to a serviceUrl and decodes the answer into out.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -322,7 +323,7 @@ func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 		ctx := context.WithoutCancel(r.Context())
 		if _, err := a.cfg.Export(ctx, dir, scope, c.actor); err != nil {
 			_ = os.RemoveAll(dir)
-			_ = os.WriteFile(dir+".failed", []byte(err.Error()), 0o640)
+			_ = os.WriteFile(dir+".failed", []byte(err.Error()), 0o640) // #nosec G306 -- beside the exports, 0640 like them
 			a.cfg.Log.Error("export failed", zap.String("id", id), zap.Error(err))
 		}
 	}()
@@ -339,7 +340,8 @@ func without(list []string, s string) []string {
 	return out
 }
 
-// status reads an export's state from the shared folder.
+// status reads an export's state from the shared folder. id matches exportID: it names a file in
+// the export folder and nothing beyond it.
 func (a *API) status(id string) (ExportStatus, bool) {
 	st := ExportStatus{ID: id}
 	if started, ok := a.running.Load(id); ok {
@@ -347,13 +349,13 @@ func (a *API) status(id string) (ExportStatus, bool) {
 		return st, true
 	}
 	dir := filepath.Join(a.cfg.ExportDir, id)
-	if msg, err := os.ReadFile(dir + ".failed"); err == nil {
+	if msg, err := os.ReadFile(dir + ".failed"); err == nil { // #nosec G304 G703 -- id matches exportID
 		st.State, st.Error = "failed", string(msg)
 		return st, true
 	}
-	data, err := os.ReadFile(filepath.Join(dir, export.ManifestName))
-	if _, serr := os.Stat(filepath.Join(dir, export.SignatureName)); err != nil || serr != nil {
-		if _, derr := os.Stat(dir); derr == nil {
+	data, err := os.ReadFile(filepath.Join(dir, export.ManifestName))                            // #nosec G304 G703 -- id matches exportID
+	if _, serr := os.Stat(filepath.Join(dir, export.SignatureName)); err != nil || serr != nil { // #nosec G703 -- id matches exportID
+		if _, derr := os.Stat(dir); derr == nil { // #nosec G703 -- id matches exportID
 			st.State = "running" // on another replica
 			return st, true
 		}
@@ -408,32 +410,40 @@ func (a *API) exportStatus(w http.ResponseWriter, r *http.Request, c *call) int 
 // (mostly compressed already), the rest deflated.
 func (a *API) download(w http.ResponseWriter, r *http.Request, c *call) int {
 	id := mux.Vars(r)["id"]
+	if !exportID.MatchString(id) { // before the id names a file
+		return writeError(w, http.StatusNotFound, "no such export")
+	}
 	st, ok := a.status(id)
 	switch {
-	case !exportID.MatchString(id) || !ok:
+	case !ok:
 		return writeError(w, http.StatusNotFound, "no such export")
 	case st.State != "done":
 		return writeError(w, http.StatusConflict, "the export is "+st.State)
 	}
-	dir := filepath.Join(a.cfg.ExportDir, id)
+	// Files are opened through the export's folder as a root: a link in it cannot reach beyond.
+	root, err := os.OpenRoot(filepath.Join(a.cfg.ExportDir, id))
+	if err != nil {
+		return writeError(w, http.StatusServiceUnavailable, "the export cannot be read")
+	}
+	defer root.Close()
+	files := root.FS()
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="wxteams-`+id+`.zip"`)
 	w.Header().Set("Cache-Control", "no-store")
 	zw := zip.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err = fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, path)
 		method := zip.Deflate
-		if strings.HasPrefix(filepath.ToSlash(rel), "media/") {
+		if strings.HasPrefix(path, "media/") {
 			method = zip.Store
 		}
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: id + "/" + filepath.ToSlash(rel), Method: method})
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: id + "/" + path, Method: method})
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(path)
+		f, err := files.Open(path)
 		if err != nil {
 			return err
 		}
