@@ -228,8 +228,9 @@ func (v *Validator) Validate(ctx context.Context, authorization string) (*Claims
 
 // Authorize checks a request's Entra ID bearer token and that it carries role. It returns the
 // actor to archive (prefix + who the token names), or the HTTP status to answer (401 for a bad
-// token, 503 while the keys cannot be loaded, 403 for a missing role) and an error that may be
-// shown to the caller; why a token was refused goes to the log.
+// token, 503 while the keys cannot be loaded, 403 for a missing role — with the actor, since the
+// token is valid) and an error that may be shown to the caller; why a token was refused goes to
+// the log.
 func (v *Validator) Authorize(r *http.Request, role, prefix string) (actor string, status int, err error) {
 	claims, err := v.Validate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
@@ -238,7 +239,7 @@ func (v *Validator) Authorize(r *http.Request, role, prefix string) (actor strin
 		return "", refusal.Status, refusal
 	}
 	if !slices.Contains(claims.Roles, role) {
-		return "", http.StatusForbidden, fmt.Errorf("the token lacks the app role %s", role)
+		return prefix + claims.Who(), http.StatusForbidden, fmt.Errorf("the token lacks the app role %s", role)
 	}
 	return prefix + claims.Who(), http.StatusOK, nil
 }

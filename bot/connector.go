@@ -18,11 +18,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/internal/scrub"
 )
 
 // BotFrameworkScope is the scope of the bot's outbound tokens, whatever the app type.
@@ -182,7 +184,7 @@ func classify(resp *http.Response, body []byte) *ConnectorError {
 		SubCode string `json:"subCode"`
 	}
 	_ = json.Unmarshal(body, &e)
-	ce := &ConnectorError{Status: resp.StatusCode, ErrorCode: e.Error.Code, Message: e.Error.Message}
+	ce := &ConnectorError{Status: resp.StatusCode, ErrorCode: cutText(e.Error.Code, 64), Message: cutText(e.Error.Message, 256)}
 	sub := firstNonEmpty(e.Error.SubCode, e.SubCode)
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:
@@ -200,6 +202,17 @@ func classify(resp *http.Response, body []byte) *ConnectorError {
 		ce.kind = ErrConversationGone
 	}
 	return ce
+}
+
+// cutText shortens what Teams answered to at most n bytes (on a UTF-8 boundary): it is archived.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func firstNonEmpty(a, b string) string {
@@ -223,13 +236,13 @@ func retryAfter(h http.Header) time.Duration {
 
 // jitter spreads base by ±20 %, so retries from many lanes do not arrive together.
 func jitter(base time.Duration) time.Duration {
-	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64()))
+	return time.Duration(float64(base) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- retry jitter, not a secret
 }
 
 // do sends one authenticated request to a serviceUrl and decodes the answer into out.
 func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID string, in, out any) error {
 	if !c.HostAllowed(serviceURL) {
-		return fmt.Errorf("bot connector: serviceUrl %q is not one of the allowed Teams hosts; the bot token is not sent there", serviceURL)
+		return fmt.Errorf("bot connector: serviceUrl %q is not one of the allowed Teams hosts; the bot token is not sent there", scrub.URL(serviceURL))
 	}
 	if wait, ok := c.limiter.reserve(tenantID, c.cfg.TenantLimit, c.cfg.MaxWait); !ok {
 		return &ConnectorError{Status: http.StatusTooManyRequests, ErrorCode: "TenantLimit", Message: "over the per-tenant rate limit", kind: bridge.ErrDeferred, delay: wait}
@@ -240,7 +253,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 	}
 	tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
 	if err != nil {
-		return fmt.Errorf("bot connector: token: %w", errors.Join(err, bridge.ErrRetryLater))
+		return fmt.Errorf("bot connector: token: %w", errors.Join(CredentialError(err), bridge.ErrRetryLater))
 	}
 	var body io.Reader
 	if in != nil {
@@ -252,7 +265,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(serviceURL, "/")+path, body)
 	if err != nil {
-		return err
+		return fmt.Errorf("bot connector: the request to %s could not be built", scrub.URL(serviceURL))
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	if in != nil {
@@ -262,7 +275,7 @@ func (c *Connector) do(ctx context.Context, method, serviceURL, path, tenantID s
 	if err != nil {
 		// Teams has no idempotency key either, but a repeated notice harms less than a lost
 		// one: deliveries to employees are retried.
-		return fmt.Errorf("bot connector: %w", errors.Join(err, bridge.ErrRetryLater))
+		return fmt.Errorf("bot connector: %w", errors.Join(scrub.Request(req, err), bridge.ErrRetryLater))
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -372,7 +385,7 @@ func (c *Connector) Download(ctx context.Context, rawURL string, limit int64) ([
 	if withToken {
 		tok, err := c.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{BotFrameworkScope}})
 		if err != nil {
-			return nil, "", fmt.Errorf("bot: no token to download the attachment: %w", bridge.ErrRetryLater)
+			return nil, "", fmt.Errorf("bot: no token to download the attachment: %w", errors.Join(CredentialError(err), bridge.ErrRetryLater))
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.Token)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/internal/scrub"
 )
 
 // This file delivers the outbox, fires the chat timers, and applies what the channels answer.
@@ -250,7 +251,7 @@ func (e *Engine) fetchMedia(ctx context.Context, m *Message) error {
 		return fmt.Errorf("fetch media: %w", errors.Join(err, ErrRetryLater))
 	}
 	if err != nil {
-		e.log.Warn("customer media could not be fetched", zap.String("source", source), zap.Error(err))
+		e.log.Warn("customer media could not be fetched", zap.String("source", scrub.Text(source)), zap.Error(err))
 		m.Text = joinText(m.Text, "["+m.Type+" no longer available from the channel: "+err.Error()+"]")
 		m.Media = nil
 		return nil
@@ -301,7 +302,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			Employee: string(it.Employee), Attempt: it.Attempts, ErrCode: channelCode(sendErr),
 		}
 		if sendErr != nil {
-			meta.Error = sendErr.Error()
+			meta.Error = scrub.Text(sendErr.Error()) // senders tell errors in our words; this is the last defence
 		}
 		stream := compliance.ContactStream(string(it.Contact))
 		if it.Channel == ChannelTeams {

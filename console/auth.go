@@ -173,7 +173,7 @@ func (a *Auth) setCookie(w http.ResponseWriter, name, value string, maxAge int, 
 	if maxAge == 0 {
 		maxAge = -1
 	}
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: a.secure, SameSite: sameSite})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: a.secure, SameSite: sameSite}) // #nosec G124 -- Secure whenever the redirect URL is https (plain http only on a developer's loopback)
 }
 
 func (a *Auth) seal(v any) string {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
 	az "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
@@ -23,6 +25,9 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/wxteams/wxteams/bot"
+	"github.com/wxteams/wxteams/internal/scrub"
 )
 
 // Scope is the scope of Graph tokens.
@@ -111,18 +116,40 @@ func status(err error) int {
 	return 0
 }
 
-// describe makes an OData error readable: status, code and message.
+// describe tells a failed Graph call in our words: Graph's status, code and message; or why no
+// token came from Entra ID; or the transport failure without the URL's query (scrub). Nothing
+// else of the error's text is kept, as it repeats requests and answers.
 func describe(err error) error {
-	var odata *odataerrors.ODataError
-	if errors.As(err, &odata) {
+	var (
+		odata  *odataerrors.ODataError
+		answer abstractions.ApiErrorable
+		failed *azidentity.AuthenticationFailedError
+	)
+	switch {
+	case errors.As(err, &odata):
 		if e := odata.GetErrorEscaped(); e != nil && e.GetCode() != nil {
 			msg := ""
 			if e.GetMessage() != nil {
 				msg = *e.GetMessage()
 			}
+			if len(msg) > 256 {
+				msg = strings.ToValidUTF8(msg[:256], "") + "…"
+			}
 			return fmt.Errorf("HTTP %d %s: %s", odata.ResponseStatusCode, *e.GetCode(), msg)
 		}
 		return fmt.Errorf("HTTP %d", odata.ResponseStatusCode)
+	case errors.As(err, &answer):
+		return fmt.Errorf("HTTP %d", answer.GetStatusCode())
+	case errors.As(err, &failed):
+		return bot.CredentialError(err)
 	}
-	return err
+	if e, ok := scrub.Find(err); ok {
+		return e
+	}
+	for _, c := range []error{context.DeadlineExceeded, context.Canceled} {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return fmt.Errorf("the request failed (%T)", err)
 }

@@ -84,3 +84,45 @@ func TestInstallAppThroughGraph(t *testing.T) {
 		t.Error("a plain-http Graph base URL was accepted")
 	}
 }
+
+// A failed install is told in our words — Graph unreachable, Entra refusing the bot's secret —
+// never with the request's URL or azidentity's and the transport's own text.
+func TestInstallFailuresInOurWords(t *testing.T) {
+	clk := clock.System{}
+	entra := teamsfake.NewEntra(tenant, clk)
+	entra.AddClient(botAppID, "bot-secret")
+	ms := httptest.NewTLSServer(teamsfake.MicrosoftHandler(entra, nil))
+	defer ms.Close()
+	entra.URL = ms.URL
+	gone := httptest.NewTLSServer(http.NotFoundHandler())
+	goneURL := gone.URL
+	gone.Close()
+	install := func(secret, base string) error {
+		cred, err := azidentity.NewClientSecretCredential(tenant, botAppID, secret, &azidentity.ClientSecretCredentialOptions{
+			ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: ms.URL + "/"}, Transport: ms.Client()},
+			DisableInstanceDiscovery: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := graph.New(graph.Config{Credential: cred, BaseURL: base, TeamsAppID: appID, Transport: ms.Client().Transport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err = inst.InstallApp(ctx, userID)
+		return err
+	}
+	for _, c := range []struct {
+		what, secret, base, want string
+	}{
+		{"Graph unreachable", "bot-secret", goneURL + "/v1.0", "graph: install the Teams app for " + userID + ": POST " + strings.TrimPrefix(goneURL, "https://") + "/v1.0/users/" + userID + "/teamwork/installedApps: connection refused"},
+		{"Entra refuses the secret", "wrong-secret", ms.URL + "/v1.0", "graph: install the Teams app for " + userID + ": Entra ID refused the bot's token request: HTTP 400 invalid_client AADSTS7000215"},
+	} {
+		err := install(c.secret, c.base)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: error %q; want %q", c.what, err, c.want)
+		}
+	}
+}

@@ -2,7 +2,7 @@ package teamsfake
 
 import (
 	"bytes"
-	"crypto/sha1"
+	"crypto/sha1" // #nosec G505 -- the x5t thumbprint is SHA-1 by RFC 7515
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -77,7 +77,7 @@ func anyBase64(s string) []byte {
 	return nil
 }
 
-const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" // #nosec G101 -- an OAuth URN, not a credential
 
 // checkAssertion verifies a client assertion: a federated token as registered, or a JWT signed
 // with the client's certificate key, naming the client as issuer and subject and this token
@@ -96,7 +96,7 @@ func (e *Entra) checkAssertion(clientID, assertion, endpoint string) (ok bool, d
 		return false, "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application."
 	}
 	token, err := jwt.Parse(assertion, func(t *jwt.Token) (any, error) {
-		sum1, sum256 := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw)
+		sum1, sum256 := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw) // #nosec G401 -- the x5t thumbprint is SHA-1 by RFC 7515
 		// RFC 7515 says base64url; MSAL writes standard base64 with padding, which Entra takes.
 		x5t, _ := t.Header["x5t"].(string)
 		x5tS256, _ := t.Header["x5t#S256"].(string)
@@ -276,7 +276,7 @@ func (e *Entra) authorize(w http.ResponseWriter, r *http.Request) {
 		back.Set("code", code)
 	}
 	redirect.RawQuery = back.Encode()
-	http.Redirect(w, r, redirect.String(), http.StatusFound)
+	http.Redirect(w, r, redirect.String(), http.StatusFound) // #nosec G710 -- the fake Entra, on loopback in tests and the sandbox
 }
 
 // redeem answers the token request of the code flow: the code once, for the client and redirect

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/internal/scrub"
 )
 
 // ClientConfig configures the API client.
@@ -111,7 +112,8 @@ func (c *Client) call(ctx context.Context, op string, send bool, build func(toke
 		}
 		req, err := build(token)
 		if err != nil {
-			return nil, nil, fmt.Errorf("wechat %s: %w", op, err)
+			// Not the error's text: a URL that does not parse is repeated in it, token and all.
+			return nil, nil, fmt.Errorf("wechat %s: the request could not be built", op)
 		}
 		header, body, err := c.roundTrip(req, op, send)
 		if err != nil {
@@ -126,7 +128,7 @@ func (c *Client) call(ctx context.Context, op string, send bool, build func(toke
 		if r.ErrCode == 0 {
 			return header, body, nil
 		}
-		apiErr := &APIError{Op: op, Code: r.ErrCode, Msg: r.ErrMsg}
+		apiErr := &APIError{Op: op, Code: r.ErrCode, Msg: c.redact(r.ErrMsg, token)}
 		if apiErr.Kind() == KindToken && attempt == 0 {
 			c.log.Info("access token refused; refreshing", zap.String("op", op), zap.Int("wechat_errcode", r.ErrCode))
 			if _, err := c.tokens.invalidate(ctx, token); err != nil {
@@ -141,20 +143,32 @@ func (c *Client) call(ctx context.Context, op string, send bool, build func(toke
 	}
 }
 
+// redact takes the AppSecret and the access token out of a text WeChat answered, should it ever
+// repeat them.
+func (c *Client) redact(msg, token string) string {
+	for _, secret := range []string{c.cfg.Secret, token} {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "[redacted]")
+		}
+	}
+	return msg
+}
+
 // roundTrip sends req and reads the answer, telling apart failures before and after the request
-// reached the network.
+// reached the network. A failure is told in our words (scrub): the transport's own error repeats
+// the URL, whose query holds the access token, or the AppSecret in classic token mode.
 func (c *Client) roundTrip(req *http.Request, op string, send bool) (http.Header, []byte, error) {
 	var wrote atomic.Bool
 	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, nil, c.noAnswer(op, send, wrote.Load(), err)
+		return nil, nil, c.noAnswer(op, send, wrote.Load(), scrub.Request(req, err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return nil, nil, c.noAnswer(op, send, true, err)
+		return nil, nil, c.noAnswer(op, send, true, scrub.Request(req, err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		// WeChat answers everything with 200; anything else came from something in between.
@@ -224,7 +238,7 @@ func (c *Client) fetchToken(ctx context.Context, force bool) (string, time.Durat
 		}
 	}
 	if err != nil {
-		return "", 0, err
+		return "", 0, errors.New("wechat token: the request could not be built")
 	}
 	_, body, err := c.roundTrip(req, "token", false)
 	if err != nil {
@@ -239,7 +253,7 @@ func (c *Client) fetchToken(ctx context.Context, force bool) (string, time.Durat
 		return "", 0, fmt.Errorf("wechat token: answer is not JSON: %w", err)
 	}
 	if r.ErrCode != 0 {
-		return "", 0, &APIError{Op: "token", Code: r.ErrCode, Msg: r.ErrMsg}
+		return "", 0, &APIError{Op: "token", Code: r.ErrCode, Msg: c.redact(r.ErrMsg, "")}
 	}
 	if r.AccessToken == "" || r.ExpiresIn <= 0 {
 		return "", 0, errors.New("wechat token: answer has no access_token")

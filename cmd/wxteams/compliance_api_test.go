@@ -153,7 +153,7 @@ func TestComplianceAPI(t *testing.T) {
 			}
 		}
 	}
-	if actors["compliance:cco@acme.example"] < 10 || actors["unauthenticated"] != 1 || actors["unauthorized"] != 1 {
+	if actors["compliance:cco@acme.example"] < 10 || actors["unauthenticated"] != 1 || actors["unauthorized:it@acme.example"] != 1 {
 		t.Errorf("access records by actor = %v", actors)
 	}
 }

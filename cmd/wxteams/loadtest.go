@@ -540,7 +540,7 @@ const customerReadingTime = 250 * time.Millisecond
 // one to four times, and each message is followed until it arrives (a queued one until the next
 // round's customer message flushes it).
 func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, deadline time.Time, lc loadOptions, rounds *atomic.Int64, start time.Time) {
-	rng := rand.New(rand.NewPCG(uint64(i), 7))
+	rng := rand.New(rand.NewPCG(uint64(i), 7)) // #nosec G115 G404 -- a load generator's reproducible choices; i >= 0
 	employee, customer := loadEmployee(i), loadCustomer(i)
 	var (
 		queued  []int64

@@ -231,6 +231,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	}
 	routes := s.publicRoutes()
 	var sandboxAdmin *bot.Admin
+	var officers *api.API
 	if teams != nil {
 		var qr bot.QRSource
 		if wx != nil {
@@ -243,7 +244,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		if err := teams.routes(routes, engine, qr, officials, clk, log.Named("teams")); err != nil {
 			return err
 		}
-		officers, err := api.New(api.Config{Auth: officials, Archive: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
+		officers, err = api.New(api.Config{Auth: officials, Archive: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
 			}})
@@ -326,6 +327,9 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	defer cancel()
 	if err := s.public.Shutdown(graceCtx); err != nil {
 		log.Warn("public listener did not drain in time", zap.Error(err))
+	}
+	if officers != nil {
+		officers.Close() // the refused calls not archived one by one yet
 	}
 	stopEngine()
 	select {

@@ -1,7 +1,8 @@
 // Package api is the compliance officers' HTTP API, /compliance/v1: search the record, make and
 // download exports, place and lift legal holds, verify the archive. Every call needs an Entra ID
 // token carrying the app role WeChat.Compliance, and every call — allowed or not — is archived as
-// an access event naming who asked what (never the message text returned).
+// an access event naming who asked what (never the message text returned). Calls without a valid
+// token cost the archive a bounded amount (RefusedLimits).
 //
 // It imports compliance and compliance/export; the store and the token check come in as
 // interfaces, wired by cmd/wxteams.
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,6 +58,12 @@ type Archive interface {
 // ExportFunc writes and archives an export (cmd/wxteams: export.Write plus the archive event).
 type ExportFunc func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error)
 
+// Clock is where the API gets the time, and waits to sum up refused calls (bridge.Clock).
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
 // Config configures the API.
 type Config struct {
 	Auth      Authorizer
@@ -63,16 +71,19 @@ type Config struct {
 	Export    ExportFunc
 	ExportDir string            // where exports are written; a volume every replica shares
 	PublicKey ed25519.PublicKey // checks checkpoints on /verify
-	Clock     interface{ Now() time.Time }
+	Clock     Clock
 	Log       *zap.Logger
 	// SearchLimit caps the records one search returns [1000].
 	SearchLimit int
+	// Refused bounds what calls without a valid token cost the archive.
+	Refused RefusedLimits
 }
 
 // API serves /compliance/v1.
 type API struct {
-	cfg     Config
-	running sync.Map // export id → started time, for exports this replica is writing
+	cfg      Config
+	running  sync.Map // export id → started time, for exports this replica is writing
+	refusals *refusals
 }
 
 // New returns the API.
@@ -86,11 +97,17 @@ func New(cfg Config) (*API, error) {
 	if cfg.SearchLimit <= 0 {
 		cfg.SearchLimit = 1000
 	}
+	cfg.Refused.defaults()
 	if err := os.MkdirAll(cfg.ExportDir, 0o750); err != nil {
 		return nil, fmt.Errorf("compliance api: export folder: %w", err)
 	}
-	return &API{cfg: cfg}, nil
+	a := &API{cfg: cfg}
+	a.refusals = &refusals{lim: cfg.Refused, clock: cfg.Clock, archive: func(ev compliance.Event) { a.archive(context.Background(), ev) }}
+	return a, nil
 }
+
+// Close archives the summary of refused calls not archived yet; call it when the server stops.
+func (a *API) Close() { a.refusals.close() }
 
 // Routes adds the API to r.
 func (a *API) Routes(r *mux.Router) {
@@ -125,11 +142,17 @@ func (a *API) handle(what string, h handler) http.HandlerFunc {
 		}
 		actor, status, err := a.cfg.Auth.Authorize(r, Role, "compliance:")
 		if err != nil {
-			c.actor = "unauthenticated"
 			if status == http.StatusForbidden {
+				// A valid token without the role: who it names is known, the call archived in full.
 				c.actor = "unauthorized"
+				if who := strings.TrimPrefix(actor, "compliance:"); who != "" {
+					c.actor += ":" + who
+				}
+				a.access(r.Context(), c, status)
+			} else {
+				c.actor = "unauthenticated"
+				a.refused(r.Context(), c, status, r.RemoteAddr)
 			}
-			a.access(r.Context(), c, status)
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			}
@@ -144,10 +167,13 @@ func (a *API) handle(what string, h handler) http.HandlerFunc {
 
 // access archives a call. A call that cannot be archived is logged; it has already been answered.
 func (a *API) access(ctx context.Context, c *call, status int) {
-	ev := compliance.Event{Stream: compliance.AdminStream, At: a.cfg.Clock.Now(), Kind: compliance.KindAccess, Actor: c.actor,
-		Meta: compliance.Meta{Reason: c.what, Query: c.detail, Count: c.count, ErrCode: status}}
+	a.archive(ctx, compliance.Event{Stream: compliance.AdminStream, At: a.cfg.Clock.Now(), Kind: compliance.KindAccess, Actor: c.actor,
+		Meta: compliance.Meta{Reason: c.what, Query: c.detail, Count: c.count, ErrCode: status}})
+}
+
+func (a *API) archive(ctx context.Context, ev compliance.Event) {
 	if err := a.cfg.Archive.Archive(context.WithoutCancel(ctx), ev); err != nil {
-		a.cfg.Log.Error("compliance access not archived", zap.String("what", c.what), zap.Error(err))
+		a.cfg.Log.Error("compliance access not archived", zap.String("what", ev.Meta.Reason), zap.Error(err))
 	}
 }
 
@@ -297,7 +323,7 @@ func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 		ctx := context.WithoutCancel(r.Context())
 		if _, err := a.cfg.Export(ctx, dir, scope, c.actor); err != nil {
 			_ = os.RemoveAll(dir)
-			_ = os.WriteFile(dir+".failed", []byte(err.Error()), 0o640)
+			_ = os.WriteFile(dir+".failed", []byte(err.Error()), 0o640) // #nosec G306 -- beside the exports, 0640 like them
 			a.cfg.Log.Error("export failed", zap.String("id", id), zap.Error(err))
 		}
 	}()
@@ -314,7 +340,8 @@ func without(list []string, s string) []string {
 	return out
 }
 
-// status reads an export's state from the shared folder.
+// status reads an export's state from the shared folder. id matches exportID: it names a file in
+// the export folder and nothing beyond it.
 func (a *API) status(id string) (ExportStatus, bool) {
 	st := ExportStatus{ID: id}
 	if started, ok := a.running.Load(id); ok {
@@ -322,13 +349,13 @@ func (a *API) status(id string) (ExportStatus, bool) {
 		return st, true
 	}
 	dir := filepath.Join(a.cfg.ExportDir, id)
-	if msg, err := os.ReadFile(dir + ".failed"); err == nil {
+	if msg, err := os.ReadFile(dir + ".failed"); err == nil { // #nosec G304 G703 -- id matches exportID
 		st.State, st.Error = "failed", string(msg)
 		return st, true
 	}
-	data, err := os.ReadFile(filepath.Join(dir, export.ManifestName))
-	if _, serr := os.Stat(filepath.Join(dir, export.SignatureName)); err != nil || serr != nil {
-		if _, derr := os.Stat(dir); derr == nil {
+	data, err := os.ReadFile(filepath.Join(dir, export.ManifestName))                            // #nosec G304 G703 -- id matches exportID
+	if _, serr := os.Stat(filepath.Join(dir, export.SignatureName)); err != nil || serr != nil { // #nosec G703 -- id matches exportID
+		if _, derr := os.Stat(dir); derr == nil { // #nosec G703 -- id matches exportID
 			st.State = "running" // on another replica
 			return st, true
 		}
@@ -383,32 +410,40 @@ func (a *API) exportStatus(w http.ResponseWriter, r *http.Request, c *call) int 
 // (mostly compressed already), the rest deflated.
 func (a *API) download(w http.ResponseWriter, r *http.Request, c *call) int {
 	id := mux.Vars(r)["id"]
+	if !exportID.MatchString(id) { // before the id names a file
+		return writeError(w, http.StatusNotFound, "no such export")
+	}
 	st, ok := a.status(id)
 	switch {
-	case !exportID.MatchString(id) || !ok:
+	case !ok:
 		return writeError(w, http.StatusNotFound, "no such export")
 	case st.State != "done":
 		return writeError(w, http.StatusConflict, "the export is "+st.State)
 	}
-	dir := filepath.Join(a.cfg.ExportDir, id)
+	// Files are opened through the export's folder as a root: a link in it cannot reach beyond.
+	root, err := os.OpenRoot(filepath.Join(a.cfg.ExportDir, id))
+	if err != nil {
+		return writeError(w, http.StatusServiceUnavailable, "the export cannot be read")
+	}
+	defer root.Close()
+	files := root.FS()
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="wxteams-`+id+`.zip"`)
 	w.Header().Set("Cache-Control", "no-store")
 	zw := zip.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err = fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, path)
 		method := zip.Deflate
-		if strings.HasPrefix(filepath.ToSlash(rel), "media/") {
+		if strings.HasPrefix(path, "media/") {
 			method = zip.Store
 		}
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: id + "/" + filepath.ToSlash(rel), Method: method})
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: id + "/" + path, Method: method})
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(path)
+		f, err := files.Open(path)
 		if err != nil {
 			return err
 		}

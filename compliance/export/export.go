@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -420,7 +421,7 @@ func pipeline(ctx context.Context, src Source, scope Scope, handle func(*complia
 
 // ManifestHash is the SHA-256 of a written manifest, archived with the export.
 func ManifestHash(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName)) // #nosec G304 -- the export just written
 	if err != nil {
 		return "", err
 	}
@@ -445,22 +446,27 @@ func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	return os.WriteFile(path, data, 0o640)
+	return os.WriteFile(path, data, 0o640) // #nosec G306 -- in the export folder (0750), read by the compliance group
 }
 
 // hashFiles lists every file under dir but the manifest and its signature, with their SHA-256.
+// Files are opened through dir as a root: a link in the folder cannot reach beyond it.
 func hashFiles(dir string) ([]File, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	fsys := root.FS()
 	var files []File
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err = fs.WalkDir(fsys, ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, path)
-		rel = filepath.ToSlash(rel)
 		if rel == ManifestName || rel == SignatureName {
 			return nil
 		}
-		f, err := os.Open(path)
+		f, err := fsys.Open(rel)
 		if err != nil {
 			return err
 		}

@@ -55,11 +55,11 @@ func (e *VerifyError) Error() string {
 // record's content and hash and the chain of each segment; the checkpoint's signature and each
 // stream head's inclusion proof; and the counts. It returns the first problem as a *VerifyError.
 func Verify(dir string, pub ed25519.PublicKey) (*Report, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName)) // #nosec G304 -- the export the operator asked to verify
 	if err != nil {
 		return nil, &VerifyError{File: ManifestName, Problem: err.Error()}
 	}
-	sigText, err := os.ReadFile(filepath.Join(dir, SignatureName))
+	sigText, err := os.ReadFile(filepath.Join(dir, SignatureName)) // #nosec G304 -- the export the operator asked to verify
 	if err != nil {
 		return nil, &VerifyError{File: SignatureName, Problem: err.Error()}
 	}
@@ -143,7 +143,7 @@ func Verify(dir string, pub ed25519.PublicKey) (*Report, error) {
 }
 
 func fileHash(path string) (string, int64, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) // #nosec G304 -- a file the export's manifest lists, in the export
 	if err != nil {
 		return "", 0, err
 	}
@@ -162,7 +162,7 @@ type streamState struct {
 }
 
 func verifyRecords(dir string, m *Manifest, rep *Report) error {
-	f, err := os.Open(filepath.Join(dir, RecordsName))
+	f, err := os.Open(filepath.Join(dir, RecordsName)) // #nosec G304 -- the export the operator asked to verify
 	if err != nil {
 		return &VerifyError{File: RecordsName, Problem: err.Error()}
 	}

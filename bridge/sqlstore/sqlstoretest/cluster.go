@@ -101,9 +101,9 @@ func (c *Cluster) options() string {
 
 func (c *Cluster) run(program string, args ...string) error {
 	path := filepath.Join(c.bin, program)
-	cmd := exec.Command(path, args...)
+	cmd := exec.Command(path, args...) // #nosec G204 -- a test helper running PostgreSQL's own programs
 	if c.runAsPG {
-		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
+		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...) // #nosec G204 -- a test helper running PostgreSQL's own programs
 	}
 	cmd.Dir = c.dir
 	if out, err := cmd.CombinedOutput(); err != nil {
