@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ type AdminBridge interface {
 	Employees(ctx context.Context) ([]*bridge.Employee, error)
 	Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error)
 	RegisterTeamsUser(ctx context.Context, u bridge.TeamsUser) (*bridge.Employee, error)
+	Chats(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error)
+	ChangeMembers(ctx context.Context, in bridge.MembersChange) error
 }
 
 // Admin serves /admin/v1.
@@ -62,6 +65,9 @@ func (a *Admin) Routes(r *mux.Router) {
 	s.HandleFunc("/users/{id}/wechat", a.authorized(a.enable)).Methods(http.MethodPut)
 	s.HandleFunc("/users/{id}/wechat", a.authorized(a.disable)).Methods(http.MethodDelete)
 	s.HandleFunc("/users/{id}/qr", a.authorized(a.qrCode)).Methods(http.MethodGet)
+	s.HandleFunc("/users/{id}/chats", a.authorized(a.chats)).Methods(http.MethodGet)
+	s.HandleFunc("/chats/{chat:[0-9]+}/members/{employee}", a.authorized(a.addMember)).Methods(http.MethodPut)
+	s.HandleFunc("/chats/{chat:[0-9]+}/members/{employee}", a.authorized(a.removeMember)).Methods(http.MethodDelete)
 }
 
 type adminHandler func(w http.ResponseWriter, r *http.Request, actor string)
@@ -246,4 +252,92 @@ func (a *Admin) qrCode(w http.ResponseWriter, r *http.Request, _ string) {
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	_, _ = w.Write(png) // #nosec G705 -- image/png, made here
+}
+
+// Chat is a chat as the admin API shows it: its customer, state and members.
+type Chat struct {
+	ID            int64     `json:"id"`
+	Contact       string    `json:"contact"`
+	ContactName   string    `json:"contact_name"`
+	Status        string    `json:"status"`
+	LastInboundAt time.Time `json:"last_inbound_at,omitzero"`
+	Queued        int       `json:"queued"`
+	Members       []User    `json:"members"`
+}
+
+func (a *Admin) chats(w http.ResponseWriter, r *http.Request, _ string) {
+	id := bridge.EmployeeID(mux.Vars(r)["id"])
+	if _, err := a.bridge.Employee(r.Context(), id); errors.Is(err, bridge.ErrUnknownEmployee) {
+		writeError(w, http.StatusNotFound, "no such user")
+		return
+	} else if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "chats cannot be listed: the database did not answer")
+		return
+	}
+	sums, err := a.bridge.Chats(r.Context(), id)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "chats cannot be listed: the database did not answer")
+		return
+	}
+	emps, err := a.bridge.Employees(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "chats cannot be listed: the database did not answer")
+		return
+	}
+	byID := make(map[bridge.EmployeeID]*bridge.Employee, len(emps))
+	for _, e := range emps {
+		byID[e.ID] = e
+	}
+	out := make([]Chat, 0, len(sums))
+	for _, c := range sums {
+		chat := Chat{ID: int64(c.Chat), Contact: string(c.Contact), ContactName: c.ContactName, Status: string(c.Status),
+			LastInboundAt: c.LastInboundAt, Queued: c.QueueLen, Members: []User{}}
+		for _, m := range c.Members {
+			if e := byID[m]; e != nil {
+				chat.Members = append(chat.Members, UserOf(e))
+			} else {
+				chat.Members = append(chat.Members, User{ID: string(m)})
+			}
+		}
+		out = append(out, chat)
+	}
+	writeBody(w, http.StatusOK, map[string]any{"chats": out})
+}
+
+func (a *Admin) addMember(w http.ResponseWriter, r *http.Request, actor string) {
+	a.changeMember(w, r, actor, true)
+}
+
+func (a *Admin) removeMember(w http.ResponseWriter, r *http.Request, actor string) {
+	a.changeMember(w, r, actor, false)
+}
+
+// changeMember adds an employee to a chat or removes them (a team chat); the engine archives the
+// change with the administrator and tells everyone concerned.
+func (a *Admin) changeMember(w http.ResponseWriter, r *http.Request, actor string, add bool) {
+	chat, err := strconv.ParseInt(mux.Vars(r)["chat"], 10, 64)
+	emp := bridge.EmployeeID(mux.Vars(r)["employee"])
+	if err != nil || !ValidUserID(string(emp)) {
+		writeError(w, http.StatusBadRequest, "the path must be /admin/v1/chats/{chat number}/members/{Entra ID object id}")
+		return
+	}
+	change := bridge.MembersChange{Chat: bridge.ChatID(chat), Actor: actor, ActorName: "an administrator"}
+	if add {
+		change.Add = []bridge.EmployeeID{emp}
+	} else {
+		change.Remove = []bridge.EmployeeID{emp}
+	}
+	err = a.bridge.ChangeMembers(r.Context(), change)
+	switch {
+	case errors.Is(err, bridge.ErrUnknownChat):
+		writeError(w, http.StatusNotFound, "no such chat")
+	case errors.Is(err, bridge.ErrUnknownEmployee):
+		writeError(w, http.StatusNotFound, "no such user")
+	case errors.Is(err, bridge.ErrInvalid):
+		writeError(w, http.StatusConflict, invalidReason(err))
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "members not changed: the database did not answer")
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
 }

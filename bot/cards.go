@@ -109,6 +109,32 @@ func customerCard(m *bridge.TeamsMessage, mediaNote string) card {
 	return newCard(body, []any{reply})
 }
 
+// colleagueCard is a colleague's message to the customer of a team chat: who wrote it to whom,
+// and whether it went out or waits in the queue.
+func colleagueCard(m *bridge.TeamsMessage, mediaNote string) card {
+	header := map[string]any{"type": "ColumnSet", "columns": []any{
+		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock(m.AuthorName+" → "+m.ContactName, bold)}},
+		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
+	}}
+	body := []any{header}
+	if text := strings.TrimSpace(m.Message.Text); text != "" {
+		body = append(body, textBlock(text, spacing))
+	}
+	if mediaNote != "" {
+		body = append(body, textBlock(mediaNote, subtle))
+	}
+	fate := "Sent by your colleague"
+	if m.Outcome == bridge.OutcomeQueued {
+		fate = "Queued by your colleague: it goes out when the customer writes"
+	}
+	if line := windowLine(m.Window, m.SentAt); line != "" {
+		fate += " · " + line
+	}
+	body = append(body, textBlock(fate, subtle))
+	reply := map[string]any{"type": "Action.Execute", "title": "Reply", "verb": "reply", "data": ReplyData{Action: "reply", Chat: m.ChatID}}
+	return newCard(body, []any{reply})
+}
+
 // noticeCard is an auto-message to the employee.
 func noticeCard(m *bridge.TeamsMessage) card {
 	var body []any

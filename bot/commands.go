@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -11,8 +12,9 @@ import (
 	"github.com/wxteams/wxteams/bridge"
 )
 
-// The employee's commands (DESIGN §3): contacts, to <name>, qr, rename <name>, help. A leading
-// slash is accepted too. Anything else is a message for the current contact.
+// The employee's commands (DESIGN §3): contacts, to <name>, qr, rename <name>, add <name>,
+// remove <name>, transfer <name>, help. A leading slash is accepted too. Anything else is a
+// message for the current contact.
 
 const welcomeText = "WeChat is enabled for you. Customers who scan your QR code appear here; reply to them in this chat. Type \"help\" for the commands."
 
@@ -21,6 +23,9 @@ const helpText = `Commands:
 • to <name or number> — send your next messages to that contact (or press Reply on their message)
 • qr — your WeChat QR code: customers scan it to reach you
 • rename <name> — give your current contact a name (WeChat shows none)
+• add <colleague> — add a colleague to the chat with your current contact: they see the customer's messages and yours
+• remove <colleague> — take a colleague off that chat
+• transfer <colleague> — hand your current contact over to a colleague (you leave the chat)
 • help — this list
 Anything else you write goes to your current contact on WeChat.`
 
@@ -52,6 +57,8 @@ func (e *Endpoint) command(ctx context.Context, a *Activity, emp *bridge.Employe
 		}
 		emp.CurrentChat = chat
 		return true, reply("employee.current_contact", "Now writing to "+name+".")
+	case (word == "add" || word == "remove" || word == "transfer") && arg != "":
+		return true, e.changeMembers(ctx, emp, word, arg, reply)
 	case word == "rename" && arg != "":
 		if emp.CurrentChat == 0 {
 			return true, reply("employee.no_current_chat", "Pick a contact first (\"contacts\", then \"to <name>\"), then rename them.")
@@ -62,6 +69,90 @@ func (e *Endpoint) command(ctx context.Context, a *Activity, emp *bridge.Employe
 		return true, reply("employee.renamed", "Your current contact is now called "+arg+".")
 	}
 	return false, nil
+}
+
+// changeMembers adds a colleague to the employee's current chat, removes one, or hands the chat
+// over. The engine tells everyone concerned; only a refusal is answered here.
+func (e *Endpoint) changeMembers(ctx context.Context, emp *bridge.Employee, word, arg string, reply func(template, msg string) error) error {
+	chat := emp.CurrentChat
+	if chat == 0 {
+		chat = e.onlyChat(ctx, emp)
+	}
+	if chat == 0 {
+		return reply("employee.no_current_chat", "Pick a contact first (\"contacts\", then \"to <name>\"), then "+word+" a colleague.")
+	}
+	colleague, problem, err := e.findColleague(ctx, arg)
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		return reply("employee.colleague_not_found", problem)
+	}
+	change := bridge.MembersChange{Chat: chat, By: emp.ID}
+	switch word {
+	case "add":
+		change.Add = []bridge.EmployeeID{colleague.ID}
+	case "remove":
+		change.Remove = []bridge.EmployeeID{colleague.ID}
+	case "transfer":
+		if colleague.ID == emp.ID {
+			return reply("employee.members_refused", "You cannot transfer a contact to yourself.")
+		}
+		change.Add, change.Remove = []bridge.EmployeeID{colleague.ID}, []bridge.EmployeeID{emp.ID}
+	}
+	err = e.bridge.ChangeMembers(ctx, change)
+	if errors.Is(err, bridge.ErrInvalid) {
+		return reply("employee.members_refused", "Not changed: "+invalidReason(err))
+	}
+	return err
+}
+
+// findColleague finds an employee who may use WeChat by e-mail, whole name, or the start of a
+// name. problem says, for the employee, why none was found.
+func (e *Endpoint) findColleague(ctx context.Context, arg string) (*bridge.Employee, string, error) {
+	all, err := e.bridge.Employees(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var exact, prefix []*bridge.Employee
+	for _, c := range all {
+		if !c.Enabled {
+			continue
+		}
+		switch {
+		case strings.EqualFold(c.Name, arg) || strings.EqualFold(c.Email, arg):
+			exact = append(exact, c)
+		case strings.HasPrefix(strings.ToLower(c.Name), strings.ToLower(arg)):
+			prefix = append(prefix, c)
+		}
+	}
+	found := exact
+	if len(found) == 0 {
+		found = prefix
+	}
+	switch len(found) {
+	case 1:
+		return found[0], "", nil
+	case 0:
+		return nil, fmt.Sprintf("No colleague with WeChat enabled matches %q. Use their name or e-mail address.", arg), nil
+	}
+	names := make([]string, len(found))
+	for i, c := range found {
+		names[i] = c.DisplayName()
+		if c.Email != "" {
+			names[i] += " (" + c.Email + ")"
+		}
+	}
+	return nil, fmt.Sprintf("Several colleagues match %q: %s. Use the whole name or the e-mail address.", arg, strings.Join(names, ", ")), nil
+}
+
+// invalidReason is what a bridge.ErrInvalid refusal says, without the operations that wrap it.
+func invalidReason(err error) string {
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, bridge.ErrInvalid.Error()+": "); ok {
+		return after
+	}
+	return msg
 }
 
 // contactList is the employee's chats, numbered.

@@ -25,6 +25,8 @@ type Bridge interface {
 	SetCurrentChat(ctx context.Context, emp bridge.EmployeeID, chat bridge.ChatID) error
 	Chats(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error)
 	RenameContact(ctx context.Context, emp bridge.EmployeeID, chat bridge.ChatID, name string) error
+	ChangeMembers(ctx context.Context, in bridge.MembersChange) error
+	Employees(ctx context.Context) ([]*bridge.Employee, error)
 	NotifyEmployee(ctx context.Context, n bridge.Notice) error
 	StoreMedia(ctx context.Context, m *bridge.Media, data []byte) error
 }

@@ -191,9 +191,12 @@ func (s *Sender) render(ctx context.Context, m *bridge.TeamsMessage) ([]*Activit
 		}
 	}
 	var c card
-	if m.Kind == bridge.TeamsCustomerMessage {
+	switch m.Kind {
+	case bridge.TeamsCustomerMessage:
 		c = customerCard(m, note)
-	} else {
+	case bridge.TeamsColleagueMessage:
+		c = colleagueCard(m, note)
+	default:
 		c = noticeCard(m)
 		if note != "" {
 			c["body"] = append(c["body"].([]any), textBlock(note, subtle))

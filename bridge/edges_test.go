@@ -65,7 +65,7 @@ func TestADisabledColleagueGetsNoChatNotices(t *testing.T) {
 	scenario(t, func(w *world) {
 		chat := activeChat(w)
 		w.enable(bob, "Bob Chan")
-		if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Add: []bridge.EmployeeID{bob}, Actor: "employee:" + string(ann), ActorName: "Ann Lee"}); err != nil {
+		if err := w.engine.ChangeMembers(w.ctx, bridge.MembersChange{Chat: chat, Add: []bridge.EmployeeID{bob}, By: ann}); err != nil {
 			t.Fatal(err)
 		}
 		w.drain()
@@ -260,7 +260,7 @@ func TestTheLimitNoticeSaysWhenWeChatsQuotaStoppedTheChat(t *testing.T) {
 		w.after(25 * time.Hour) // silent for a day: each change of members is told at once
 		w.seenTeams[ann] = len(w.teams.Texts(ann))
 		for i := range 3 {
-			change := bridge.MembersChange{Chat: chat, Actor: "employee:" + string(ann), ActorName: "Ann Lee"}
+			change := bridge.MembersChange{Chat: chat, By: ann}
 			if i%2 == 0 {
 				change.Add = []bridge.EmployeeID{bob}
 			} else {

@@ -729,8 +729,14 @@ type MembersChange struct {
 	Chat   ChatID
 	Add    []EmployeeID
 	Remove []EmployeeID
-	Actor  string // who did it, for the archive: "admin:<upn>", "employee:<id>" or "cli:<user>"
-	// ActorName is who did it in words, for the employees' notices ("Ann Lee", "an administrator").
+	// By is the employee who made the change from Teams: they must be a member of the chat who
+	// may use WeChat. Empty for administrators.
+	By EmployeeID
+	// Actor is who did it, for the archive: "admin:<upn>" or "cli:<user>"; for a change By an
+	// employee, "employee:<id>".
+	Actor string
+	// ActorName is who did it in words, for the employees' notices ("an administrator"); for a
+	// change By an employee, their name.
 	ActorName string
 }
 
@@ -739,6 +745,9 @@ type MembersChange struct {
 // Employees are told at once; the customer learns of it with the 24 h prompt, or at once (quota
 // permitting) when the customer has already been silent that long.
 func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
+	if in.By != "" {
+		in.Actor = actorEmployee(in.By)
+	}
 	if in.Actor == "" || len(in.Add)+len(in.Remove) == 0 {
 		return fmt.Errorf("change members: %w: an actor and someone to add or remove are required", ErrInvalid)
 	}
@@ -749,6 +758,16 @@ func (e *Engine) ChangeMembers(ctx context.Context, in MembersChange) error {
 		}
 		if err != nil {
 			return err
+		}
+		if in.By != "" {
+			by, err := s.employee(in.By)
+			if err != nil {
+				return err
+			}
+			if !by.Enabled || !c.HasMember(in.By) {
+				return fmt.Errorf("%w: only a member of the chat who may use WeChat can change its members", ErrInvalid)
+			}
+			in.ActorName = by.DisplayName()
 		}
 		if !c.Status.Live() {
 			return fmt.Errorf("%w: the chat is %s; the customer must scan a QR code again first", ErrInvalid, c.Status)

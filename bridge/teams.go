@@ -89,6 +89,7 @@ type ChatSummary struct {
 	Status        Status
 	LastInboundAt time.Time
 	QueueLen      int
+	Members       []EmployeeID // the chat's employees, in the order they joined
 }
 
 // Chats lists an employee's chats, most recently active first.

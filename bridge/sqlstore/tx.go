@@ -330,7 +330,33 @@ func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatS
 		c.Chat, c.ContactName, c.LastInboundAt = bridge.ChatID(id), ct.DisplayName(), fromUS(in)
 		out = append(out, c)
 	}
-	return out, t.s.wrap(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chats of %s: %w", emp, t.s.wrap(err))
+	}
+	rows.Close()
+	members, err := t.query(ctx, `SELECT chat_id, employee_id FROM chat_members
+		WHERE chat_id IN (SELECT chat_id FROM chat_members WHERE employee_id = $1) ORDER BY chat_id, position`, emp)
+	if err != nil {
+		return nil, fmt.Errorf("members of the chats of %s: %w", emp, err)
+	}
+	defer members.Close()
+	byChat := make(map[bridge.ChatID]*bridge.ChatSummary, len(out))
+	for i := range out {
+		byChat[out[i].Chat] = &out[i]
+	}
+	for members.Next() {
+		var (
+			id int64
+			m  bridge.EmployeeID
+		)
+		if err := members.Scan(&id, &m); err != nil {
+			return nil, fmt.Errorf("members of the chats of %s: %w", emp, t.s.wrap(err))
+		}
+		if c := byChat[bridge.ChatID(id)]; c != nil {
+			c.Members = append(c.Members, m)
+		}
+	}
+	return out, t.s.wrap(members.Err())
 }
 
 func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMessage, error) {
