@@ -100,8 +100,11 @@ func (s *step) withdraw(c *Chat, sends []OpenSend, reason string, out cancelled)
 			continue // under way: WeChat's answer decides
 		}
 		s.archiveChat(c, compliance.KindCancelled, actorSystem, compliance.Meta{MessageID: o.MessageID, Employee: string(o.Employee), Template: o.Template, Reason: reason}, compliance.Content{})
+		// Every send still waiting was counted toward the customer's streak and quota.
+		c.SentSinceInbound = max(c.SentSinceInbound-1, 0)
 		if !o.Auto {
 			out[o.Employee] = append(out[o.Employee], o.MessageID)
+			c.EmployeeStreak = max(c.EmployeeStreak-1, 0)
 		}
 	}
 	return nil
@@ -118,7 +121,7 @@ func (s *step) cancelOf(c *Chat, authors []EmployeeID, reason string) error {
 		return err
 	}
 	s.tellCancelled(c, w, reason)
-	return nil
+	return s.reopen(c, "messages counted toward the limit were cancelled")
 }
 
 // tellCancelled tells each author which of their messages were cancelled, and why.

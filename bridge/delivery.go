@@ -114,22 +114,34 @@ func (e *Engine) fireTimers(ctx context.Context) {
 func (e *Engine) Drain(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		items, err := e.claim(ctx, 1)
+		n, err := e.DeliverDue(ctx, 1)
 		if err != nil {
 			return total, err
-		}
-		for _, it := range items {
-			e.deliver(ctx, it)
 		}
 		fired, err := e.FireDueTimers(ctx)
 		if err != nil {
 			return total, err
 		}
-		if len(items) == 0 && fired == 0 {
+		if n == 0 && fired == 0 {
 			return total, nil
 		}
-		total += len(items) + fired
+		total += n + fired
 	}
+}
+
+// DeliverDue delivers up to limit deliveries that are due, one at a time, and returns how many it
+// delivered. It fires no timers. Tests that interleave deliveries with other events use it.
+func (e *Engine) DeliverDue(ctx context.Context, limit int) (int, error) {
+	done := 0
+	for done < limit {
+		items, err := e.claim(ctx, 1)
+		if err != nil || len(items) == 0 {
+			return done, err
+		}
+		e.deliver(ctx, items[0])
+		done++
+	}
+	return done, nil
 }
 
 func (e *Engine) claim(ctx context.Context, n int) ([]*OutboxItem, error) {

@@ -411,10 +411,17 @@ func (e *Engine) Unsubscribe(ctx context.Context, contact OpenID, dedupeKey stri
 			return err
 		}
 		s.archive(chat, compliance.ContactStream(string(contact)), compliance.KindUnsubscribe, actorCustomer(contact), compliance.Meta{Contact: string(contact)}, compliance.Content{})
-		if chat == nil || !chat.Status.Live() {
+		const reason = "the customer unfollowed the WeChat account"
+		switch {
+		case chat == nil:
 			return nil
+		case !chat.Status.Live():
+			// What still waits for them (the confirmation of their #LEAVE) would reach them only
+			// if they followed again, out of the blue: it goes no further.
+			_, err := s.cancel(chat, reason, func(OpenSend) bool { return true })
+			return err
 		}
-		return s.close(chat, "the customer unfollowed the WeChat account", "employee.unsubscribed", s.policy.Employee.Unsubscribed, 0)
+		return s.close(chat, reason, "employee.unsubscribed", s.policy.Employee.Unsubscribed, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("unsubscribe %s: %w", contact, err)

@@ -69,6 +69,13 @@ func (r *recorder) failNext(key string, errs ...error) {
 	r.fails[key] = append(r.fails[key], errs...)
 }
 
+// ClearFailures drops every failure queued and not yet returned.
+func (r *recorder) ClearFailures() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fails = nil
+}
+
 // All returns every delivery accepted so far, in order.
 func (r *recorder) All() []Sent {
 	r.mu.Lock()

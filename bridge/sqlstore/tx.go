@@ -561,7 +561,7 @@ const (
 		WHERE chat_id = $1 AND channel = $2 AND state IN ('pending', 'sending') ORDER BY id`
 	// settleCrossingSQL: outbox_crossed.
 	settleCrossingSQL = `UPDATE outbox SET crossed_us = 0
-		WHERE chat_id = $1 AND crossed_us > 0 AND crossed_us = $2 AND state = 'done' AND answered_us > 0 AND answered_us <= $2
+		WHERE chat_id = $1 AND crossed_us > 0 AND crossed_us = $2 AND state = 'done' AND answered_us > 0 AND answered_us < $2
 		RETURNING auto`
 )
 

@@ -181,6 +181,13 @@ func (w *WeChat) Fail(path string, faults ...Fault) {
 	w.faults[path] = append(w.faults[path], faults...)
 }
 
+// ClearFaults drops every fault not yet used.
+func (w *WeChat) ClearFaults() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.faults = map[string][]Fault{}
+}
+
 // Requests reports how many requests a path has had.
 func (w *WeChat) Requests(path string) int {
 	w.mu.Lock()
