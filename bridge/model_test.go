@@ -57,7 +57,9 @@ func TestPolicyModel(t *testing.T) {
 	}
 	sqlstoretest.Each(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
 		ends := map[string]int{}
-		defer func() { t.Logf("%d sequences of %d events; employee messages ended: %v", len(seeds), modelEvents, ends) }()
+		defer func() {
+			t.Logf("%d sequences of %d events; employee messages ended: %v", len(seeds), modelEvents, ends)
+		}()
 		for _, seed := range seeds {
 			events := generate(seed, modelEvents)
 			problems := runModel(t, open, events, ends)
@@ -344,7 +346,9 @@ func (m *model) fail(format string, args ...any) {
 	m.problems = append(m.problems, fmt.Sprintf("after event %d: ", m.now+1)+fmt.Sprintf(format, args...))
 }
 
-func (m *model) empID(e int) bridge.EmployeeID { return bridge.EmployeeID(strings.ToLower(modelNames[e]) + "-0001") }
+func (m *model) empID(e int) bridge.EmployeeID {
+	return bridge.EmployeeID(strings.ToLower(modelNames[e]) + "-0001")
+}
 
 // runModel runs one sequence on a fresh database and returns what went wrong; ends, if not nil,
 // counts how employee messages ended.
@@ -870,7 +874,7 @@ func (m *model) checkOutcomes(stats map[string]int) {
 	for e := range modelNames {
 		streams = append(streams, "employee:"+string(m.empID(e)))
 	}
-	ends := map[string][]string{}                // message id → how it ended
+	ends := map[string][]string{}                   // message id → how it ended
 	told := map[string]map[bridge.EmployeeID]bool{} // message id → who was told of its fate
 	for _, stream := range streams {
 		recs, err := m.store.ArchiveStream(m.ctx, stream)
