@@ -382,19 +382,17 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		// The fake tenant is the only one; let the bot send as fast as wxteams can.
 		"WXTEAMS_BOT_TENANT_RPS": "10000",
 	})}
-	world, cfg, sandboxEnv, err := prepareSandbox(loadEnv, "127.0.0.1:0", lc.db, "json")
+	world, cfg, sandboxEnv, err := prepareSandbox(ctx, loadEnv, "127.0.0.1:0", lc.db, "json", filepath.Join(lc.keysDir, "sandbox.keys.json"))
 	if err != nil {
 		return nil, err
 	}
 	defer world.stop()
-	cfg.ArchiveKey, cfg.SigningKey = nil, nil
-	cfg.DatabaseURL = lc.db
-	keyCfg := *cfg
-	keyCfg.DatabaseURL = "sqlite:" + filepath.Join(lc.keysDir, "keys")
-	if err := sandboxKeys(&keyCfg); err != nil {
-		return nil, err
+	res := &loadResult{db: lc.db, chats: lc.chats}
+	for _, k := range []string{"WXTEAMS_WECHAT_SECRET", "WXTEAMS_WECHAT_TOKEN", "WXTEAMS_WECHAT_AES_KEY", "WXTEAMS_BOT_CLIENT_SECRET"} {
+		res.secrets = append(res.secrets, world.env[k])
 	}
-	cfg.ArchiveKey, cfg.SigningKey = keyCfg.ArchiveKey, keyCfg.SigningKey
+	// Before serve takes the keys out of cfg (loadCustody).
+	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	started := make(chan *server, 1)
@@ -412,11 +410,6 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	}
 	defer func() { stop(); <-done }()
 
-	res := &loadResult{db: lc.db, chats: lc.chats}
-	for _, k := range []string{"WXTEAMS_WECHAT_SECRET", "WXTEAMS_WECHAT_TOKEN", "WXTEAMS_WECHAT_AES_KEY", "WXTEAMS_BOT_CLIENT_SECRET"} {
-		res.secrets = append(res.secrets, world.env[k])
-	}
-	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1), res: res}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
 	if lc.window > 0 {
