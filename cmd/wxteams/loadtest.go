@@ -381,6 +381,8 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0", "WXTEAMS_LOG_LEVEL": level, "WXTEAMS_LOG_FORMAT": "json",
 		// The fake tenant is the only one; let the bot send as fast as wxteams can.
 		"WXTEAMS_BOT_TENANT_RPS": "10000",
+		// Nothing in the working folder: exports and keys go to the run's own folder.
+		"WXTEAMS_EXPORT_DIR": filepath.Join(lc.keysDir, "exports"),
 	})}
 	world, cfg, sandboxEnv, err := prepareSandbox(ctx, loadEnv, "127.0.0.1:0", lc.db, "json", filepath.Join(lc.keysDir, "sandbox.keys.json"))
 	if err != nil {

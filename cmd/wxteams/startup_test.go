@@ -162,7 +162,9 @@ func TestServeRefusesASandboxDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		env, _, _ := testEnv(nil)
-		if err := serve(context.Background(), env, cfg, serveOptions{clock: clock.System{}}); !errors.Is(err, errSandboxDatabase) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a serve that starts stops then
+		defer cancel()
+		if err := serve(ctx, env, cfg, serveOptions{clock: clock.System{}}); !errors.Is(err, errSandboxDatabase) {
 			t.Errorf("serve on the sandbox's database: %v; want errSandboxDatabase", err)
 		}
 	})
@@ -667,5 +669,24 @@ func TestLoadCustodyZeroesTheConfiguredKeys(t *testing.T) {
 		if !bytes.Equal(k, make([]byte, 32)) {
 			t.Errorf("key %d was not zeroed", i)
 		}
+	}
+}
+
+// Finding 6: the committed cmd/wxteams/wxteams-sandbox.keys.json came from the load test on
+// PostgreSQL, which wrote the sandbox's keys into the working folder. They go to its own folder.
+func TestLoadtestKeepsItsKeysInItsOwnFolder(t *testing.T) {
+	dbURL := sqlstoretest.PostgresURL(t)
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	keysDir := t.TempDir()
+	env := &environment{getenv: func(string) string { return "" }}
+	if _, err := runLoad(context.Background(), env, loadOptions{db: dbURL, chats: 1, duration: time.Second, keysDir: keysDir}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+		t.Errorf("the load test wrote %v into the working folder", entries)
+	}
+	if fi, err := os.Stat(filepath.Join(keysDir, "sandbox.keys.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the load test's keys: %v", err)
 	}
 }
