@@ -44,7 +44,8 @@ invalidated tokens, callbacks pushed three times) and afterwards the archive is 
 arrived: each message archived once and arrived (or archived as outcome unknown, its employee
 told), none twice or out of order, no customer over the cap, the chains verified.
 
-Use a scratch database: the load adds its employees, customers and pgbench's fixture to it.`
+Use a scratch database: the load adds its employees, customers and pgbench's fixture to it. Like
+the sandbox, it runs only on a new, empty database or one the sandbox or a load run used before.`
 
 func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "loadtest", "[flags]", loadtestSummary)

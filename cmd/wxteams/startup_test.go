@@ -523,7 +523,7 @@ func TestServeDisablesCoreDumps(t *testing.T) {
 			_ = syscall.Setrlimit(syscall.RLIMIT_CORE, &lim)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		cancel() // serve hardens the process before it opens anything, then stops
+		cancel() // serve hardens the process before it opens the database, then stops
 		vars := strongServeEnv(t)
 		env := &environment{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}
 		run(ctx, env, []string{"serve"})
