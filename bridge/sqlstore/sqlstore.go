@@ -132,7 +132,7 @@ func createPrivate(path string) error {
 	case errors.Is(err, os.ErrExist):
 		return nil
 	}
-	return fmt.Errorf("create the sqlite database: %w", err)
+	return fmt.Errorf("sqlite database unreachable: cannot create the file: %w", err)
 }
 
 // redactURL hides a password in a database url for error messages.
