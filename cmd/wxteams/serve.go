@@ -32,7 +32,10 @@ import (
 const serveSummary = `Run wxteams: the public listener (WXTEAMS_LISTEN) serves the Teams and WeChat endpoints,
 /healthz and /readyz; the internal listener (WXTEAMS_INTERNAL_LISTEN) serves /metrics and
 /debug/pprof/ and must not be reachable from outside. Configuration comes from WXTEAMS_*
-environment variables (see README.md); flags override them.`
+environment variables (see README.md); flags override them. serve refuses keys that are not random
+or are the sandbox's and a WeChat Token under 16 characters; it refuses plaintext callbacks,
+cleartext transport beyond loopback and an internal listener beyond loopback unless their
+WXTEAMS_INSECURE_* opt-in allows them (logged at start); it never runs on the sandbox's database.`
 
 func runServe(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "serve", "[flags]", serveSummary)
