@@ -146,9 +146,9 @@ func claimSandboxDatabase(ctx context.Context, dbURL string) error {
 	defer store.Close()
 	if err := store.ClaimSandbox(ctx, time.Now()); err != nil {
 		if errors.Is(err, sqlstore.ErrNotSandbox) {
-			return fmt.Errorf("sandbox: %s: %w; give the sandbox a new database, e.g. --database-url %s", redact(dbURL), err, sandboxDatabaseURL)
+			return fmt.Errorf("%s: %w; give the sandbox a new database, e.g. --database-url %s", redact(dbURL), err, sandboxDatabaseURL)
 		}
-		return fmt.Errorf("sandbox: %w", err)
+		return err
 	}
 	return nil
 }

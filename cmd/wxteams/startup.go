@@ -269,7 +269,7 @@ func serveSafety(cfg *Config) (warnings []string, err error) {
 	}
 	for _, u := range urls {
 		if plainHTTP(u.url) {
-			allowed(cfg.Insecure.Transport, u.name, "WXTEAMS_INSECURE_TRANSPORT", fmt.Sprintf("%q is plain http to a host that is not loopback; use https", u.url))
+			allowed(cfg.Insecure.Transport, u.name, "WXTEAMS_INSECURE_TRANSPORT", fmt.Sprintf("%q is plain http to a host that is not loopback; use https", redact(u.url)))
 		}
 	}
 	if problem, warning := postgresWithoutTLS(cfg.DatabaseURL); problem != "" {

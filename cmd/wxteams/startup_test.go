@@ -394,7 +394,7 @@ func TestServeRefusesWeakSettings(t *testing.T) {
 		{"a 3-character Token", map[string]string{"WXTEAMS_WECHAT_TOKEN": "abc"}, []string{"WXTEAMS_WECHAT_TOKEN: too weak", "3 characters, fewer than 16", "32 random letters and digits"}},
 		{"a Token of one letter", map[string]string{"WXTEAMS_WECHAT_TOKEN": strings.Repeat("a", 32)}, []string{"WXTEAMS_WECHAT_TOKEN", "only 1 different characters"}},
 		{"plaintext callbacks", map[string]string{"WXTEAMS_WECHAT_AES_KEY": ""}, []string{"WXTEAMS_WECHAT_AES_KEY", "plaintext mode", "safe mode", "WXTEAMS_INSECURE_PLAINTEXT_CALLBACK=1"}},
-		{"http WeChat API", map[string]string{"WXTEAMS_WECHAT_API_BASE": "http://192.0.2.10"}, []string{"WXTEAMS_WECHAT_API_BASE", "plain http", "use https", "WXTEAMS_INSECURE_TRANSPORT=1"}},
+		{"http WeChat API", map[string]string{"WXTEAMS_WECHAT_API_BASE": "http://user:pw@192.0.2.10"}, []string{"WXTEAMS_WECHAT_API_BASE", "plain http", "use https", "WXTEAMS_INSECURE_TRANSPORT=1"}},
 		{"http bot OpenID", withBot(map[string]string{"WXTEAMS_BOT_OPENID_URL": "http://192.0.2.10/v1/.well-known/openidconfiguration"}), []string{"WXTEAMS_BOT_OPENID_URL", "plain http"}},
 		{"http admin OpenID", withBot(map[string]string{"WXTEAMS_ADMIN_OPENID_URL": "http://192.0.2.10/.well-known/openid-configuration"}), []string{"WXTEAMS_ADMIN_OPENID_URL", "plain http"}},
 		{"http proactive serviceUrl", withBot(map[string]string{"WXTEAMS_BOT_PROACTIVE_URL": "http://192.0.2.10/teams/"}), []string{"WXTEAMS_BOT_PROACTIVE_URL", "plain http"}},
