@@ -52,7 +52,8 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 func (k *Keyring) Current() string { return k.current }
 
 // NewDataKey makes a random DEK and wraps it with the current KEK for tenant (the tenant is bound
-// into the wrapping, so a wrapped key cannot be moved to another tenant).
+// into the wrapping, so a wrapped key cannot be moved to another tenant). The caller clears dek
+// once it has made its cipher.
 func (k *Keyring) NewDataKey(tenant string) (dek, wrapped []byte, err error) {
 	dek = make([]byte, KeySize)
 	if _, err := rand.Read(dek); err != nil {
@@ -80,6 +81,7 @@ func (k *Keyring) Rewrap(kekID, tenant string, wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(dek)
 	return seal(k.keks[k.current], dek, []byte("wxteams dek\x00"+tenant)), nil
 }
 
@@ -105,7 +107,8 @@ type DataKey struct {
 	aead cipher.AEAD
 }
 
-// NewDataKeyCipher returns the cipher for a DEK.
+// NewDataKeyCipher returns the cipher for a DEK; the cipher keeps no reference to dek, which the
+// caller may then clear.
 func NewDataKeyCipher(id string, dek []byte) (*DataKey, error) {
 	aead, err := newGCM(dek)
 	if err != nil {

@@ -64,6 +64,10 @@ const (
 	KindExported   Kind = "compliance.exported"   // an export was made (format, scope, count, manifest hash)
 	KindExportJob  Kind = "compliance.export_job" // a scheduled export was added or removed
 	KindAccess     Kind = "compliance.access"     // the compliance API was used (what was asked, how many results)
+
+	// KindExportRemoved: an export folder was removed after WXTEAMS_EXPORT_RETENTION (its id in
+	// Meta.Subject, its manifest hash in Meta.Hash).
+	KindExportRemoved Kind = "compliance.export_removed"
 )
 
 // Meta is the non-content part of an event: identifiers, reasons and outcomes. It is stored as

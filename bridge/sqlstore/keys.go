@@ -15,7 +15,12 @@ import (
 
 // Encryption at rest (compliance/crypto.go): with a keyring, archived bodies, queued and outgoing
 // messages and media are sealed with the tenant's current data key before they reach the database,
-// and opened when read. Without one (the sandbox, tests) they are stored as plaintext, and marked so.
+// and opened when read. Without one (tests) they are stored as plaintext, and marked so.
+//
+// The data keys live in one place, the keys cache below, as ciphers only: a raw data key is
+// zeroed as soon as its cipher is made, and rotating the data keys empties the cache. (Go cannot
+// wipe the expanded key a cipher keeps inside crypto/aes; dropping the cipher leaves it to the
+// garbage collector. serve also disables core dumps.)
 
 // keys caches data keys. Keys created inside a transaction are cached only once it commits, so a
 // rolled-back key is never used.
@@ -104,7 +109,8 @@ func (t *tx) currentKeyID(ctx context.Context, tenant string) (string, error) {
 
 // createKey makes the tenant's current key. If another transaction makes one first, its key wins.
 func (t *tx) createKey(ctx context.Context, tenant string) (string, error) {
-	_, wrapped, err := t.s.keys.ring.NewDataKey(tenant)
+	dek, wrapped, err := t.s.keys.ring.NewDataKey(tenant)
+	clear(dek) // made for the database; read back through dataKey like any other
 	if err != nil {
 		return "", err
 	}
@@ -167,6 +173,7 @@ func (s *Store) dataKey(ctx context.Context, c conn, id string) (*compliance.Dat
 	if err != nil {
 		return nil, fmt.Errorf("data key %s: %w", id, err)
 	}
+	defer clear(dek)
 	return compliance.NewDataKeyCipher(id, dek)
 }
 
@@ -237,7 +244,9 @@ func (s *Store) DataKeys(ctx context.Context) ([]DataKeyInfo, error) {
 }
 
 // RotateDataKeys retires every current data key: new values are sealed with fresh keys (made on
-// first use), old values keep opening with the keys that sealed them. It returns how many it retired.
+// first use), old values keep opening with the keys that sealed them. It empties this store's cache
+// of data keys (retired ones are unwrapped again only when old content is read). It returns how
+// many it retired.
 func (s *Store) RotateDataKeys(ctx context.Context, now time.Time) (int64, error) {
 	r, err := conn{s, s.db}.exec(ctx, `UPDATE data_keys SET retired_us = $1 WHERE retired_us = 0`, us(now))
 	if err != nil {
@@ -246,6 +255,7 @@ func (s *Store) RotateDataKeys(ctx context.Context, now time.Time) (int64, error
 	if k := s.keys; k != nil {
 		k.mu.Lock()
 		k.current = map[string]currentKey{}
+		k.byID = map[string]*compliance.DataKey{}
 		k.mu.Unlock()
 	}
 	return r.RowsAffected()

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -74,6 +75,11 @@ func open(rawURL string) (*Store, error) {
 			return nil, errors.New(`database url "sqlite:" needs a file path, e.g. sqlite:wxteams.db`)
 		}
 		memory := path == ":memory:"
+		if !memory {
+			if err := createPrivate(path); err != nil {
+				return nil, err
+			}
+		}
 		// WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
 		// writers queue on the busy timeout instead of failing half-way through a transaction.
 		params := "_busy_timeout=10000&_foreign_keys=1&_txlock=immediate"
@@ -113,6 +119,20 @@ func open(rawURL string) (*Store, error) {
 		return &Store{db: db, dialect: Postgres}, nil
 	}
 	return nil, fmt.Errorf("database url %q: want sqlite:PATH or postgres://…", redactURL(rawURL))
+}
+
+// createPrivate creates a new SQLite database file readable and writable by its owner only (0600);
+// SQLite then gives the -wal and -shm files the database file's mode. An existing file is left as
+// it is.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		return f.Close()
+	case errors.Is(err, os.ErrExist):
+		return nil
+	}
+	return fmt.Errorf("sqlite database unreachable: cannot create the file: %w", err)
 }
 
 // redactURL hides a password in a database url for error messages.

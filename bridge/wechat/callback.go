@@ -80,10 +80,12 @@ func NewCallback(cfg CallbackConfig, ingest Ingest, clock bridge.Clock, log *zap
 	return cb, nil
 }
 
-// httpError is a refusal with its status; the text goes to WeChat and the log, never a secret.
+// httpError is a refusal with its status; the text goes to WeChat and the log, never a secret;
+// detail goes to the log only.
 type httpError struct {
 	status int
 	msg    string
+	detail string
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -108,12 +110,12 @@ func (cb *Callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err != nil {
-		status := http.StatusInternalServerError
+		status, detail := http.StatusInternalServerError, ""
 		var he *httpError
 		if errors.As(err, &he) {
-			status = he.status
+			status, detail = he.status, he.detail
 		}
-		cb.log.Warn("wechat push refused", zap.Int("status", status), zap.Error(err), zap.String("remote", r.RemoteAddr))
+		cb.log.Warn("wechat push refused", zap.Int("status", status), zap.Error(err), zap.String("detail", detail), zap.String("remote", r.RemoteAddr))
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -208,8 +210,14 @@ func (cb *Callback) receive(r *http.Request, w http.ResponseWriter) (string, err
 	return "success", nil
 }
 
+// undecryptable is the one answer to a signed push that does not open: whether its padding, its
+// length field, its AppID, its XML or its addressee is wrong is not told to the caller (that would
+// be a padding oracle on captured pushes); the log has it.
+const undecryptable = "the encrypted push does not open with this account's EncodingAESKey"
+
 // decrypt checks msg_signature over the ciphertext with the current or previous token, decrypts
-// with the current or previous key, and parses the inner push.
+// with the current or previous key, and parses and checks the inner push (fields, addressee). Every
+// failure after the signature check is the same refusal.
 func (cb *Callback) decrypt(envelope *Push, msgSignature, timestamp, nonce string) (*Push, error) {
 	if envelope.Encrypt == "" {
 		return nil, refuse(http.StatusBadRequest, "encrypt_type=aes but the push has no Encrypt")
@@ -226,24 +234,39 @@ func (cb *Callback) decrypt(envelope *Push, msgSignature, timestamp, nonce strin
 	if !signed {
 		return nil, refuse(http.StatusForbidden, "msg_signature does not match")
 	}
-	var lastErr error
-	for _, c := range cb.ciphers {
+	var why []string
+	for i, c := range cb.ciphers {
 		plain, _, err := c.Decrypt(envelope.Encrypt)
-		if errors.Is(err, ErrWrongAppID) {
-			// The key fits but the message is for another account: no other key will do better.
-			return nil, refuse(http.StatusForbidden, "%v", err)
+		var inner *Push
+		if err == nil {
+			inner, err = ParsePush(plain)
 		}
-		if err != nil {
-			lastErr = err
-			continue
+		if err == nil {
+			err = inner.Validate()
 		}
-		inner, err := ParsePush(plain)
-		if err != nil {
-			return nil, refuse(http.StatusBadRequest, "decrypted push: %v", err)
+		if err == nil && subtle.ConstantTimeCompare([]byte(inner.ToUserName), []byte(cb.cfg.OriginalID)) != 1 {
+			err = errors.New("the push inside is for another account")
 		}
-		return inner, nil
+		if err == nil {
+			return inner, nil
+		}
+		why = append(why, fmt.Sprintf("key %d: %s", i+1, openFailure(err)))
 	}
-	return nil, refuse(http.StatusBadRequest, "cannot decrypt the push with the current or previous key: %v", lastErr)
+	return nil, &httpError{status: http.StatusBadRequest, msg: undecryptable, detail: strings.Join(why, "; ")}
+}
+
+// openFailure names what failed in opening a push, for the log: the kind only, never the
+// decrypted bytes an XML error could quote.
+func openFailure(err error) string {
+	for _, known := range []error{ErrBadCipher, ErrBadPadding, ErrBadLength, ErrWrongAppID} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	if errors.Is(err, ErrMalformed) {
+		return "the decrypted push is not a well-formed push"
+	}
+	return err.Error()
 }
 
 // handle hands a verified push to the bridge. Duplicates (WeChat's retries) are already handled.

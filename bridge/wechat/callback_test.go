@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/clock"
 )
@@ -225,14 +228,15 @@ func TestCallbackRefusesBadPushes(t *testing.T) {
 		{"timestamp 6 minutes old (a replay)", signedQuery("newtoken", now.Add(-6*time.Minute).Unix(), ct), body, 403, "replay window"},
 		{"timestamp 6 minutes ahead", signedQuery("newtoken", now.Add(6*time.Minute).Unix(), ct), body, 403, "replay window"},
 		{"no signature", url.Values{"timestamp": {fmt.Sprint(now.Unix())}}, body, 403, "required"},
-		{"another AppID inside the ciphertext", signedQuery("newtoken", now.Unix(), wrongApp), wrongAppBody, 403, "another AppID"},
-		{"another account's push", signedQuery("newtoken", now.Unix(), otherAccount), otherAccountBody, 403, "not this one"},
-		{"DOCTYPE and entity payload", signedQuery("newtoken", now.Unix(), doctypeCT), doctypeBody, 400, "DOCTYPE"},
-		{"message without MsgId", signedQuery("newtoken", now.Unix(), noMsgIDCT), noMsgIDBody, 400, "without MsgId"},
+		// Whatever is wrong inside a signed ciphertext, the answer is the same (TestSafeModeRefusalsTellNothingDecrypted).
+		{"another AppID inside the ciphertext", signedQuery("newtoken", now.Unix(), wrongApp), wrongAppBody, 400, undecryptable},
+		{"another account's push", signedQuery("newtoken", now.Unix(), otherAccount), otherAccountBody, 400, undecryptable},
+		{"DOCTYPE and entity payload", signedQuery("newtoken", now.Unix(), doctypeCT), doctypeBody, 400, undecryptable},
+		{"message without MsgId", signedQuery("newtoken", now.Unix(), noMsgIDCT), noMsgIDBody, 400, undecryptable},
 		{"plaintext when safe mode is configured", signedQuery("newtoken", now.Unix(), ""), good, 403, "plaintext push refused"},
 		{"malformed XML", signedQuery("newtoken", now.Unix(), ""), "<xml><ToUserName>", 400, "malformed"},
 		{"oversize body", signedQuery("newtoken", now.Unix(), ct), body + strings.Repeat(" ", 5000), 413, "larger than 4096"},
-		{"not base64", signedQuery("newtoken", now.Unix(), "%%%"), "<xml><ToUserName>" + gh + "</ToUserName><Encrypt>%%%</Encrypt></xml>", 400, "cannot decrypt"},
+		{"not base64", signedQuery("newtoken", now.Unix(), "%%%"), "<xml><ToUserName>" + gh + "</ToUserName><Encrypt>%%%</Encrypt></xml>", 400, undecryptable},
 	} {
 		status, reply := e.do("POST", tc.query.Encode(), tc.body)
 		if status != tc.status || !strings.Contains(reply, tc.want) {
@@ -300,5 +304,76 @@ func TestCallbackAnswers503WhenThePushCannotBeRecorded(t *testing.T) {
 	status, reply := e.do("POST", signedQuery("tok", now.Unix(), "").Encode(), textPush(gh, "o1", "5", "hi"))
 	if status != 503 || !strings.Contains(reply, "WeChat should retry") {
 		t.Errorf("push with the store down = %d %q; want 503 so that WeChat retries", status, reply)
+	}
+}
+
+// A caller who can sign pushes (a leaked or guessed Token) but has no EncodingAESKey learns nothing
+// of what a ciphertext decrypts to: bad padding, a bad length field, another AppID, XML that does
+// not parse, a push without MsgId or for another account all get one answer, byte for byte, with
+// no pad value or length in it (a padding oracle needs the difference). The log says which.
+func TestSafeModeRefusalsTellNothingDecrypted(t *testing.T) {
+	cfg := CallbackConfig{AppID: appID, OriginalID: gh, Tokens: []string{"newtoken"}, AESKeys: []string{key1}, MaxBody: 4096}
+	core, logs := observer.New(zap.WarnLevel)
+	rec := &recorder{}
+	cb, err := NewCallback(cfg, rec, clock.NewFake(now), zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(cb)
+	defer srv.Close()
+	e := &endpoint{t: t, url: srv.URL, rec: rec}
+
+	own, _ := NewCipher(key1, appID)
+	frame := func(length uint32, body string) string {
+		plain := append([]byte("0123456789abcdef"), byte(length>>24), byte(length>>16), byte(length>>8), byte(length))
+		plain = append(plain, body...)
+		pad := 32 - len(plain)%32
+		for range pad {
+			plain = append(plain, byte(pad))
+		}
+		return rawEncrypt(t, own, plain)
+	}
+	seal := func(forAppID, plain string) string { ct, _ := encrypted(t, key1, forAppID, plain); return ct }
+	cases := []struct{ name, ct, logged string }{
+		{"pad 0", frameWithLastByte(t, own, 0), "padding"},
+		{"pad 33", frameWithLastByte(t, own, 33), "padding"},
+		{"pad 200", frameWithLastByte(t, own, 200), "padding"},
+		{"length past the buffer", frame(1611744036, "hello"+appID), "length"},
+		{"length one past the end", frame(24, "hello"+appID), "length"},
+		{"another AppID", seal("wxb11529c136998cb6", textPush(gh, "o1", "1", "x")), "another AppID"},
+		{"not XML", seal(appID, "secret text 4242 that is not XML"), "not a well-formed push"},
+		{"no MsgId", seal(appID, strings.Replace(textPush(gh, "o1", "1", "x"), "<MsgId>1</MsgId>", "", 1)), "not a well-formed push"},
+		{"another account", seal(appID, textPush("gh_000000000000", "o1", "2", "x")), "another account"},
+	}
+	var first string
+	for _, tc := range cases {
+		body := "<xml><ToUserName><![CDATA[" + gh + "]]></ToUserName><Encrypt><![CDATA[" + tc.ct + "]]></Encrypt></xml>"
+		status, reply := e.do("POST", signedQuery("newtoken", now.Unix(), tc.ct).Encode(), body)
+		answer := fmt.Sprintf("%d %s", status, reply)
+		if first == "" {
+			first = answer
+		}
+		if status != 400 || answer != first {
+			t.Errorf("%s: answered %q; want the same 400 as every other: %q", tc.name, answer, first)
+		}
+		if strings.ContainsAny(reply, "0123456789") || strings.Contains(reply, "gh_") || strings.Contains(reply, "4242") {
+			t.Errorf("%s: the answer %q tells something of the decrypted bytes", tc.name, reply)
+		}
+	}
+	entries := logs.FilterMessage("wechat push refused").All()
+	if len(entries) != len(cases) {
+		t.Fatalf("%d refusals logged; want %d", len(entries), len(cases))
+	}
+	for i, entry := range entries {
+		detail, _ := entry.ContextMap()["detail"].(string)
+		if !strings.Contains(detail, cases[i].logged) {
+			t.Errorf("%s: the log says %q; want it to name %q", cases[i].name, detail, cases[i].logged)
+		}
+		if strings.Contains(detail, "4242") || strings.Contains(detail, "secret text") {
+			t.Errorf("%s: the log holds decrypted text: %q", cases[i].name, detail)
+		}
+	}
+	if got := rec.got(); len(got) != 0 {
+		t.Errorf("handed on %q", got)
 	}
 }

@@ -97,7 +97,7 @@ func (c *Cipher) Encrypt(msg []byte) (string, error) {
 
 // Decrypt reverses Encrypt. It checks the padding (1..32), the length field against the buffer,
 // and that the message is addressed to this Cipher's AppID; it returns the message and the AppID
-// found inside.
+// found inside. Its errors carry nothing of the decrypted bytes (no pad value, no length).
 func (c *Cipher) Decrypt(encrypted string) (msg []byte, appID string, err error) {
 	raw, err := base64.StdEncoding.DecodeString(encrypted)
 	if err != nil {
@@ -110,15 +110,15 @@ func (c *Cipher) Decrypt(encrypted string) (msg []byte, appID string, err error)
 	cipher.NewCBCDecrypter(c.block, c.key[:aes.BlockSize]).CryptBlocks(plain, raw)
 	pad := int(plain[len(plain)-1])
 	if pad < 1 || pad > blockSize || pad > len(plain) {
-		return nil, "", fmt.Errorf("%w: pad byte %d", ErrBadPadding, pad)
+		return nil, "", ErrBadPadding
 	}
 	plain = plain[:len(plain)-pad]
 	if len(plain) < 20 {
-		return nil, "", fmt.Errorf("%w: %d bytes is shorter than the frame", ErrBadLength, len(plain))
+		return nil, "", ErrBadLength
 	}
 	n := binary.BigEndian.Uint32(plain[16:20])
 	if uint64(n) > uint64(len(plain)-20) { // #nosec G115 -- len(plain) >= 20, checked above
-		return nil, "", fmt.Errorf("%w: says %d bytes, %d remain", ErrBadLength, n, len(plain)-20)
+		return nil, "", ErrBadLength
 	}
 	msg = plain[20 : 20+n]
 	appID = string(plain[20+n:])

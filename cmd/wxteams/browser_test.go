@@ -17,10 +17,12 @@ import (
 func startSandbox(t *testing.T) *server {
 	t.Helper()
 	logs := &syncWriter{w: &strings.Builder{}}
+	exports := t.TempDir()
 	env := &environment{stdout: io.Discard, stderr: logs, getenv: func(k string) string {
-		return map[string]string{"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0"}[k]
+		return map[string]string{"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0", "WXTEAMS_EXPORT_DIR": exports}[k]
 	}}
-	world, cfg, sandboxEnv, err := prepareSandbox(env, "127.0.0.1:0", "sqlite:"+filepath.Join(t.TempDir(), "sandbox.db"), "console")
+	db := "sqlite:" + filepath.Join(t.TempDir(), "sandbox.db")
+	world, cfg, sandboxEnv, err := prepareSandbox(context.Background(), env, "127.0.0.1:0", db, "console", sandboxKeysPath(db))
 	if err != nil {
 		t.Fatal(err)
 	}

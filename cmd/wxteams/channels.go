@@ -192,8 +192,8 @@ func (t *teamsChannel) metadataClient() *http.Client {
 // newConsoleAuth is the console's Entra ID sign-in for real mode, with the bot's own credential
 // (a client secret, a certificate, or a workload identity's federated token). It returns nil when
 // the console cannot offer sign-in: no WXTEAMS_PUBLIC_URL, or a managed identity, which cannot
-// redeem authorization codes.
-func newConsoleAuth(cfg *Config, getenv func(string) string, transport http.RoundTripper, clk bridge.Clock, log *zap.Logger) (*console.Auth, error) {
+// redeem authorization codes. cookieKey keys the session cookies (custody.cookie).
+func newConsoleAuth(cfg *Config, cookieKey []byte, getenv func(string) string, transport http.RoundTripper, clk bridge.Clock, log *zap.Logger) (*console.Auth, error) {
 	b := cfg.Bot
 	if cfg.PublicURL == "" {
 		log.Info("console not served: set WXTEAMS_PUBLIC_URL (the redirect URI registered for the app is WXTEAMS_PUBLIC_URL/console/callback)")
@@ -238,7 +238,7 @@ func newConsoleAuth(cfg *Config, getenv func(string) string, transport http.Roun
 		ClientID:          b.AppID,
 		Credential:        cred,
 		RedirectURL:       strings.TrimSuffix(cfg.PublicURL, "/") + "/console/callback",
-		CookieKey:         cfg.ArchiveKey,
+		CookieKey:         cookieKey,
 		HTTPClient:        &http.Client{Transport: transport, Timeout: 30 * time.Second},
 		InstanceDiscovery: isMicrosoftAuthority(host),
 		Now:               clk.Now,

@@ -42,6 +42,12 @@ type Config struct {
 	SMTPFrom           string        // WXTEAMS_SMTP_FROM: envelope sender of mailed exports
 	ExportDir          string        // WXTEAMS_EXPORT_DIR: where the compliance API writes exports (shared by replicas)
 	PurgeEvery         time.Duration // WXTEAMS_PURGE_EVERY: how often serve runs the retention purge
+	// ExportRetention is how long export folders stay in ExportDir before serve removes them
+	// (archived); 0 keeps them for ever.
+	ExportRetention time.Duration // WXTEAMS_EXPORT_RETENTION
+
+	// Insecure are the settings serve refuses unless explicitly allowed (startup.go).
+	Insecure Insecure
 
 	Policy bridge.Policy // loaded from PolicyFile, or the defaults
 }
@@ -59,6 +65,19 @@ type WeChatConfig struct {
 	PreviousToken  string // WXTEAMS_WECHAT_TOKEN_PREVIOUS
 	PreviousAESKey string // WXTEAMS_WECHAT_AES_KEY_PREVIOUS
 	ClassicToken   bool   // WXTEAMS_WECHAT_CLASSIC_TOKEN=1: /cgi-bin/token instead of stable_token
+}
+
+// Insecure are explicit opt-ins to settings `serve` otherwise refuses at start; each is logged at
+// every start. They exist for tests and for networks the operator has closed by other means.
+type Insecure struct {
+	// PlaintextCallback allows WeChat's plaintext mode (no WXTEAMS_WECHAT_AES_KEY), whose signature
+	// does not cover the body.
+	PlaintextCallback bool // WXTEAMS_INSECURE_PLAINTEXT_CALLBACK=1
+	// Transport allows http:// endpoints and PostgreSQL without TLS (sslmode disable, allow or
+	// prefer) on hosts other than loopback.
+	Transport bool // WXTEAMS_INSECURE_TRANSPORT=1
+	// InternalListen allows the internal listener (metrics, pprof) on an address beyond loopback.
+	InternalListen bool // WXTEAMS_INSECURE_INTERNAL_LISTEN=1
 }
 
 // BotConfig is the Teams bot registration.
@@ -315,6 +334,15 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 	c.SigningKey = key32(bad, "WXTEAMS_SIGNING_KEY", get("WXTEAMS_SIGNING_KEY", ""))
 	c.SMTPURL, c.SMTPFrom = get("WXTEAMS_SMTP_URL", ""), get("WXTEAMS_SMTP_FROM", "")
 	c.ExportDir = get("WXTEAMS_EXPORT_DIR", "exports")
+	retention := get("WXTEAMS_EXPORT_RETENTION", "30d")
+	if c.ExportRetention, err = parseDays(retention); err != nil || c.ExportRetention < 0 || (c.ExportRetention > 0 && c.ExportRetention < time.Hour) {
+		bad("WXTEAMS_EXPORT_RETENTION", "%q is not a duration of at least 1h such as 30d or 720h, or 0 to keep exports for ever", retention)
+	}
+	c.Insecure = Insecure{
+		PlaintextCallback: boolean("WXTEAMS_INSECURE_PLAINTEXT_CALLBACK", false),
+		Transport:         boolean("WXTEAMS_INSECURE_TRANSPORT", false),
+		InternalListen:    boolean("WXTEAMS_INSECURE_INTERNAL_LISTEN", false),
+	}
 	if c.SMTPURL != "" {
 		if _, err := parseSMTPURL(c.SMTPURL); err != nil {
 			bad("WXTEAMS_SMTP_URL", "%v", err)
@@ -389,6 +417,21 @@ func key32(bad func(string, string, ...any), name, v string) []byte {
 		return nil
 	}
 	return k
+}
+
+// parseDays reads a Go duration such as 720h, whole days such as 30d, or 0.
+func parseDays(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*366 {
+			return 0, fmt.Errorf("%q is not a number of days", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(v)
 }
 
 // redact hides a password in a URL.

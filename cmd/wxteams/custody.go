@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -17,6 +22,7 @@ import (
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/export"
 )
 
 // This file is the record's custody in the binary: the archive and signing keys, the background
@@ -25,10 +31,13 @@ import (
 // errNoArchiveKeys refuses to serve real traffic with message text stored in the clear.
 var errNoArchiveKeys = errors.New("WXTEAMS_ARCHIVE_KEY and WXTEAMS_SIGNING_KEY are required to serve: message content is encrypted at rest and checkpoints are signed (make them with `openssl rand -base64 32`, one each, and keep them in your secret store)")
 
-// custody is the configured keys.
+// custody is the configured keys, held here and nowhere else once loadCustody has run.
 type custody struct {
 	ring *compliance.Keyring
 	sign ed25519.PrivateKey // nil: checkpoints are not made
+	// cookie keys the console's session cookies; derived from the archive key, so that every
+	// replica has the same, without being the archive key.
+	cookie []byte
 }
 
 func (c *custody) public() ed25519.PublicKey {
@@ -38,8 +47,16 @@ func (c *custody) public() ed25519.PublicKey {
 	return c.sign.Public().(ed25519.PublicKey)
 }
 
-// loadCustody builds the keys from the configuration; nil fields mean the feature is off.
+// loadCustody builds the keys from the configuration; nil fields mean the feature is off. It takes
+// the keys out of cfg: cfg.ArchiveKey, ArchiveKeyPrevious and SigningKey are zeroed and set to nil,
+// so that the raw keys live only in the keyring and the signer.
 func loadCustody(cfg *Config) (*custody, error) {
+	defer func() {
+		for _, k := range []*[]byte{&cfg.ArchiveKey, &cfg.ArchiveKeyPrevious, &cfg.SigningKey} {
+			clear(*k)
+			*k = nil
+		}
+	}()
 	c := &custody{}
 	if cfg.ArchiveKey != nil {
 		var previous [][]byte
@@ -51,6 +68,8 @@ func loadCustody(cfg *Config) (*custody, error) {
 			return nil, fmt.Errorf("WXTEAMS_ARCHIVE_KEY: %w", err)
 		}
 		c.ring = ring
+		sum := sha256.Sum256(append([]byte("wxteams console cookie key\x00"), cfg.ArchiveKey...))
+		c.cookie = sum[:]
 	}
 	if cfg.SigningKey != nil {
 		key, err := compliance.SigningKeyFromSeed(cfg.SigningKey)
@@ -62,50 +81,78 @@ func loadCustody(cfg *Config) (*custody, error) {
 	return c, nil
 }
 
-// sandboxKeys gives the sandbox its own archive and signing keys, kept in a file beside its
-// database (mode 0600), so the sandbox encrypts and signs exactly as production does.
-func sandboxKeys(cfg *Config) error {
-	if cfg.ArchiveKey != nil && cfg.SigningKey != nil {
-		return nil
+// sandboxKeysPath is where the sandbox keeps its keys: beside its SQLite database, else
+// wxteams-sandbox.keys.json in the working folder.
+func sandboxKeysPath(dbURL string) string {
+	if path, ok := strings.CutPrefix(dbURL, "sqlite:"); ok && path != ":memory:" {
+		return strings.TrimPrefix(path, "//") + ".keys.json"
 	}
-	path := strings.TrimPrefix(cfg.DatabaseURL, "sqlite:")
-	if !strings.HasPrefix(cfg.DatabaseURL, "sqlite:") || path == ":memory:" {
-		path = "wxteams-sandbox"
+	return "wxteams-sandbox.keys.json"
+}
+
+// sandboxKeyFile is the sandbox's keys file.
+type sandboxKeyFile struct {
+	Note       string `json:"note"`
+	ArchiveKey []byte `json:"archive_key"`
+	SigningKey []byte `json:"signing_key"`
+}
+
+// sandboxKeys returns the sandbox's own archive and signing keys, kept in a file (mode 0600) at
+// path, so that the sandbox encrypts and signs exactly as production does. A new file gets new
+// keys, each beginning with sandboxKeyMark so that serve refuses them. A file that others than
+// its owner may read, or whose keys lack the mark, is refused.
+func sandboxKeys(path string) (archive, signing []byte, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		keys := sandboxKeyFile{Note: "the wxteams sandbox's keys: for the sandbox only (serve refuses them); never commit this file"}
+		keys.ArchiveKey, keys.SigningKey = newSandboxKey(), newSandboxKey()
+		data, _ := json.MarshalIndent(keys, "", "  ")
+		_, err = f.Write(append(data, '\n'))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(path)
+			return nil, nil, fmt.Errorf("sandbox keys %s: %w", path, err)
+		}
+		return keys.ArchiveKey, keys.SigningKey, nil
 	}
-	path += ".keys.json"
-	var keys struct {
-		ArchiveKey []byte `json:"archive_key"`
-		SigningKey []byte `json:"signing_key"`
+	if !errors.Is(err, os.ErrExist) {
+		return nil, nil, fmt.Errorf("sandbox keys: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox keys: %w", err)
+	}
+	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
+		return nil, nil, fmt.Errorf("%s holds keys and others than its owner may read or change it (mode %#o): run `chmod 600 %s`", path, perm, path)
 	}
 	data, err := os.ReadFile(path) // #nosec G304 -- the sandbox's key file, beside its database
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(data, &keys); err != nil || len(keys.ArchiveKey) != 32 || len(keys.SigningKey) != 32 {
-			return fmt.Errorf("%s is not a wxteams sandbox key file; move it away to start a fresh sandbox", path)
-		}
-	case errors.Is(err, os.ErrNotExist):
-		keys.ArchiveKey, keys.SigningKey = make([]byte, 32), make([]byte, 32)
-		_, _ = rand.Read(keys.ArchiveKey)
-		_, _ = rand.Read(keys.SigningKey)
-		data, _ := json.MarshalIndent(keys, "", "  ")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return fmt.Errorf("sandbox keys: %w", err)
-		}
-	default:
-		return fmt.Errorf("sandbox keys: %w", err)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox keys: %w", err)
 	}
-	if cfg.ArchiveKey == nil {
-		cfg.ArchiveKey = keys.ArchiveKey
+	var keys sandboxKeyFile
+	if err := json.Unmarshal(data, &keys); err != nil || len(keys.ArchiveKey) != 32 || len(keys.SigningKey) != 32 {
+		return nil, nil, fmt.Errorf("%s is not a wxteams sandbox key file; move it away to start a fresh sandbox", path)
 	}
-	if cfg.SigningKey == nil {
-		cfg.SigningKey = keys.SigningKey
+	if !bytes.HasPrefix(keys.ArchiveKey, sandboxKeyMark) || !bytes.HasPrefix(keys.SigningKey, sandboxKeyMark) {
+		return nil, nil, fmt.Errorf("%s holds keys an older wxteams made, which serve cannot tell from real ones; delete it and the sandbox's database (%s) to start a fresh sandbox", path, strings.TrimSuffix(path, ".keys.json"))
 	}
-	return nil
+	return keys.ArchiveKey, keys.SigningKey, nil
+}
+
+// newSandboxKey is sandboxKeyMark followed by 24 random bytes.
+func newSandboxKey() []byte {
+	k := make([]byte, 32)
+	copy(k, sandboxKeyMark)
+	_, _ = rand.Read(k[len(sandboxKeyMark):])
+	return k
 }
 
 // runCustodyJobs signs a checkpoint every WXTEAMS_CHECKPOINT_EVERY, runs the export jobs that are
-// due every minute, and purges what retention allows every WXTEAMS_PURGE_EVERY, until ctx ends. Every replica runs them; they take turns in the
-// database.
+// due every minute, purges what retention allows every WXTEAMS_PURGE_EVERY, and removes export
+// folders older than WXTEAMS_EXPORT_RETENTION every hour, until ctx ends. Every replica runs them;
+// they take turns in the database.
 func runCustodyJobs(ctx context.Context, store *sqlstore.Store, keys *custody, policy func() bridge.Policy, cfg *Config, clk bridge.Clock, log *zap.Logger) {
 	checkpoint := time.NewTicker(cfg.CheckpointEvery)
 	defer checkpoint.Stop()
@@ -115,10 +162,22 @@ func runCustodyJobs(ctx context.Context, store *sqlstore.Store, keys *custody, p
 	runner := &exportRunner{store: store, keys: keys, cfg: cfg, owner: fmt.Sprintf("%s/%d", host, os.Getpid()), log: log.Named("export")}
 	purge := time.NewTicker(cfg.PurgeEvery)
 	defer purge.Stop()
+	var prune <-chan time.Time // export folders, hourly when WXTEAMS_EXPORT_RETENTION is set
+	if cfg.ExportRetention > 0 {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		prune = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-prune:
+			if n, err := pruneExports(ctx, store, cfg.ExportDir, cfg.ExportRetention, clk.Now()); err != nil {
+				log.Error("export retention failed", zap.Error(err))
+			} else if n > 0 {
+				log.Info("export folders removed after WXTEAMS_EXPORT_RETENTION", zap.Int("removed", n))
+			}
 		case <-checkpoint.C:
 			if keys.sign == nil {
 				continue
@@ -137,6 +196,85 @@ func runCustodyJobs(ctx context.Context, store *sqlstore.Store, keys *custody, p
 			}
 		}
 	}
+}
+
+// exportFolder names an export of the compliance API in WXTEAMS_EXPORT_DIR (a folder, or a note
+// that it failed), with the time it started.
+var exportFolder = regexp.MustCompile(`^(x-([0-9]{8}T[0-9]{6}Z)-[0-9a-f]{8})(\.failed)?$`)
+
+// pruneExports removes the compliance API's exports in dir that started more than retention before
+// now, archiving each removal (actor system:export-retention) before the files go. A finished
+// export goes by its start time; an unfinished one (no signature) only once nothing in it has
+// changed for the retention period either. Each folder is first renamed away, so that of replicas
+// pruning together only one archives and removes it. Other entries of dir are left alone.
+func pruneExports(ctx context.Context, store *sqlstore.Store, dir string, retention time.Duration, now time.Time) (int, error) {
+	if retention <= 0 {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("export retention: %w", err)
+	}
+	cutoff := now.Add(-retention)
+	removed := 0
+	for _, e := range entries {
+		m := exportFolder.FindStringSubmatch(e.Name())
+		if m == nil || e.IsDir() == (m[3] != "") {
+			continue
+		}
+		started, err := time.Parse("20060102T150405Z", m[2])
+		if err != nil || !started.Before(cutoff) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if e.IsDir() && !exportFinished(path) && !unchangedSince(path, cutoff) {
+			continue
+		}
+		gone := filepath.Join(dir, ".removing-"+e.Name())
+		if err := os.Rename(path, gone); err != nil {
+			continue // another replica took it, or it cannot be moved: the next run tries again
+		}
+		meta := compliance.Meta{Subject: m[1], Reason: "export folder older than WXTEAMS_EXPORT_RETENTION (" + retention.String() + ")"}
+		if !e.IsDir() {
+			meta.Reason = "failed export's note older than WXTEAMS_EXPORT_RETENTION (" + retention.String() + ")"
+		} else if hash, err := export.ManifestHash(gone); err == nil {
+			meta.Hash = hash
+		}
+		if err := archiveAdmin(ctx, store, compliance.KindExportRemoved, "system:export-retention", now, meta); err != nil {
+			_ = os.Rename(gone, path)
+			return removed, fmt.Errorf("export retention: %s kept: %w", e.Name(), err)
+		}
+		removed++
+		if err := os.RemoveAll(gone); err != nil {
+			return removed, fmt.Errorf("export retention: %s archived as removed, but its files remain in %s: %w", e.Name(), gone, err)
+		}
+	}
+	return removed, nil
+}
+
+// exportFinished reports whether an export folder holds its signed manifest.
+func exportFinished(path string) bool {
+	_, err := os.Stat(filepath.Join(path, export.SignatureName))
+	return err == nil
+}
+
+// unchangedSince reports whether nothing under path was modified at or after t.
+func unchangedSince(path string, t time.Time) bool {
+	unchanged := true
+	_ = filepath.WalkDir(path, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			unchanged = false
+			return filepath.SkipAll
+		}
+		if fi, err := d.Info(); err != nil || !fi.ModTime().Before(t) {
+			unchanged = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return unchanged
 }
 
 // purgeNow purges what the policy's retention allows; retention 0 keeps everything.

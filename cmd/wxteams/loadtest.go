@@ -44,7 +44,8 @@ invalidated tokens, callbacks pushed three times) and afterwards the archive is 
 arrived: each message archived once and arrived (or archived as outcome unknown, its employee
 told), none twice or out of order, no customer over the cap, the chains verified.
 
-Use a scratch database: the load adds its employees, customers and pgbench's fixture to it.`
+Use a scratch database: the load adds its employees, customers and pgbench's fixture to it. Like
+the sandbox, it runs only on a new, empty database or one the sandbox or a load run used before.`
 
 func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "loadtest", "[flags]", loadtestSummary)
@@ -381,20 +382,20 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0", "WXTEAMS_LOG_LEVEL": level, "WXTEAMS_LOG_FORMAT": "json",
 		// The fake tenant is the only one; let the bot send as fast as wxteams can.
 		"WXTEAMS_BOT_TENANT_RPS": "10000",
+		// Nothing in the working folder: exports and keys go to the run's own folder.
+		"WXTEAMS_EXPORT_DIR": filepath.Join(lc.keysDir, "exports"),
 	})}
-	world, cfg, sandboxEnv, err := prepareSandbox(loadEnv, "127.0.0.1:0", lc.db, "json")
+	world, cfg, sandboxEnv, err := prepareSandbox(ctx, loadEnv, "127.0.0.1:0", lc.db, "json", filepath.Join(lc.keysDir, "sandbox.keys.json"))
 	if err != nil {
 		return nil, err
 	}
 	defer world.stop()
-	cfg.ArchiveKey, cfg.SigningKey = nil, nil
-	cfg.DatabaseURL = lc.db
-	keyCfg := *cfg
-	keyCfg.DatabaseURL = "sqlite:" + filepath.Join(lc.keysDir, "keys")
-	if err := sandboxKeys(&keyCfg); err != nil {
-		return nil, err
+	res := &loadResult{db: lc.db, chats: lc.chats}
+	for _, k := range []string{"WXTEAMS_WECHAT_SECRET", "WXTEAMS_WECHAT_TOKEN", "WXTEAMS_WECHAT_AES_KEY", "WXTEAMS_BOT_CLIENT_SECRET"} {
+		res.secrets = append(res.secrets, world.env[k])
 	}
-	cfg.ArchiveKey, cfg.SigningKey = keyCfg.ArchiveKey, keyCfg.SigningKey
+	// Before serve takes the keys out of cfg (loadCustody).
+	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	started := make(chan *server, 1)
@@ -412,11 +413,6 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	}
 	defer func() { stop(); <-done }()
 
-	res := &loadResult{db: lc.db, chats: lc.chats}
-	for _, k := range []string{"WXTEAMS_WECHAT_SECRET", "WXTEAMS_WECHAT_TOKEN", "WXTEAMS_WECHAT_AES_KEY", "WXTEAMS_BOT_CLIENT_SECRET"} {
-		res.secrets = append(res.secrets, world.env[k])
-	}
-	res.secrets = append(res.secrets, base64.StdEncoding.EncodeToString(cfg.ArchiveKey), base64.StdEncoding.EncodeToString(cfg.SigningKey))
 	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1), res: res}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
 	if lc.window > 0 {

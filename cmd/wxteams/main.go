@@ -69,10 +69,12 @@ func main() {
 func run(ctx context.Context, env *environment, args []string) int {
 	cmds := commands()
 	if len(args) == 0 {
-		// No command: serve when a channel is configured (serve then validates it), else the sandbox.
-		name := "sandbox"
-		if env.getenv("WXTEAMS_WECHAT_APPID") != "" || env.getenv("WXTEAMS_BOT_APP_ID") != "" {
-			name = "serve"
+		// No command: serve when a channel is configured (serve then validates it), the sandbox
+		// only on its own database, else an error (bareCommand).
+		name, err := bareCommand(env.getenv)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "wxteams: %v\n", err)
+			return 1
 		}
 		args = []string{name}
 	}
@@ -112,8 +114,9 @@ and keeps a tamper-evident compliance record of every message.
 Usage:
   wxteams [command] [flags]
 
-With no command, wxteams runs "serve" when WXTEAMS_WECHAT_APPID or WXTEAMS_BOT_APP_ID is set,
-and "sandbox" otherwise.
+With no command, wxteams runs "serve" when WXTEAMS_WECHAT_APPID or WXTEAMS_BOT_APP_ID is set, and
+"sandbox" only when no deployment variable is set and WXTEAMS_DATABASE_URL is unset or the
+sandbox's own (sqlite:wxteams-sandbox.db); otherwise it says which channel variables are missing.
 
 Commands:
 `)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -31,7 +32,10 @@ import (
 const serveSummary = `Run wxteams: the public listener (WXTEAMS_LISTEN) serves the Teams and WeChat endpoints,
 /healthz and /readyz; the internal listener (WXTEAMS_INTERNAL_LISTEN) serves /metrics and
 /debug/pprof/ and must not be reachable from outside. Configuration comes from WXTEAMS_*
-environment variables (see README.md); flags override them.`
+environment variables (see README.md); flags override them. serve refuses keys that are not random
+or are the sandbox's and a WeChat Token under 16 characters; it refuses plaintext callbacks,
+cleartext transport beyond loopback and an internal listener beyond loopback unless their
+WXTEAMS_INSECURE_* opt-in allows them (logged at start); it never runs on the sandbox's database.`
 
 func runServe(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "serve", "[flags]", serveSummary)
@@ -53,25 +57,37 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if cfg.ArchiveKey == nil || cfg.SigningKey == nil {
 		return errNoArchiveKeys
 	}
-	return serve(ctx, env, cfg, serveOptions{clock: clock.System{}})
+	warnings, err := serveSafety(cfg)
+	if err != nil {
+		return err
+	}
+	if err := hardenProcess(); err != nil {
+		warnings = append(warnings, err.Error())
+	}
+	return serve(ctx, env, cfg, serveOptions{clock: clock.System{}, warnings: warnings})
 }
 
 const sandboxSummary = `Run wxteams with no configuration: the real product on embedded SQLite (sqlite:wxteams-sandbox.db
-unless WXTEAMS_DATABASE_URL says otherwise) against in-process fakes of WeChat and Microsoft Teams,
-with the console at http://localhost:8080 — a Teams pane, a WeChat phone, the live archive and a
-clock to jump 24 h and 48 h. Every message goes through the real endpoints, signed, encrypted and
-archived. It listens on 127.0.0.1 only unless --listen says otherwise.`
+unless --database-url or WXTEAMS_DATABASE_URL says otherwise) against in-process fakes of WeChat
+and Microsoft Teams, with the console at http://localhost:8080 — a Teams pane, a WeChat phone, the
+live archive and a clock to jump 24 h and 48 h. Every message goes through the real endpoints,
+signed, encrypted and archived. The sandbox has no sign-in: it listens on loopback only, answers
+only requests addressed to localhost, and runs only on a new, empty database or one it created.
+Its keys are in a .keys.json file beside its database (mode 0600); serve refuses them.`
 
 func runSandbox(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "sandbox", "[flags]", sandboxSummary)
-	listen := fs.String("listen", "", "listen address (default WXTEAMS_LISTEN or 127.0.0.1:8080)")
-	dbURL := fs.String("database-url", "", "database (default sqlite:wxteams-sandbox.db)")
+	listen := fs.String("listen", "", "loopback listen address (default WXTEAMS_LISTEN or 127.0.0.1:8080)")
+	dbURL := fs.String("database-url", "", "a new database, or one the sandbox created (default WXTEAMS_DATABASE_URL or "+sandboxDatabaseURL+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	db := *dbURL
-	if db == "" && env.getenv("WXTEAMS_DATABASE_URL") == "" {
-		db = "sqlite:wxteams-sandbox.db"
+	if db == "" {
+		db = strings.TrimSpace(env.getenv("WXTEAMS_DATABASE_URL"))
+	}
+	if db == "" {
+		db = sandboxDatabaseURL
 	}
 	format := ""
 	if env.getenv("WXTEAMS_LOG_FORMAT") == "" {
@@ -81,7 +97,7 @@ func runSandbox(ctx context.Context, env *environment, args []string) error {
 	if addr == "" && env.getenv("WXTEAMS_LISTEN") == "" {
 		addr = "127.0.0.1:8080"
 	}
-	world, cfg, sandboxEnv, err := prepareSandbox(env, addr, db, format)
+	world, cfg, sandboxEnv, err := prepareSandbox(ctx, env, addr, db, format, sandboxKeysPath(db))
 	if err != nil {
 		return err
 	}
@@ -89,8 +105,9 @@ func runSandbox(ctx context.Context, env *environment, args []string) error {
 	return serve(ctx, sandboxEnv, cfg, serveOptions{clock: world.clock, sandbox: world})
 }
 
-// prepareSandbox starts the fakes and configures wxteams for them.
-func prepareSandbox(env *environment, addr, db, logFormat string) (*sandboxWorld, *Config, *environment, error) {
+// prepareSandbox starts the fakes and configures wxteams for them, on loopback listeners, with the
+// database claimed for the sandbox and the sandbox's keys from keysPath (never the environment's).
+func prepareSandbox(ctx context.Context, env *environment, addr, db, logFormat, keysPath string) (*sandboxWorld, *Config, *environment, error) {
 	world, err := startSandboxWorld(&clock.Offset{})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sandbox: %w", err)
@@ -101,7 +118,14 @@ func prepareSandbox(env *environment, addr, db, logFormat string) (*sandboxWorld
 	}
 	cfg, err := loadConfig(overlay(env.getenv, over))
 	if err == nil {
-		err = sandboxKeys(cfg)
+		err = checkSandboxListeners(cfg)
+	}
+	if err == nil {
+		err = claimSandboxDatabase(ctx, cfg.DatabaseURL)
+	}
+	if err == nil {
+		cfg.ArchiveKeyPrevious = nil
+		cfg.ArchiveKey, cfg.SigningKey, err = sandboxKeys(keysPath)
 	}
 	if err != nil {
 		world.stop()
@@ -111,6 +135,22 @@ func prepareSandbox(env *environment, addr, db, logFormat string) (*sandboxWorld
 	sandboxEnv.transport = world.transport
 	sandboxEnv.getenv = overlay(env.getenv, over)
 	return world, cfg, &sandboxEnv, nil
+}
+
+// claimSandboxDatabase lets the sandbox use the database only if it is new or the sandbox's own.
+func claimSandboxDatabase(ctx context.Context, dbURL string) error {
+	store, err := sqlstore.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.ClaimSandbox(ctx, time.Now()); err != nil {
+		if errors.Is(err, sqlstore.ErrNotSandbox) {
+			return fmt.Errorf("%s: %w; give the sandbox a new database, e.g. --database-url %s", redact(dbURL), err, sandboxDatabaseURL)
+		}
+		return err
+	}
+	return nil
 }
 
 // overlay returns getenv with non-empty overrides on top.
@@ -164,6 +204,8 @@ type serveOptions struct {
 	started chan<- *server
 	// sandbox is the fake world the sandbox runs against; nil for real Teams and WeChat.
 	sandbox *sandboxWorld
+	// warnings are logged at start: the WXTEAMS_INSECURE_* opt-ins in use and the like (serveSafety).
+	warnings []string
 }
 
 // serve runs wxteams until ctx is cancelled, then drains: it stops accepting requests, lets
@@ -175,6 +217,9 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	for _, w := range opts.warnings {
+		log.Warn("start-up check: " + w)
+	}
 
 	keys, err := loadCustody(cfg)
 	if err != nil {
@@ -186,6 +231,15 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	}
 	defer store.Close()
 	store.UseKeyring(keys.ring)
+	if opts.sandbox == nil {
+		if sandboxDB, err := store.IsSandbox(ctx); err != nil {
+			return err
+		} else if sandboxDB {
+			return errSandboxDatabase
+		}
+	} else if err := checkSandboxListeners(cfg); err != nil {
+		return err
+	}
 	if cfg.AutoMigrate {
 		applied, err := store.Migrate(ctx)
 		if err != nil {
@@ -261,7 +315,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 			con.Routes(routes)
 			sandboxAdmin = teams.admin(nil, engine, qr, log.Named("admin"))
 		} else {
-			auth, err := newConsoleAuth(cfg, env.getenv, env.transport, clk, log.Named("console"))
+			auth, err := newConsoleAuth(cfg, keys.cookie, env.getenv, env.transport, clk, log.Named("console"))
 			if err != nil {
 				return fmt.Errorf("console sign-in: %w", err)
 			}
@@ -274,8 +328,12 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 			}
 		}
 	}
-	s.public = newHTTPServer(accessLog(log.Named("http"), routes), log)
-	s.internal = newHTTPServer(s.internalRoutes(), log)
+	public, internal := accessLog(log.Named("http"), routes), s.internalRoutes()
+	if opts.sandbox != nil {
+		public, internal = loopbackHostOnly(public), loopbackHostOnly(internal)
+	}
+	s.public = newHTTPServer(public, log)
+	s.internal = newHTTPServer(internal, log)
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -40,7 +40,8 @@ param wechatAppId string
 param wechatSecret string
 
 @secure()
-@description('The callback Token set in the Official Account console.')
+@minLength(16)
+@description('The callback Token set in the Official Account console: 32 random letters and digits (serve refuses fewer than 16).')
 param wechatToken string
 
 @secure()

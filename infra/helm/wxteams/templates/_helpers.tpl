@@ -49,6 +49,9 @@ env:
     value: ":8080"
   - name: WXTEAMS_INTERNAL_LISTEN
     value: ":9090"
+  # Prometheus scrapes 9090 on the pod's address; the network policy admits only the metrics namespace.
+  - name: WXTEAMS_INSECURE_INTERNAL_LISTEN
+    value: "1"
   - name: WXTEAMS_EXPORT_DIR
     value: /exports
   {{- range $k, $v := .Values.env }}
