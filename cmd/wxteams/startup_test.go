@@ -292,7 +292,7 @@ func TestSandboxKeysArePrivateAndItsOwn(t *testing.T) {
 
 	// The keys once committed to the repository (no mark) are refused too.
 	old1 := filepath.Join(dir, "old.keys.json")
-	if err := os.WriteFile(old1, []byte(`{"archive_key": "Xtqnywygdzq7Uo5FuiZ7BQIfPkDJkMJC96VLqUvzTD0=", "signing_key": "qkQ5ZZLVL5o+wGK66UGN4iEl4nDidddPggTtYTkM2Fo="}`), 0o600); err != nil {
+	if err := os.WriteFile(old1, []byte(`{"archive_key": "Xtqnywygdzq7Uo5FuiZ7BQIfPkDJkMJC96VLqUvzTD0=", "signing_key": "qkQ5ZZLVL5o+wGK66UGN4iEl4nDidddPggTtYTkM2Fo="}`), 0o600); err != nil { // secretscan:allow -- the keys once committed, which must be refused
 		t.Fatal(err)
 	}
 	if _, _, err := sandboxKeys(old1); err == nil || !strings.Contains(err.Error(), "older wxteams") {
@@ -389,7 +389,7 @@ func TestServeRefusesWeakSettings(t *testing.T) {
 		{"a password", map[string]string{"WXTEAMS_SIGNING_KEY": key64([]byte("correct horse battery staple 42!"))}, []string{"WXTEAMS_SIGNING_KEY", "it is text"}},
 		{"few byte values", map[string]string{"WXTEAMS_ARCHIVE_KEY": key64(lowEntropy[:])}, []string{"WXTEAMS_ARCHIVE_KEY", "different byte values, where a random key has about 30"}},
 		{"the sandbox's keys", map[string]string{"WXTEAMS_ARCHIVE_KEY": key64(sandboxArchive), "WXTEAMS_SIGNING_KEY": key64(sandboxSigning)}, []string{"WXTEAMS_ARCHIVE_KEY", "WXTEAMS_SIGNING_KEY", "it is a sandbox key"}},
-		{"a key once committed", map[string]string{"WXTEAMS_ARCHIVE_KEY": "s97nIq8lUTNIoOhvIY5SLv/qrTmJm5v0w056GoLvptg=", "WXTEAMS_SIGNING_KEY": "C9dBDgcrenGnv/+DqBqc8ErWU3BeGGCu1qBWjneAoJ0="}, []string{"WXTEAMS_ARCHIVE_KEY", "WXTEAMS_SIGNING_KEY", "published in the wxteams repository"}},
+		{"a key once committed", map[string]string{"WXTEAMS_ARCHIVE_KEY": "s97nIq8lUTNIoOhvIY5SLv/qrTmJm5v0w056GoLvptg=", "WXTEAMS_SIGNING_KEY": "C9dBDgcrenGnv/+DqBqc8ErWU3BeGGCu1qBWjneAoJ0="}, []string{"WXTEAMS_ARCHIVE_KEY", "WXTEAMS_SIGNING_KEY", "published in the wxteams repository"}}, // secretscan:allow -- the keys once committed, which must be refused
 		{"one key for both", map[string]string{"WXTEAMS_ARCHIVE_KEY": same, "WXTEAMS_SIGNING_KEY": same}, []string{"WXTEAMS_SIGNING_KEY: the same key as WXTEAMS_ARCHIVE_KEY"}},
 		{"a 3-character Token", map[string]string{"WXTEAMS_WECHAT_TOKEN": "abc"}, []string{"WXTEAMS_WECHAT_TOKEN: too weak", "3 characters, fewer than 16", "32 random letters and digits"}},
 		{"a Token of one letter", map[string]string{"WXTEAMS_WECHAT_TOKEN": strings.Repeat("a", 32)}, []string{"WXTEAMS_WECHAT_TOKEN", "only 1 different characters"}},
