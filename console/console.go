@@ -59,6 +59,9 @@ type Employee struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Enabled bool   `json:"enabled"`
+	// TeamsTrouble says, in words, why wxteams cannot reach the employee in Teams right now
+	// (deliveries failing or being retried); empty when all is well.
+	TeamsTrouble string `json:"teams_trouble,omitempty"`
 }
 
 // Customer is a WeChat user of the sandbox.
@@ -77,6 +80,8 @@ type PaneItem struct {
 	ID      string    `json:"id,omitempty"`    // the activity, for buttons
 	Actions []Action  `json:"actions,omitempty"`
 	Note    bool      `json:"note,omitempty"` // a notice card or auto-message
+	// Failed marks what wxteams could not deliver to this pane (shown from the archive).
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Action is a card button.

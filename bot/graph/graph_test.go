@@ -27,7 +27,7 @@ const (
 // The real msgraph-sdk-go and azidentity against the fake Entra and Graph, over TLS.
 func TestInstallAppThroughGraph(t *testing.T) {
 	clk := clock.System{}
-	entra := teamsfake.NewEntra(tenant, clk)
+	entra := teamsfake.NewEntra(tenant)
 	entra.AddClient(botAppID, "bot-secret")
 	issuer := teamsfake.NewIssuer(teamsfake.BotFrameworkIssuer, clk, "msteams")
 	teams := teamsfake.New(botAppID, issuer, entra, clk)
