@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -212,6 +213,9 @@ func (w *sandboxWorld) attach(ctx context.Context, s *server, admin *bot.Admin, 
 	for _, c := range contacts {
 		w.wechat.Restore(string(c.OpenID), c.Language)
 		w.names[string(c.OpenID)] = c.Name
+		if n, ok := sandboxCustomerNumber(string(c.OpenID)); c.Name == "" && ok {
+			w.names[string(c.OpenID)] = fmt.Sprintf("%s %d", sandboxCustomerNm, n) // as WeChatNew named them
+		}
 	}
 	w.customers = len(contacts)
 	if len(emps) == 0 {
@@ -452,6 +456,16 @@ func templateText(fields map[string]string) string {
 		parts = append(parts, fields[k])
 	}
 	return strings.Join(parts, " · ")
+}
+
+// sandboxCustomerNumber reads the number WeChatNew put at the end of an openid it made: "o", 12
+// random characters, the number.
+func sandboxCustomerNumber(openID string) (int, bool) {
+	if len(openID) <= 13 || openID[0] != 'o' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(openID[13:])
+	return n, err == nil && n > 0
 }
 
 // WeChatNew makes a new WeChat user, who follows the account by searching for it.

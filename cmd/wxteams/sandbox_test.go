@@ -20,15 +20,14 @@ type sandboxRun struct {
 	stop  func() // stops it; safe to call twice
 }
 
-// startSandboxOn runs the sandbox on a free port with the given SQLite database; it is stopped when
-// the test ends, or earlier with stop.
-func startSandboxOn(t *testing.T, db string) *sandboxRun {
+// startSandboxOn runs the sandbox on addr (127.0.0.1:0 for a free port) with the given SQLite
+// database; it is stopped when the test ends, or earlier with stop.
+func startSandboxOn(t *testing.T, db, addr string) *sandboxRun {
 	t.Helper()
 	logs := &syncWriter{w: &strings.Builder{}}
-	env := &environment{stdout: io.Discard, stderr: logs, getenv: func(k string) string {
-		return map[string]string{"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0"}[k]
-	}}
-	world, cfg, sandboxEnv, err := prepareSandbox(env, "127.0.0.1:0", "sqlite:"+db, "console")
+	vars := map[string]string{"WXTEAMS_INTERNAL_LISTEN": "127.0.0.1:0", "WXTEAMS_EXPORT_DIR": filepath.Join(filepath.Dir(db), "exports")}
+	env := &environment{stdout: io.Discard, stderr: logs, getenv: func(k string) string { return vars[k] }}
+	world, cfg, sandboxEnv, err := prepareSandbox(env, addr, "sqlite:"+db, "console")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +140,7 @@ func (r *sandboxRun) connect(t *testing.T, first string) string {
 // and as azidentity's token cache does, so a token the bot holds stays good across a jump of the
 // sandbox's clock. Before, every delivery after a jump failed with 401.
 func TestSandboxTeamsSurvivesClockJumps(t *testing.T) {
-	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"))
+	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"), "127.0.0.1:0")
 	ctx := context.Background()
 	customer := r.connect(t, "Hello Megan")
 
@@ -175,7 +174,7 @@ func TestSandboxTeamsSurvivesClockJumps(t *testing.T) {
 // #LEAVE on a fresh sandbox, the clock never moved: the customer is told, and so is Megan, whose
 // queued message is cancelled.
 func TestSandboxLeaveIsShownToTheEmployee(t *testing.T) {
-	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"))
+	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"), "127.0.0.1:0")
 	ctx := context.Background()
 	customer := r.connect(t, "Hi")
 	for _, text := range []string{"One", "Two", "Three", "Four, queued"} {
@@ -199,12 +198,12 @@ func TestSandboxLeaveIsShownToTheEmployee(t *testing.T) {
 // changes. Before, deliveries went to the old port and were retried for ever.
 func TestSandboxRestartOnTheSameDatabase(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "sandbox.db")
-	first := startSandboxOn(t, db)
+	first := startSandboxOn(t, db, "127.0.0.1:0")
 	ctx := context.Background()
 	customer := first.connect(t, "Before the restart")
 	first.stop()
 
-	r := startSandboxOn(t, db)
+	r := startSandboxOn(t, db, "127.0.0.1:0")
 	if err := r.world.WeChatSay(ctx, customer, "After the restart"); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +224,7 @@ func TestSandboxRestartOnTheSameDatabase(t *testing.T) {
 // Lee Gu, the README's employee without WeChat, is known to wxteams (the Users page lists him) and
 // is told so when he writes to the bot.
 func TestSandboxKnowsLeeGu(t *testing.T) {
-	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"))
+	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"), "127.0.0.1:0")
 	ctx := context.Background()
 	emps, err := r.srv.engine.Employees(ctx)
 	if err != nil {
@@ -253,7 +252,7 @@ func TestSandboxKnowsLeeGu(t *testing.T) {
 // shows in their Teams pane, and while deliveries are retried the state says why, until one gets
 // through.
 func TestSandboxShowsTeamsDeliveryFailures(t *testing.T) {
-	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"))
+	r := startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"), "127.0.0.1:0")
 	ctx := context.Background()
 	customer := r.connect(t, "Hello")
 	trouble := func() string {
