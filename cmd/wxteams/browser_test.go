@@ -100,7 +100,7 @@ func (b *browser) count(sel, s string) int {
 	return strings.Count(got, s)
 }
 
-func say(input, text string) chromedp.Action {
+func typeAndSend(input, text string) chromedp.Action {
 	send := strings.TrimSuffix(input, "-text") + "-send"
 	return chromedp.Tasks{chromedp.SetValue(input, text, chromedp.ByID), chromedp.Click(send, chromedp.ByID)}
 }
@@ -178,14 +178,14 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	var customer string
 	b.step("which customer", chromedp.Value("#customer", &customer, chromedp.ByID))
 	b.shot("1-connected")
-	b.step("the customer writes first", say("wechat-text", "Hello Megan, about the bond fund"),
+	b.step("the customer writes first", typeAndSend("wechat-text", "Hello Megan, about the bond fund"),
 		waitText("#teams-messages", "Hello Megan, about the bond fund"), waitText("#teams-messages", "3 of 3 replies left"))
 	b.step("Megan answers three times and hits the cap",
-		say("teams-text", "Hello! Happy to help."), waitText("#wechat-messages", "Happy to help"),
-		say("teams-text", "The fund's fees are 0.4% a year."), waitText("#wechat-messages", "0.4%"),
-		say("teams-text", "Shall I send the prospectus?"), waitText("#wechat-messages", "prospectus"),
+		typeAndSend("teams-text", "Hello! Happy to help."), waitText("#wechat-messages", "Happy to help"),
+		typeAndSend("teams-text", "The fund's fees are 0.4% a year."), waitText("#wechat-messages", "0.4%"),
+		typeAndSend("teams-text", "Shall I send the prospectus?"), waitText("#wechat-messages", "prospectus"),
 		waitText("#teams-messages", "maximum limit of three consecutive messages"))
-	b.step("her fourth message is queued", say("teams-text", "It is on its way."), waitText("#teams-messages", "Queued (1 of 10)"),
+	b.step("her fourth message is queued", typeAndSend("teams-text", "It is on its way."), waitText("#teams-messages", "Queued (1 of 10)"),
 		waitText("#timeline", "message.queued"))
 	if b.count("#wechat-messages", "It is on its way.") != 0 {
 		t.Error("the queued message reached the customer")
@@ -221,7 +221,7 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	b.teamsHealthy("after Jump 24 h")
 	b.shot("3-24h")
 
-	b.step("the customer replies and the queue flushes", say("wechat-text", "Yes please"),
+	b.step("the customer replies and the queue flushes", typeAndSend("wechat-text", "Yes please"),
 		waitText("#wechat-messages", "It is on its way."), waitText("#teams-messages", "replied: 1 queued message(s) sent"),
 		waitText("#timeline", "message.released"))
 	b.shot("4-queue-flushed")
@@ -229,7 +229,7 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	b.step("48 hours pass: the chat is inactive", chromedp.Click("#advance-48h", chromedp.ByID),
 		waitText("#jumped", "3 days"), waitText("#chat-status", "inactive"), waitText("#teams-messages", "is now inactive"),
 		waitText("#timeline", "chat.status"))
-	b.step("Megan writes to the inactive chat: queued", say("teams-text", "Are you still there?"),
+	b.step("Megan writes to the inactive chat: queued", typeAndSend("teams-text", "Are you still there?"),
 		waitText("#teams-messages", "is inactive after 48 hours"))
 	b.teamsHealthy("after Jump 48 h")
 	b.shot("5-inactive")
@@ -257,17 +257,17 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 		t.Errorf("after the restart the customer is called %q; want the name they had, WeChat customer 1", named)
 	}
 	b.step("the customer writes after the restart: Megan gets it, and her queued message goes out",
-		say("wechat-text", "Back again"), waitText("#teams-messages", "Back again"),
+		typeAndSend("wechat-text", "Back again"), waitText("#teams-messages", "Back again"),
 		waitText("#wechat-messages", "Are you still there?"), waitText("#chat-status", "active"))
-	b.step("Megan answers after the restart", say("teams-text", "Welcome back"), waitText("#wechat-messages", "Welcome back"))
+	b.step("Megan answers after the restart", typeAndSend("teams-text", "Welcome back"), waitText("#wechat-messages", "Welcome back"))
 	b.teamsHealthy("after the restart")
 	b.shot("6-restarted")
 
 	// The flushed message and "Welcome back" were two; the third hits the cap again.
 	b.step("Megan fills the cap again and queues one more",
-		say("teams-text", "Any questions?"), waitText("#wechat-messages", "Any questions?"),
+		typeAndSend("teams-text", "Any questions?"), waitText("#wechat-messages", "Any questions?"),
 		waitText("#teams-messages", "maximum limit of three consecutive messages"),
-		say("teams-text", "Four, queued"), waitText("#teams-messages", "Queued (1 of 10)"))
+		typeAndSend("teams-text", "Four, queued"), waitText("#teams-messages", "Queued (1 of 10)"))
 	b.step("the customer leaves with #LEAVE: both are told, the queued message is cancelled",
 		chromedp.Click("#leave", chromedp.ByID),
 		waitText("#wechat-messages", "You have left the chat"), waitText("#chat-status", "left"),
