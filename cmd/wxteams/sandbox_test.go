@@ -58,6 +58,12 @@ func startSandboxOn(t *testing.T, db, addr string) *sandboxRun {
 	return nil
 }
 
+// startSandbox runs the sandbox on a free port with a fresh database.
+func startSandbox(t *testing.T) *server {
+	t.Helper()
+	return startSandboxOn(t, filepath.Join(t.TempDir(), "sandbox.db"), "127.0.0.1:0").srv
+}
+
 var (
 	megan = sandboxStaff[0]
 	leeGu = sandboxStaff[2]
