@@ -68,7 +68,7 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 	r := &rig{t: t, ctx: context.Background(), clock: clock.NewFake(time.Now().Truncate(time.Second)), store: store}
 
 	// Microsoft: Entra and Graph (TLS), the Bot Framework issuer, the Bot Connector, admin tokens.
-	r.entra = teamsfake.NewEntra(tenant, r.clock)
+	r.entra = teamsfake.NewEntra(tenant)
 	r.entra.AddClient(botAppID, botSecret)
 	bfIssuer := teamsfake.NewIssuer(teamsfake.BotFrameworkIssuer, r.clock, "msteams")
 	bfSrv := httptest.NewServer(bfIssuer.Handler())

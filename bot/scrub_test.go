@@ -67,7 +67,7 @@ func ourWords(t *testing.T, what string, err error, want ...string) {
 func TestConnectorFailuresInOurWords(t *testing.T) {
 	ctx := context.Background()
 	clk := clock.NewFake(time.Now())
-	entra := teamsfake.NewEntra(tenant, clk)
+	entra := teamsfake.NewEntra(tenant)
 	entra.AddClient(botAppID, botSecret)
 	ms := httptest.NewTLSServer(teamsfake.MicrosoftHandler(entra, nil))
 	t.Cleanup(ms.Close)

@@ -20,10 +20,13 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+
+	"github.com/wxteams/wxteams/manifest"
 )
 
 //go:embed assets
@@ -59,6 +62,9 @@ type Employee struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Enabled bool   `json:"enabled"`
+	// TeamsTrouble says, in words, why wxteams cannot reach the employee in Teams right now
+	// (deliveries failing or being retried); empty when all is well.
+	TeamsTrouble string `json:"teams_trouble,omitempty"`
 }
 
 // Customer is a WeChat user of the sandbox.
@@ -77,6 +83,8 @@ type PaneItem struct {
 	ID      string    `json:"id,omitempty"`    // the activity, for buttons
 	Actions []Action  `json:"actions,omitempty"`
 	Note    bool      `json:"note,omitempty"` // a notice card or auto-message
+	// Failed marks what wxteams could not deliver to this pane (shown from the archive).
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Action is a card button.
@@ -131,6 +139,7 @@ func (c *Console) Routes(r *mux.Router) {
 	static, _ := fs.Sub(assets, "assets")
 	files := http.FileServer(http.FS(static))
 	r.Handle("/", c.page("index.html")).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/favicon.ico", favicon).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/console/assets/").Handler(http.StripPrefix("/console/assets/", noDirListing(files))).Methods(http.MethodGet, http.MethodHead)
 	api := r.PathPrefix("/console/api").Subrouter()
 	api.Use(c.guard)
@@ -160,6 +169,17 @@ func (c *Console) page(name string) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(data)
 	})
+}
+
+// icon is the Teams app's colour icon, which browsers show for the console too (they read a PNG
+// served as /favicon.ico).
+var icon = sync.OnceValue(manifest.ColorIcon)
+
+func favicon(w http.ResponseWriter, r *http.Request) {
+	secureHeaders(w)
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, "favicon.png", time.Time{}, bytes.NewReader(icon()))
 }
 
 func secureHeaders(w http.ResponseWriter) {

@@ -1,9 +1,10 @@
 // Package graph installs the wxteams Teams app for an employee through Microsoft Graph
 // (msgraph-sdk-go), so the bot can message them before they ever write to it.
 //
-// msgraph-sdk-go takes minutes and gigabytes to compile cold; it is imported here and nowhere
-// else, and only cmd/wxteams imports this package, so the rest of the tree builds and tests fast.
-// It implements bot.Installer.
+// msgraph-sdk-go is generated code: its root package (GraphServiceClient) pulls in every Graph
+// API, over a hundred megabytes of source that takes minutes and gigabytes to compile cold. This
+// package uses only its users request builders and models, on a kiota request adapter built here,
+// and only cmd/wxteams imports it. It implements bot.Installer.
 package graph
 
 import (
@@ -12,15 +13,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	abstractions "github.com/microsoft/kiota-abstractions-go"
+	absser "github.com/microsoft/kiota-abstractions-go/serialization"
 	az "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
-	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	kjson "github.com/microsoft/kiota-serialization-json-go"
+	ktext "github.com/microsoft/kiota-serialization-text-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
@@ -44,8 +48,21 @@ type Config struct {
 
 // Installer installs the Teams app for users.
 type Installer struct {
-	client *msgraphsdk.GraphServiceClient
-	cfg    Config
+	users *users.UsersRequestBuilder
+	cfg   Config
+}
+
+// sdkVersion is msgraph-sdk-go's version, for Graph's SdkVersion telemetry header, as its own
+// client sends it.
+func sdkVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range info.Deps {
+			if m.Path == "github.com/microsoftgraph/msgraph-sdk-go" {
+				return strings.TrimPrefix(m.Version, "v")
+			}
+		}
+	}
+	return ""
 }
 
 // New returns an installer for the Graph at cfg.BaseURL. msgraph-sdk-go only attaches tokens to
@@ -67,20 +84,31 @@ func New(cfg Config) (*Installer, error) {
 	if parent == nil {
 		parent = http.DefaultTransport
 	}
-	opts := msgraphsdk.GetDefaultClientOptions()
+	opts := msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: sdkVersion()}
 	hc := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(parent, msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)...), Timeout: 30 * time.Second}
-	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, hc)
+	// Graph answers in JSON (and plain text for $count); the factories are the adapter's own,
+	// not kiota's process-wide registries.
+	parsers := absser.NewParseNodeFactoryRegistry()
+	parsers.ContentTypeAssociatedFactories["application/json"] = kjson.NewJsonParseNodeFactory()
+	parsers.ContentTypeAssociatedFactories["text/plain"] = ktext.NewTextParseNodeFactory()
+	writers := absser.NewSerializationWriterFactoryRegistry()
+	writers.ContentTypeAssociatedFactories["application/json"] = kjson.NewJsonSerializationWriterFactory()
+	writers.ContentTypeAssociatedFactories["text/plain"] = ktext.NewTextSerializationWriterFactory()
+	adapter, err := msgraphcore.NewGraphRequestAdapterBaseWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, opts, parsers, writers, hc)
 	if err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
+	// The models keep their values in a backing store; serialise only what was set, as
+	// GraphServiceClient does.
+	adapter.EnableBackingStore(nil)
 	adapter.SetBaseUrl(cfg.BaseURL)
-	return &Installer{client: msgraphsdk.NewGraphServiceClient(adapter), cfg: cfg}, nil
+	return &Installer{users: users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": cfg.BaseURL}, adapter), cfg: cfg}, nil
 }
 
 // InstallApp installs the app in the user's personal scope (a repeat install, 409, counts as
 // installed) and returns the installation's chat id.
 func (i *Installer) InstallApp(ctx context.Context, userID string) (string, error) {
-	apps := i.client.Users().ByUserId(userID).Teamwork().InstalledApps()
+	apps := i.users.ByUserId(userID).Teamwork().InstalledApps()
 	body := models.NewUserScopeTeamsAppInstallation()
 	// The literal "@odata.bind" key: the SDK's generated "odataBind" is refused by the service
 	// (msgraph-sdk-go#717).

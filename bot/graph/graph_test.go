@@ -27,7 +27,7 @@ const (
 // The real msgraph-sdk-go and azidentity against the fake Entra and Graph, over TLS.
 func TestInstallAppThroughGraph(t *testing.T) {
 	clk := clock.System{}
-	entra := teamsfake.NewEntra(tenant, clk)
+	entra := teamsfake.NewEntra(tenant)
 	entra.AddClient(botAppID, "bot-secret")
 	issuer := teamsfake.NewIssuer(teamsfake.BotFrameworkIssuer, clk, "msteams")
 	teams := teamsfake.New(botAppID, issuer, entra, clk)
@@ -88,8 +88,7 @@ func TestInstallAppThroughGraph(t *testing.T) {
 // A failed install is told in our words — Graph unreachable, Entra refusing the bot's secret —
 // never with the request's URL or azidentity's and the transport's own text.
 func TestInstallFailuresInOurWords(t *testing.T) {
-	clk := clock.System{}
-	entra := teamsfake.NewEntra(tenant, clk)
+	entra := teamsfake.NewEntra(tenant)
 	entra.AddClient(botAppID, "bot-secret")
 	ms := httptest.NewTLSServer(teamsfake.MicrosoftHandler(entra, nil))
 	defer ms.Close()

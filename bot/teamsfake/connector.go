@@ -104,6 +104,18 @@ func (t *Teams) Restore(aadObjectID, name, tenant string) {
 	t.conversations[u.ConversationID] = u
 }
 
+// Reconnect tells the bot, with a conversationUpdate from the user, that the user's personal chat
+// is now served from this fake's URL: a bot learns a changed serviceUrl from the next activity
+// Teams sends it. The sandbox does this after a restart, when the fake listens on a new port.
+func (t *Teams) Reconnect(ctx context.Context, aadObjectID string) error {
+	u, err := t.user(aadObjectID)
+	if err != nil {
+		return err
+	}
+	_, _, err = t.Post(ctx, t.activity(u, "conversationUpdate"))
+	return err
+}
+
 // User returns a copy of a user.
 func (t *Teams) User(aadObjectID string) (User, bool) {
 	t.mu.Lock()

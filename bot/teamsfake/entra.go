@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/wxteams/wxteams/bridge"
 )
 
 // Entra fakes the Microsoft identity platform for the bot's own credentials: the tenant's OpenID
@@ -25,10 +23,16 @@ import (
 // workload identity's). azidentity reaches it through AZURE_AUTHORITY_HOST (or
 // ClientOptions.Cloud) over TLS, with instance discovery off. Its Graph (graph.go) is served from
 // the same host.
+//
+// Like Microsoft's, it runs on real time: its access tokens, authorization codes and the client
+// assertions it accepts expire by the wall clock, which is also what azidentity and MSAL cache
+// tokens by. It takes no virtual clock, so moving one (the sandbox's "Jump 48 h", a test's fake
+// clock) never makes it refuse a token the bot still holds as valid. JWTs it hands out for
+// people are made by an Issuer, on the Issuer's clock, which is the one the API checking them
+// uses.
 type Entra struct {
 	URL      string // https://…, set once the TLS server runs
 	TenantID string
-	clock    bridge.Clock
 
 	mu        sync.Mutex
 	clients   map[string]string // client id → secret
@@ -47,8 +51,8 @@ type issued struct {
 }
 
 // NewEntra returns a fake identity platform for one tenant.
-func NewEntra(tenantID string, clock bridge.Clock) *Entra {
-	return &Entra{TenantID: tenantID, clock: clock, clients: map[string]string{}, certs: map[string]*x509.Certificate{},
+func NewEntra(tenantID string) *Entra {
+	return &Entra{TenantID: tenantID, clients: map[string]string{}, certs: map[string]*x509.Certificate{},
 		federated: map[string]string{}, tokens: map[string]issued{}}
 }
 
@@ -105,7 +109,7 @@ func (e *Entra) checkAssertion(clientID, assertion, endpoint string) (ok bool, d
 		}
 		return cert.PublicKey, nil
 	}, jwt.WithValidMethods([]string{"RS256", "PS256"}), jwt.WithAudience(endpoint), jwt.WithIssuer(clientID), jwt.WithSubject(clientID),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(e.clock.Now), jwt.WithLeeway(5*time.Minute))
+		jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Minute))
 	if err != nil || !token.Valid {
 		return false, "AADSTS700027: Client assertion failed signature validation."
 	}
@@ -124,7 +128,7 @@ func (e *Entra) Valid(token, scope string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t, ok := e.tokens[token]
-	return ok && t.scope == scope && e.clock.Now().Before(t.expires)
+	return ok && t.scope == scope && time.Now().Before(t.expires)
 }
 
 // ExpireTokens makes every token issued so far invalid.
@@ -203,7 +207,7 @@ func (e *Entra) routes(mux *http.ServeMux) {
 		}
 		token := randomHex(64)
 		e.mu.Lock()
-		e.tokens[token] = issued{scope: scope, clientID: clientID, expires: e.clock.Now().Add(time.Hour)}
+		e.tokens[token] = issued{scope: scope, clientID: clientID, expires: time.Now().Add(time.Hour)}
 		e.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
 	})
@@ -271,7 +275,7 @@ func (e *Entra) authorize(w http.ResponseWriter, r *http.Request) {
 			e.codes = map[string]pendingCode{}
 		}
 		e.codes[code] = pendingCode{clientID: q.Get("client_id"), redirect: q.Get("redirect_uri"), challenge: q.Get("code_challenge"),
-			scope: q.Get("scope"), who: *who, expires: e.clock.Now().Add(10 * time.Minute)}
+			scope: q.Get("scope"), who: *who, expires: time.Now().Add(10 * time.Minute)}
 		e.mu.Unlock()
 		back.Set("code", code)
 	}
@@ -289,7 +293,7 @@ func (e *Entra) redeem(w http.ResponseWriter, r *http.Request, clientID string) 
 	e.mu.Unlock()
 	verifier := sha256.Sum256([]byte(r.Form.Get("code_verifier")))
 	switch {
-	case !ok || p.expires.Before(e.clock.Now()):
+	case !ok || p.expires.Before(time.Now()):
 		entraError(w, "invalid_grant", "AADSTS70008: The provided authorization code or refresh token has expired or has already been used.")
 		return
 	case p.clientID != clientID:
@@ -308,8 +312,8 @@ func (e *Entra) redeem(w http.ResponseWriter, r *http.Request, clientID string) 
 			audience = res
 		}
 	}
-	now := e.clock.Now()
 	who := p.who
+	now := who.issuer.clock.Now()
 	access := who.issuer.UserToken(audience, e.TenantID, who.upn, who.oid, who.roles...)
 	id := who.issuer.Sign(jwt.MapClaims{"iss": who.issuer.Name, "aud": clientID, "sub": who.oid, "oid": who.oid, "tid": e.TenantID,
 		"name": who.name, "preferred_username": who.upn, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "ver": "2.0"})

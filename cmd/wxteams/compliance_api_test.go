@@ -74,6 +74,28 @@ func TestComplianceAPI(t *testing.T) {
 	if status, _ := m.call(t, s, http.MethodGet, "/compliance/v1/records?from=yesterday", cco, ""); status != http.StatusBadRequest {
 		t.Errorf("search with a bad date = %d", status)
 	}
+	// Nothing matches: an empty list, not null.
+	if status, body := m.call(t, s, http.MethodGet, "/compliance/v1/records?contact=o-ming&q=no+such+words", cco, ""); status != 200 || !strings.Contains(string(body), `"records":[]`) {
+		t.Errorf("an empty search = %d %s; want records: []", status, body)
+	}
+	// An employee is an Entra object id: a name is refused, saying so, in the search and the export.
+	for _, call := range []struct{ method, path, body string }{
+		{http.MethodGet, "/compliance/v1/records?employee=Megan+Bowen", ""},
+		{http.MethodPost, "/compliance/v1/exports", `{"employee":"Megan Bowen","formats":["csv"]}`},
+	} {
+		if status, body := m.call(t, s, call.method, call.path, cco, call.body); status != http.StatusBadRequest || !strings.Contains(string(body), "Entra ID object id") {
+			t.Errorf("%s %s with a name for the employee = %d %s", call.method, call.path, status, body)
+		}
+	}
+	if status, body := m.call(t, s, http.MethodGet, "/compliance/v1/records?employee="+string(testMegan), cco, ""); status != 200 {
+		t.Errorf("search by employee id = %d %s", status, body)
+	}
+	// An export with no format is refused.
+	for _, body := range []string{`{"contact":"o-ming"}`, `{"contact":"o-ming","formats":[]}`} {
+		if status, answer := m.call(t, s, http.MethodPost, "/compliance/v1/exports", cco, body); status != http.StatusBadRequest || !strings.Contains(string(answer), "at least one export format") {
+			t.Errorf("an export without formats %s = %d %s", body, status, answer)
+		}
+	}
 
 	// An export: started, then done, then downloaded and verified offline.
 	status, body = m.call(t, s, http.MethodPost, "/compliance/v1/exports", cco, `{"contact":"o-ming","formats":["eml","actiance"]}`)
@@ -111,8 +133,17 @@ func TestComplianceAPI(t *testing.T) {
 	if rep, err := export.Verify(filepath.Join(unzipped, st.ID), keys.public()); err != nil || rep.Records == 0 {
 		t.Errorf("the downloaded export does not verify: %v", err)
 	}
-	if status, body := m.call(t, s, http.MethodGet, "/compliance/v1/exports", cco, ""); status != 200 || !strings.Contains(string(body), st.ID) {
-		t.Errorf("list exports = %d %s", status, body)
+	// The list says how many records each finished export holds, and in which formats.
+	status, body = m.call(t, s, http.MethodGet, "/compliance/v1/exports", cco, "")
+	var list struct {
+		Exports []api.ExportStatus `json:"exports"`
+	}
+	if err := json.Unmarshal(body, &list); status != 200 || err != nil || len(list.Exports) != 1 || list.Exports[0].ID != st.ID {
+		t.Fatalf("list exports = %d %s", status, body)
+	}
+	if got := list.Exports[0]; got.Records == nil || *got.Records != st.Manifest.Counts.Records || *got.Records == 0 ||
+		strings.Join(got.Formats, ",") != "jsonl,eml,actiance" || got.Manifest != nil {
+		t.Errorf("listed export = %s; want %d records in jsonl, eml, actiance and no manifest", body, st.Manifest.Counts.Records)
 	}
 
 	// Holds.

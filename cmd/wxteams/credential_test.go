@@ -19,7 +19,6 @@ import (
 
 	"github.com/wxteams/wxteams/bot"
 	"github.com/wxteams/wxteams/bot/teamsfake"
-	"github.com/wxteams/wxteams/bridge/clock"
 )
 
 // selfSigned writes a certificate and its key as one PEM file, as WXTEAMS_BOT_CLIENT_CERT takes it.
@@ -48,8 +47,7 @@ func selfSigned(t *testing.T, dir string) (*x509.Certificate, string) {
 // Each way the bot can authenticate gets a Bot Framework token from the (fake) Entra ID through
 // the real azidentity credential newBotCredential builds; a wrong one is refused with Entra's error.
 func TestBotCredentials(t *testing.T) {
-	clk := clock.NewFake(time.Now())
-	entra := teamsfake.NewEntra(testTenant, clk)
+	entra := teamsfake.NewEntra(testTenant)
 	ms := httptest.NewTLSServer(teamsfake.MicrosoftHandler(entra, nil))
 	defer ms.Close()
 	entra.URL = ms.URL

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,11 +79,21 @@ type sandboxWorld struct {
 	said      map[string][]console.PaneItem // what each employee and customer wrote, by id
 	names     map[string]string             // customers' names, by openid
 	customers int
+	teamsLog  teamsDeliveries
+}
+
+// teamsDeliveries is what the archive says of this run's deliveries to Teams, read as it grows:
+// the failures each employee's pane shows, and what keeps wxteams from reaching them now.
+type teamsDeliveries struct {
+	read    int64                         // the last archive record read
+	failed  map[string][]console.PaneItem // by employee
+	trouble map[string]string             // by employee; cleared by a delivery that succeeds
 }
 
 // startSandboxWorld starts the fakes.
 func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
-	w := &sandboxWorld{clock: clk, said: map[string][]console.PaneItem{}, names: map[string]string{}}
+	w := &sandboxWorld{clock: clk, said: map[string][]console.PaneItem{}, names: map[string]string{},
+		teamsLog: teamsDeliveries{failed: map[string][]console.PaneItem{}, trouble: map[string]string{}}}
 	serve := func(h http.Handler, tlsConfig *tls.Config) (string, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -111,7 +122,7 @@ func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 	// Microsoft: the Bot Framework issuer, Entra ID and Graph (TLS), the Bot Connector, the
 	// administrators' Entra issuer.
 	botSecret := randomAlnum(40)
-	entra := teamsfake.NewEntra(sandboxTenant, clk)
+	entra := teamsfake.NewEntra(sandboxTenant)
 	entra.AddClient(sandboxBotApp, botSecret)
 	bf := teamsfake.NewIssuer(teamsfake.BotFrameworkIssuer, clk, "msteams")
 	if bf.URL, err = serve(bf.Handler(), nil); err != nil {
@@ -165,21 +176,34 @@ func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 }
 
 // attach points the fakes at the running wxteams and restores, after a restart, the employees and
-// customers its database already knows; at first start it enables two employees as an
-// administrator would.
+// customers its database already knows. The fake Bot Connector listens on a new port at each
+// start, so Teams tells the bot where each restored user is now, as it does whenever a serviceUrl
+// changes; wxteams archives the new address as an employee update. At first start two employees
+// are enabled as an administrator would, and Lee Gu adds the app himself without WeChat.
 func (w *sandboxWorld) attach(ctx context.Context, s *server, admin *bot.Admin, log *zap.Logger) error {
 	w.srv, w.admin = s, admin
 	base := "http://" + s.publicAddr
 	w.teams.BotEndpoint = base + "/api/messages"
 	w.wechat.SetPusher(&wechatfake.Pusher{URL: base + "/wechat/callback", Token: w.env["WXTEAMS_WECHAT_TOKEN"], AESKey: w.env["WXTEAMS_WECHAT_AES_KEY"],
 		AppID: sandboxWeChatApp, OriginalID: sandboxWeChatGH, Mode: wechatfake.Safe, Clock: w.clock})
+	if recent, err := s.store.RecentRecords(ctx, 0, 1); err != nil {
+		return err
+	} else if len(recent) > 0 {
+		w.teamsLog.read = recent[0].ID // the panes show this run's deliveries
+	}
 	emps, err := s.engine.Employees(ctx)
 	if err != nil {
 		return err
 	}
+	known := map[string]bool{}
 	for _, e := range emps {
-		if e.Teams.ConversationID != "" {
-			w.teams.Restore(string(e.ID), e.Name, sandboxTenant)
+		known[string(e.ID)] = true
+		if e.Teams.ConversationID == "" {
+			continue
+		}
+		w.teams.Restore(string(e.ID), e.Name, sandboxTenant)
+		if err := w.teams.Reconnect(ctx, string(e.ID)); err != nil {
+			return fmt.Errorf("sandbox: tell wxteams where %s is in Teams now: %w", e.Name, err)
 		}
 	}
 	contacts, err := s.store.Contacts(ctx)
@@ -189,18 +213,29 @@ func (w *sandboxWorld) attach(ctx context.Context, s *server, admin *bot.Admin, 
 	for _, c := range contacts {
 		w.wechat.Restore(string(c.OpenID), c.Language)
 		w.names[string(c.OpenID)] = c.Name
+		if n, ok := sandboxCustomerNumber(string(c.OpenID)); c.Name == "" && ok {
+			w.names[string(c.OpenID)] = fmt.Sprintf("%s %d", sandboxCustomerNm, n) // as WeChatNew named them
+		}
 	}
 	w.customers = len(contacts)
-	if len(emps) > 0 {
-		return nil
-	}
-	for _, e := range sandboxStaff[:2] {
-		res, err := admin.Enable(ctx, bridge.EmployeeProfile{ID: bridge.EmployeeID(e.id), Name: e.name, Email: e.email, Tenant: sandboxTenant}, "admin:"+sandboxAdminUPN)
-		if err != nil {
-			return fmt.Errorf("sandbox: enable %s: %w", e.name, err)
+	if len(emps) == 0 {
+		for _, e := range sandboxStaff[:2] {
+			res, err := admin.Enable(ctx, bridge.EmployeeProfile{ID: bridge.EmployeeID(e.id), Name: e.name, Email: e.email, Tenant: sandboxTenant}, "admin:"+sandboxAdminUPN)
+			if err != nil {
+				return fmt.Errorf("sandbox: enable %s: %w", e.name, err)
+			}
+			if !res.Installed {
+				log.Warn("sandbox: Teams app not installed", zap.String("employee", e.name), zap.String("error", res.InstallError))
+			}
+			known[e.id] = true
 		}
-		if !res.Installed {
-			log.Warn("sandbox: Teams app not installed", zap.String("employee", e.name), zap.String("error", res.InstallError))
+	}
+	// The rest of the tenant has added the app without WeChat: wxteams knows them, not enabled.
+	for _, e := range sandboxStaff {
+		if !known[e.id] {
+			if _, err := w.teams.Install(ctx, e.id); err != nil {
+				return fmt.Errorf("sandbox: %s adds the Teams app: %w", e.name, err)
+			}
 		}
 	}
 	return nil
@@ -219,9 +254,15 @@ func (w *sandboxWorld) Token() string {
 
 func (w *sandboxWorld) State(ctx context.Context) (*console.SandboxState, error) {
 	st := &console.SandboxState{Now: w.clock.Now(), Jumped: w.clock.Offset().String(), Customers: []console.Customer{}}
+	if err := w.readTeamsDeliveries(ctx); err != nil {
+		return nil, err
+	}
 	for _, e := range sandboxStaff {
 		emp, err := w.srv.engine.Employee(ctx, bridge.EmployeeID(e.id))
-		st.Employees = append(st.Employees, console.Employee{ID: e.id, Name: e.name, Enabled: err == nil && emp.Enabled})
+		w.mu.Lock()
+		trouble := w.teamsLog.trouble[e.id]
+		w.mu.Unlock()
+		st.Employees = append(st.Employees, console.Employee{ID: e.id, Name: e.name, Enabled: err == nil && emp.Enabled, TeamsTrouble: trouble})
 	}
 	chats, err := w.srv.store.ChatStatuses(ctx)
 	if err != nil {
@@ -258,14 +299,60 @@ func (w *sandboxWorld) TeamsPane(ctx context.Context, id string) ([]console.Pane
 	if _, err := w.employee(id); err != nil {
 		return nil, err
 	}
+	if err := w.readTeamsDeliveries(ctx); err != nil {
+		return nil, err
+	}
 	w.mu.Lock()
 	items := append([]console.PaneItem(nil), w.said[id]...)
+	items = append(items, w.teamsLog.failed[id]...)
 	w.mu.Unlock()
 	for _, r := range w.teams.Received(id) {
 		items = append(items, paneItemOf(r))
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].At.Before(items[j].At) })
 	return items, nil
+}
+
+// readTeamsDeliveries reads the archive records written since it last looked, for what became of
+// deliveries to Teams: a failure shows in the employee's pane, and a retry says what keeps
+// wxteams from reaching them until a delivery to them succeeds. The words are the sandbox's own,
+// from the status Teams answered, never a transport error's text.
+func (w *sandboxWorld) readTeamsDeliveries(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		recs, err := w.srv.store.RecentRecords(ctx, w.teamsLog.read, 500)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			w.teamsLog.read = max(w.teamsLog.read, r.ID)
+			if r.Kind != compliance.KindDelivered && r.Kind != compliance.KindDeliveryFailed && r.Kind != compliance.KindDeliveryRetry {
+				continue
+			}
+			m, err := compliance.DecodeMeta(r.Meta)
+			if err != nil || m.Channel != string(bridge.ChannelTeams) || m.Employee == "" {
+				continue
+			}
+			why := "Teams could not be reached"
+			if m.ErrCode != 0 {
+				why = fmt.Sprintf("Teams answered HTTP %d", m.ErrCode)
+			}
+			switch r.Kind {
+			case compliance.KindDelivered:
+				delete(w.teamsLog.trouble, m.Employee)
+			case compliance.KindDeliveryRetry:
+				w.teamsLog.trouble[m.Employee] = fmt.Sprintf("wxteams cannot reach you in Teams (%s); it keeps trying (attempt %d).", why, m.Attempt)
+			case compliance.KindDeliveryFailed:
+				w.teamsLog.trouble[m.Employee] = fmt.Sprintf("A message from wxteams did not reach you in Teams (%s).", why)
+				w.teamsLog.failed[m.Employee] = append(w.teamsLog.failed[m.Employee], console.PaneItem{At: r.At, Failed: true,
+					Text: fmt.Sprintf("Not delivered: a message from wxteams could not be shown here (%s). It is in the compliance archive.", why)})
+			}
+		}
+		if len(recs) < 500 {
+			return nil
+		}
+	}
 }
 
 // paneItemOf renders what the bot sent as the Teams client shows it: the card's text, an image
@@ -369,6 +456,16 @@ func templateText(fields map[string]string) string {
 		parts = append(parts, fields[k])
 	}
 	return strings.Join(parts, " · ")
+}
+
+// sandboxCustomerNumber reads the number WeChatNew put at the end of an openid it made: "o", 12
+// random characters, the number.
+func sandboxCustomerNumber(openID string) (int, bool) {
+	if len(openID) <= 13 || openID[0] != 'o' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(openID[13:])
+	return n, err == nil && n > 0
 }
 
 // WeChatNew makes a new WeChat user, who follows the account by searching for it.

@@ -56,7 +56,7 @@ func newMicrosoft(t *testing.T) *microsoft {
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}
-	entra := teamsfake.NewEntra(testTenant, m.clock)
+	entra := teamsfake.NewEntra(testTenant)
 	m.entra = entra
 	entra.AddClient(testBotApp, "bot-secret")
 	bf := teamsfake.NewIssuer(teamsfake.BotFrameworkIssuer, m.clock, "msteams")

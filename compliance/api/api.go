@@ -189,10 +189,25 @@ func writeError(w http.ResponseWriter, status int, msg string) int {
 	return writeJSON(w, status, map[string]string{"error": msg})
 }
 
+// entraObjectID is an employee id: the person's Entra ID object id, a GUID.
+var entraObjectID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// checkEmployee refuses an employee that cannot be an Entra object id: a name typed there would
+// match nothing, which reads as "no records".
+func checkEmployee(id string) error {
+	if id == "" || entraObjectID.MatchString(id) {
+		return nil
+	}
+	return errors.New("employee must be the person's Entra ID object id, such as 7faf8ab2-3d56-4244-b585-20c8a42ed2b8 (the Users page lists them)")
+}
+
 // scopeFrom reads from, to, employee and contact from the query.
 func scopeFrom(r *http.Request) (export.Scope, error) {
 	q := r.URL.Query()
-	s := export.Scope{Employee: q.Get("employee"), Contact: q.Get("contact")}
+	s := export.Scope{Employee: strings.TrimSpace(q.Get("employee")), Contact: strings.TrimSpace(q.Get("contact"))}
+	if err := checkEmployee(s.Employee); err != nil {
+		return s, err
+	}
 	var err error
 	if s.From, err = parseWhen(q.Get("from")); err != nil {
 		return s, fmt.Errorf("from: %v", err)
@@ -247,7 +262,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, c *call) int {
 	}
 	limit = min(limit, a.cfg.SearchLimit)
 	needle := strings.ToLower(r.URL.Query().Get("q"))
-	var found []Found
+	found := []Found{} // an empty result is an empty list, never null
 	truncated := false
 	errStop := errors.New("enough")
 	err = a.cfg.Archive.ExportSource().Scan(r.Context(), scope, func(rec *compliance.Record) error {
@@ -282,7 +297,11 @@ type ExportStatus struct {
 	Started  time.Time        `json:"started,omitzero"`
 	Error    string           `json:"error,omitempty"`
 	Manifest *export.Manifest `json:"manifest,omitempty"`
-	Download string           `json:"download,omitempty"`
+	// Records and Formats are the manifest's, once the export is done (the list leaves the
+	// manifest out).
+	Records  *int     `json:"records,omitempty"`
+	Formats  []string `json:"formats,omitempty"`
+	Download string   `json:"download,omitempty"`
 }
 
 var exportID = regexp.MustCompile(`^x-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
@@ -300,9 +319,16 @@ func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 		return writeError(w, http.StatusBadRequest, "the body must be JSON: {\"from\", \"to\", \"employee\", \"contact\", \"formats\"}")
 	}
-	scope := export.Scope{Employee: body.Employee, Contact: body.Contact, Formats: append([]string{export.JSONL}, without(body.Formats, export.JSONL)...)}
-	var err error
-	if scope.From, err = parseWhen(body.From); err == nil {
+	if len(body.Formats) == 0 {
+		return writeError(w, http.StatusBadRequest, "choose at least one export format: "+strings.Join(export.AllFormats, ", ")+" (JSONL is always written too)")
+	}
+	scope := export.Scope{Employee: strings.TrimSpace(body.Employee), Contact: strings.TrimSpace(body.Contact),
+		Formats: append([]string{export.JSONL}, without(body.Formats, export.JSONL)...)}
+	err := checkEmployee(scope.Employee)
+	if err == nil {
+		scope.From, err = parseWhen(body.From)
+	}
+	if err == nil {
 		scope.To, err = parseWhen(body.To)
 	}
 	if err == nil {
@@ -367,6 +393,7 @@ func (a *API) status(id string) (ExportStatus, bool) {
 		return st, true
 	}
 	st.State, st.Manifest, st.Download = "done", &m, "/compliance/v1/exports/"+id+"/download"
+	st.Records, st.Formats = &m.Counts.Records, m.Scope.Formats
 	return st, true
 }
 

@@ -166,9 +166,15 @@ func New(cfg Config, clock bridge.Clock) *WeChat {
 		cfg: cfg, clock: clock,
 		tokens: map[string]*token{}, tokenCalls: map[string]int{}, users: map[string]*User{},
 		media: map[string]*media{}, tickets: map[string]*qrTicket{}, permanent: map[string]string{},
-		faults: map[string][]Fault{}, requests: map[string]int{}, msgID: 6054768590064713728,
+		faults: map[string][]Fault{}, requests: map[string]int{}, msgID: firstMsgID(),
 	}
 }
+
+// firstMsgID starts a fake's MsgIds past any an earlier fake gave: WeChat's are unique, and
+// wxteams drops a push whose MsgId it has seen, so a sandbox restarted on its database would
+// otherwise lose its customers' first messages. It grows by the microsecond, faster than a fake
+// hands out ids.
+func firstMsgID() int64 { return 6054768590064713728 + time.Now().UnixMicro() }
 
 // Config returns the fake's configuration.
 func (w *WeChat) Config() Config { return w.cfg }
