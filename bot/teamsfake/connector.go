@@ -33,7 +33,8 @@ type Teams struct {
 	MaxBytes     int
 	HTTP         *http.Client
 	// OnReceive, if set, is told of each activity the bot sends, as it arrives (load tests time
-	// deliveries with it). It runs with the fake's lock held: it must not call the fake.
+	// deliveries with it). It runs with the fake's lock held: it must not call the fake. Set it
+	// before the bot sends anything, or with SetOnReceive.
 	OnReceive func(Received)
 	// TokenFor, if set, makes the bearer token of each activity sent to the bot (an Entra-issued
 	// token, say); by default it is a Bot Connector token from Issuer.
@@ -48,7 +49,19 @@ type Teams struct {
 	forced        []int // statuses forced on the next sends (a 429 storm, 5xx)
 	attachments   map[string][]byte
 	nextID        int64
+	// botToken is the Bot Connector token Post reuses, as the real service does for its lifetime.
+	botToken cachedToken
 }
+
+// cachedToken is a signed token and what it was signed for.
+type cachedToken struct {
+	token, kid, serviceURL string
+	issued                 time.Time
+}
+
+// botTokenReuse is how long Post reuses a Bot Connector token (they are valid for an hour; Teams
+// does not sign every activity anew).
+const botTokenReuse = 10 * time.Minute
 
 // User is a Teams user.
 type User struct {
@@ -114,6 +127,30 @@ func (t *Teams) Reconnect(ctx context.Context, aadObjectID string) error {
 	}
 	_, _, err = t.Post(ctx, t.activity(u, "conversationUpdate"))
 	return err
+}
+
+// SetOnReceive sets OnReceive while the fake may be receiving.
+func (t *Teams) SetOnReceive(f func(Received)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.OnReceive = f
+}
+
+// connectorToken is a Bot Connector token for an activity from serviceURL: the last one, while it
+// is young and signed with the issuer's current key, else a new one.
+func (t *Teams) connectorToken(serviceURL string) string {
+	now, kid := t.clock.Now(), t.Issuer.CurrentKid()
+	t.mu.Lock()
+	c := t.botToken
+	t.mu.Unlock()
+	if c.token != "" && c.kid == kid && c.serviceURL == serviceURL && !now.Before(c.issued) && now.Sub(c.issued) < botTokenReuse {
+		return c.token
+	}
+	c = cachedToken{token: t.Issuer.BotToken(t.BotAppID, serviceURL), kid: kid, serviceURL: serviceURL, issued: now}
+	t.mu.Lock()
+	t.botToken = c
+	t.mu.Unlock()
+	return c.token
 }
 
 // User returns a copy of a user.
@@ -446,9 +483,11 @@ func (t *Teams) Post(ctx context.Context, a *bot.Activity) (int, []byte, error) 
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	token := t.Issuer.BotToken(t.BotAppID, a.ServiceURL)
+	var token string
 	if t.TokenFor != nil {
 		token = t.TokenFor(a)
+	} else {
+		token = t.connectorToken(a.ServiceURL)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	hc := t.HTTP

@@ -144,7 +144,13 @@ type loadResult struct {
 	toEmployee, toClient int64
 	queued               int64 // employee messages the cap queued (arrived after the next customer message)
 	stillQueued          int64 // queued when the load stopped, waiting for a customer message
-	lost                 int64
+	// onTheWay were acknowledged and still on their way when the load stopped (a backlog, not a
+	// loss); late of them arrived after the run's end (its grace period), the last lateBy after
+	// it. lost never arrived.
+	onTheWay, late int64
+	lateBy         time.Duration
+	endedAt        time.Time
+	lost           int64
 	// Timers fired, as the employees saw them in Teams: the 24 h notice and the inactivity notice.
 	notices24h, inactive int64
 	ackWeChat, ackTeams  []time.Duration // how long WeChat's push and Teams' activity waited for their answer
@@ -191,6 +197,8 @@ func (r *loadResult) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "messages delivered end to end\t%d\t(%.0f/s: %d customer→employee, %d employee→customer, %d of them queued first)\n",
 		r.delivered, rate, r.toEmployee, r.toClient, r.queued)
+	fmt.Fprintf(tw, "on its way when the load stopped (backlog)\t%d\t(%d arrived after the run's end, the last %s after it)\n",
+		r.onTheWay, r.late, r.lateBy.Round(time.Millisecond))
 	fmt.Fprintf(tw, "lost (acknowledged, never arrived)\t%d\t(%d more still queued at the end, as the policy wants)\n", r.lost, r.stillQueued)
 	fmt.Fprintf(tw, "chat timers fired (seen in Teams)\t%d / %d\t(24 h notices / chats gone inactive)\n", r.notices24h, r.inactive)
 	if r.injected != nil {
@@ -261,6 +269,8 @@ type tracker struct {
 	next    atomic.Int64
 	pending map[int64]sent
 	arrived chan int64
+	// changed is closed (and replaced) at each arrival, to wake waitFor.
+	changed chan struct{}
 	res     *loadResult
 	// written is every message ever written, by marker id; last is the newest arrival per chat
 	// and direction (inbound or not), for the order check.
@@ -270,6 +280,8 @@ type tracker struct {
 	// or that a message was refused; toldTexts are those notices' fixed parts.
 	told      map[int]int
 	toldTexts []string
+	// over is set when the run's measurement ends; what arrives after it is counted as late.
+	over bool
 }
 
 // direction is one side of a chat: its customer's messages (inbound) or its employee's.
@@ -315,8 +327,17 @@ func (t *tracker) arrive(text string, at time.Time) {
 				t.res.toCustomer = append(t.res.toCustomer, arrival{chat: w.chat, id: id, at: at})
 			}
 		}
-		if ok {
+		if ok && t.over {
+			// The run is over: it counts as arrived, not in the run's rates and latencies.
 			delete(t.pending, id)
+			close(t.changed)
+			t.changed = make(chan struct{})
+			t.res.late++
+			t.res.lateBy = max(t.res.lateBy, time.Since(t.res.endedAt))
+		} else if ok {
+			delete(t.pending, id)
+			close(t.changed)
+			t.changed = make(chan struct{})
 			d := time.Since(s.at)
 			switch {
 			case s.inbound:
@@ -341,8 +362,12 @@ func (t *tracker) arrive(text string, at time.Time) {
 	}
 }
 
-// waitFor waits until none of ids is pending, or the deadline.
+// waitFor waits until none of ids is pending, or the deadline. It wakes at arrivals, not on a
+// timer: at thousands of messages a second, polling would cost the load generator more than the
+// load.
 func (t *tracker) waitFor(ids []int64, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
 		t.mu.Lock()
 		left := 0
@@ -351,14 +376,48 @@ func (t *tracker) waitFor(ids []int64, deadline time.Time) bool {
 				left++
 			}
 		}
+		changed := t.changed
 		t.mu.Unlock()
 		if left == 0 {
 			return true
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-timer.C:
 			return false
 		}
-		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Following what was on its way when a run ended: it stops once nothing has arrived for
+// followIdle, or after followAtMost.
+const (
+	followIdle   = 30 * time.Second
+	followAtMost = 10 * time.Minute
+)
+
+// follow waits until no message that is not meant to wait in a queue is pending, for as long as
+// one arrives at least every idle, at most until most.
+func (t *tracker) follow(idle, most time.Duration) {
+	end := time.Now().Add(most)
+	for {
+		t.mu.Lock()
+		left := 0
+		for _, p := range t.pending {
+			if !p.queued {
+				left++
+			}
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		if left == 0 || !time.Now().Before(end) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(min(idle, time.Until(end))):
+			return // nothing arrived for idle: what is left is lost
+		}
 	}
 }
 
@@ -413,8 +472,9 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	}
 	defer func() { stop(); <-done }()
 
-	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1), res: res}
-	world.wechat.OnDeliver = func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) }
+	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1),
+		changed: make(chan struct{}), res: res}
+	world.wechat.SetOnDeliver(func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) })
 	if lc.window > 0 {
 		p := s.engine.Policy()
 		p.Window, p.NoticeAfter = bridge.Duration(lc.window), bridge.Duration(lc.window/2)
@@ -426,7 +486,7 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	texts := s.engine.Policy().Employee
 	tr.told, tr.toldTexts = map[int]int{}, []string{fixedPart(texts.OutcomeUnknown), fixedPart(texts.QueueFull)}
 	notice24h, inactive := fixedPart(texts.Notice24h), fixedPart(texts.Inactive)
-	world.teams.OnReceive = func(r teamsfake.Received) {
+	world.teams.SetOnReceive(func(r teamsfake.Received) {
 		text := teamsfake.VisibleText(&r.Activity)
 		tr.arrive(text, r.At)
 		switch {
@@ -446,7 +506,7 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 				tr.mu.Unlock()
 			}
 		}
-	}
+	})
 	if lc.faults {
 		world.wechat.Pusher().Duplicates = 2 // WeChat pushes every callback three times
 	}
@@ -481,7 +541,14 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	}
 	wg.Wait()
 	stopFaults()
-	// Whatever is still on its way gets a grace period to arrive.
+	tr.mu.Lock()
+	for _, p := range tr.pending {
+		if !p.queued {
+			res.onTheWay++
+		}
+	}
+	tr.mu.Unlock()
+	// Whatever is still on its way gets a grace period to arrive within the run.
 	grace := time.Now().Add(10 * time.Second)
 	for {
 		left := 0
@@ -498,6 +565,14 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 		time.Sleep(10 * time.Millisecond)
 	}
 	res.elapsed = max(time.Since(start), lc.duration)
+	// A backlog is not a loss: what is still on its way is followed until it arrives, for as long
+	// as messages keep arriving.
+	tr.mu.Lock()
+	tr.over, res.endedAt = true, time.Now()
+	tr.mu.Unlock()
+	if !lc.faults {
+		tr.follow(followIdle, followAtMost)
+	}
 	if lc.faults {
 		if err := settle(ctx, world, s, tr, 3*time.Minute); err != nil {
 			return nil, err

@@ -82,7 +82,8 @@ type WeChat struct {
 	clock bridge.Clock
 
 	// OnDeliver, if set, is told of each message delivered to a user, as it is (load tests time
-	// deliveries with it). It runs with the fake's lock held: it must not call the fake.
+	// deliveries with it). It runs with the fake's lock held: it must not call the fake. Set it
+	// before anything is sent, or with SetOnDeliver.
 	OnDeliver func(Delivered)
 
 	mu           sync.Mutex
@@ -175,6 +176,13 @@ func New(cfg Config, clock bridge.Clock) *WeChat {
 // otherwise lose its customers' first messages. It grows by the microsecond, faster than a fake
 // hands out ids.
 func firstMsgID() int64 { return 6054768590064713728 + time.Now().UnixMicro() }
+
+// SetOnDeliver sets OnDeliver while the fake may be delivering.
+func (w *WeChat) SetOnDeliver(f func(Delivered)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.OnDeliver = f
+}
 
 // Config returns the fake's configuration.
 func (w *WeChat) Config() Config { return w.cfg }
