@@ -173,7 +173,12 @@ func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
 		defer e.delivered.remove(it.ID)
 	}
 	for attempt := 0; ; attempt++ {
-		ferr := e.finish(ctx, it, d, err)
+		var ferr error
+		if err == nil {
+			ferr = e.recordDelivered(ctx, it, d)
+		} else {
+			ferr = e.finish(ctx, it, d, err)
+		}
 		if ferr == nil {
 			if err == nil && e.observer != nil {
 				e.observer.Delivered(it.Channel, e.clock.Now().Sub(it.CreatedAt))
@@ -200,7 +205,10 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 	)
 	switch it.Channel {
 	case ChannelWeChat:
-		ct, lerr := e.store.Contact(ctx, it.Contact)
+		ct, lerr := it.To, error(nil)
+		if ct == nil {
+			ct, lerr = e.store.Contact(ctx, it.Contact)
+		}
 		if lerr != nil {
 			return d, fmt.Errorf("load contact: %w", errors.Join(lerr, ErrRetryLater))
 		}
@@ -218,7 +226,10 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 		sent.Media = d.Media
 		d = sent
 	case ChannelTeams:
-		emp, lerr := e.store.Employee(ctx, it.Employee)
+		emp, lerr := it.ToEmployee, error(nil)
+		if emp == nil {
+			emp, lerr = e.store.Employee(ctx, it.Employee)
+		}
 		if lerr != nil {
 			return d, fmt.Errorf("load employee: %w", errors.Join(lerr, ErrRetryLater))
 		}

@@ -34,6 +34,7 @@ type Engine struct {
 	wake         chan struct{}
 	inflight     sync.WaitGroup
 	delivered    deliveredSends
+	outcomes     outcomeBatches
 }
 
 // Observer is told what the engine did, after it committed: every archived event, and how long
@@ -63,7 +64,7 @@ type Config struct {
 	Clock    Clock
 	Logger   *zap.Logger
 	Policy   Policy
-	// Workers is how many deliveries run at once [16].
+	// Workers is how many deliveries run at once [64].
 	Workers int
 	// PollInterval is how often Run looks for work other processes created [500ms].
 	PollInterval time.Duration
@@ -81,7 +82,7 @@ func NewEngine(c Config) (*Engine, error) {
 		c.Logger = zap.NewNop()
 	}
 	if c.Workers <= 0 {
-		c.Workers = 16
+		c.Workers = 64
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 500 * time.Millisecond

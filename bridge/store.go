@@ -100,6 +100,12 @@ type Tx interface {
 	// SettleCrossing unmarks the chat's items marked at that the channel had in fact answered as
 	// delivered before at, and counts them: those that carry an employee's message, and all.
 	SettleCrossing(ctx context.Context, chat ChatID, at time.Time) (employee, all int, err error)
+	// LockSending locks outbox items and returns, by id, the attempt count of those still being
+	// sent (an item whose claim ran out and was claimed again counts more attempts).
+	LockSending(ctx context.Context, ids ...int64) (map[int64]int, error)
+	// MarkDone records items as delivered (state done, AnsweredAt) and makes way for the next
+	// item of each one's lane.
+	MarkDone(ctx context.Context, items ...*OutboxItem) error
 	// UpdateOutbox stores an item's State, Attempts, NotBefore, LeaseUntil and AnsweredAt. An item that leaves
 	// pending or sending makes way for the next item of its lane.
 	UpdateOutbox(ctx context.Context, it *OutboxItem) error
@@ -174,6 +180,10 @@ type OutboxItem struct {
 	AnsweredAt time.Time
 	// CancelReason is set when the chat withdrew the item while it was being sent (WithdrawOutbox).
 	CancelReason string
+	// To and ToEmployee are the recipient as ClaimOutbox found it: the customer of a WeChat item,
+	// the employee of a Teams item (nil: not loaded, or gone).
+	To         *Contact
+	ToEmployee *Employee
 }
 
 // OpenSend is an outbox item the channel has not answered yet, as OpenSends lists it.

@@ -214,6 +214,9 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) 
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if err := tx.flushTimers(ctx); err != nil {
+		return err
+	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", s.wrap(err))
 	}

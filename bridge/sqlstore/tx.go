@@ -68,6 +68,21 @@ type tx struct {
 	members map[bridge.ChatID]string
 	// pendingKeys are data keys this transaction made or read for sealing, cached after commit.
 	pendingKeys map[string]*compliance.DataKey
+	// contacts and employees read with a locked chat (its customer and members), or written, in
+	// this transaction: Contact and Employee answer from them instead of reading again. A chat's
+	// customer changes only in steps that hold the chat's lock; an employee read moments earlier
+	// in the same transaction is what a step reading it then would have seen.
+	contacts  map[bridge.OpenID]bridge.Contact
+	employees map[bridge.EmployeeID]bridge.Employee
+	// timers are SetTimer calls not written yet: they are written together, before anything
+	// else reads or clears timers and at the latest before commit.
+	timers []pendingTimer
+}
+
+type pendingTimer struct {
+	chat bridge.ChatID
+	kind bridge.TimerKind
+	due  time.Time
 }
 
 var _ bridge.Tx = (*tx)(nil)
@@ -137,6 +152,44 @@ func scanEmployee(row interface{ Scan(...any) error }) (*bridge.Employee, error)
 	return &e, err
 }
 
+// Employee reads an employee, or returns the one this transaction read or wrote already.
+func (t *tx) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
+	if e, ok := t.employees[id]; ok {
+		return &e, nil
+	}
+	e, err := t.conn.Employee(ctx, id)
+	if err == nil {
+		t.rememberEmployee(e)
+	}
+	return e, err
+}
+
+func (t *tx) rememberEmployee(e *bridge.Employee) {
+	if t.employees == nil {
+		t.employees = map[bridge.EmployeeID]bridge.Employee{}
+	}
+	t.employees[e.ID] = *e
+}
+
+// Contact reads a customer, or returns the one this transaction read or wrote already.
+func (t *tx) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, error) {
+	if c, ok := t.contacts[id]; ok {
+		return &c, nil
+	}
+	c, err := t.conn.Contact(ctx, id)
+	if err == nil {
+		t.rememberContact(c)
+	}
+	return c, err
+}
+
+func (t *tx) rememberContact(c *bridge.Contact) {
+	if t.contacts == nil {
+		t.contacts = map[bridge.OpenID]bridge.Contact{}
+	}
+	t.contacts[c.OpenID] = *c
+}
+
 func (t conn) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employee, error) {
 	e, err := scanEmployee(t.queryRow(ctx, `SELECT `+employeeColumns+` FROM employees WHERE id = $1`, id))
 	return e, t.notFound(err, "employee "+string(id))
@@ -181,6 +234,7 @@ func (t *tx) PutEmployee(ctx context.Context, e *bridge.Employee) error {
 	if err != nil {
 		return fmt.Errorf("store employee %s: %w", e.ID, err)
 	}
+	t.rememberEmployee(e)
 	return nil
 }
 
@@ -204,12 +258,26 @@ func (t *tx) PutContact(ctx context.Context, c *bridge.Contact) error {
 	if err != nil {
 		return fmt.Errorf("store contact %s: %w", c.OpenID, err)
 	}
+	t.rememberContact(c)
 	return nil
 }
 
 const chatColumns = `id, tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound, employee_streak,
-	on_hold_prompted, notified_24h, reinstate_sent, members_changed, created_us, updated_us,
-	(SELECT COUNT(*) FROM queue WHERE queue.chat_id = chats.id)`
+	on_hold_prompted, notified_24h, reinstate_sent, members_changed, created_us, updated_us`
+
+// chatDetailsSQL reads, once a chat is locked, what changes under its lock (the queue's length,
+// the members) and what its steps read next (its customer, its members' employee records), in
+// one round trip. It runs after the lock is granted, as its own statement, so it sees what the
+// transaction that held the lock before committed.
+const chatDetailsSQL = `SELECT (SELECT COUNT(*) FROM queue WHERE queue.chat_id = c.id),
+		COALESCE(ct.open_id, ''), COALESCE(ct.union_id, ''), COALESCE(ct.name, ''), COALESCE(ct.language, ''),
+		COALESCE(ct.following, FALSE), COALESCE(ct.updated_us, 0),
+		COALESCE(m.employee_id, ''), COALESCE(e.tenant, ''), COALESCE(e.name, ''), COALESCE(e.email, ''), COALESCE(e.enabled, FALSE),
+		COALESCE(e.scene, ''), COALESCE(e.teams_service_url, ''), COALESCE(e.teams_conversation_id, ''),
+		COALESCE(e.teams_user_id, ''), COALESCE(e.reachable, FALSE), COALESCE(e.current_chat, 0), COALESCE(e.updated_us, 0)
+	FROM chats c LEFT JOIN contacts ct ON ct.open_id = c.contact
+		LEFT JOIN chat_members m ON m.chat_id = c.id LEFT JOIN employees e ON e.id = m.employee_id
+	WHERE c.id = $1 ORDER BY m.position`
 
 func (t *tx) LockChat(ctx context.Context, id bridge.ChatID) (*bridge.Chat, error) {
 	return t.lockChat(ctx, `SELECT `+chatColumns+` FROM chats WHERE id = $1 FOR UPDATE`, int64(id), "chat "+id.String())
@@ -225,26 +293,47 @@ func (t *tx) lockChat(ctx context.Context, q string, arg any, what string) (*bri
 		id, lastIn, conn, created, updated int64
 	)
 	err := t.queryRow(ctx, q, arg).Scan(&id, &c.Tenant, &c.Contact, &c.Status, &lastIn, &conn, &c.SentSinceInbound,
-		&c.EmployeeStreak, &c.OnHoldPrompted, &c.Notified24h, &c.ReinstateSent, &c.MembersChanged, &created, &updated, &c.QueueLen)
+		&c.EmployeeStreak, &c.OnHoldPrompted, &c.Notified24h, &c.ReinstateSent, &c.MembersChanged, &created, &updated)
 	if err := t.notFound(err, what); err != nil {
 		return nil, err
 	}
 	c.ID = bridge.ChatID(id)
 	c.LastInboundAt, c.ConnectedAt, c.CreatedAt, c.UpdatedAt = fromUS(lastIn), fromUS(conn), fromUS(created), fromUS(updated)
-	rows, err := t.query(ctx, `SELECT employee_id FROM chat_members WHERE chat_id = $1 ORDER BY position`, id)
+	rows, err := t.query(ctx, chatDetailsSQL, id)
 	if err != nil {
 		return nil, fmt.Errorf("members of %s: %w", what, err)
 	}
 	defer rows.Close()
+	var (
+		contact    bridge.Contact
+		employees  []*bridge.Employee
+		ctUpdated  int64
+		empUpdated int64
+		current    int64
+	)
 	for rows.Next() {
-		var m bridge.EmployeeID
-		if err := rows.Scan(&m); err != nil {
-			return nil, fmt.Errorf("members of %s: %w", what, err)
+		var e bridge.Employee
+		if err := rows.Scan(&c.QueueLen, &contact.OpenID, &contact.UnionID, &contact.Name, &contact.Language, &contact.Following, &ctUpdated,
+			&e.ID, &e.Tenant, &e.Name, &e.Email, &e.Enabled, &e.Scene, &e.Teams.ServiceURL, &e.Teams.ConversationID,
+			&e.Teams.UserID, &e.Reachable, &current, &empUpdated); err != nil {
+			return nil, fmt.Errorf("members of %s: %w", what, t.s.wrap(err))
 		}
-		c.Members = append(c.Members, m)
+		if e.ID == "" {
+			continue // no members
+		}
+		e.CurrentChat, e.UpdatedAt = bridge.ChatID(current), fromUS(empUpdated)
+		c.Members = append(c.Members, e.ID)
+		employees = append(employees, &e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("members of %s: %w", what, t.s.wrap(err))
+	}
+	if contact.OpenID != "" {
+		contact.UpdatedAt = fromUS(ctUpdated)
+		t.rememberContact(&contact)
+	}
+	for _, e := range employees {
+		t.rememberEmployee(e)
 	}
 	t.members[c.ID] = memberKey(c.Members)
 	return &c, nil
@@ -655,50 +744,48 @@ func (t *tx) UpdateOutbox(ctx context.Context, it *bridge.OutboxItem) error {
 	return nil
 }
 
-// settleLane points a lane at its first undelivered item and says when that item may be claimed,
-// or retires the lane when nothing is left in it. The lane row is locked first, so an item being
-// added to the lane concurrently is seen.
-func (t *tx) settleLane(ctx context.Context, lane string) error {
-	var head int64
-	err := t.queryRow(ctx, `SELECT head_id FROM outbox_lanes WHERE lane = $1 FOR UPDATE`, lane).Scan(&head)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil // retired already
+// SetTimer schedules a timer; it is written with the transaction's other timers by flushTimers.
+func (t *tx) SetTimer(ctx context.Context, chat bridge.ChatID, kind bridge.TimerKind, due time.Time) error {
+	for i, p := range t.timers {
+		if p.chat == chat && p.kind == kind {
+			t.timers[i].due = due
+			return nil
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("lock lane %s: %w", lane, t.s.wrap(err))
-	}
-	var (
-		id                int64
-		state             string
-		notBefore, leased int64
-	)
-	err = t.queryRow(ctx, `SELECT id, state, not_before_us, lease_until_us FROM outbox
-		WHERE lane = $1 AND state IN ('pending', 'sending') ORDER BY id LIMIT 1`, lane).Scan(&id, &state, &notBefore, &leased)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = t.exec(ctx, `DELETE FROM outbox_lanes WHERE lane = $1`, lane)
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("head of lane %s: %w", lane, t.s.wrap(err))
-	}
-	due := notBefore
-	if state == string(bridge.OutboxSending) {
-		due = leased
-	}
-	_, err = t.exec(ctx, `UPDATE outbox_lanes SET head_id = $2, due_us = $3 WHERE lane = $1`, lane, id, due)
-	return err
+	t.timers = append(t.timers, pendingTimer{chat: chat, kind: kind, due: due})
+	return nil
 }
 
-func (t *tx) SetTimer(ctx context.Context, chat bridge.ChatID, kind bridge.TimerKind, due time.Time) error {
-	_, err := t.exec(ctx, `INSERT INTO timers (chat_id, kind, due_us) VALUES ($1, $2, $3)
-		ON CONFLICT (chat_id, kind) DO UPDATE SET due_us = EXCLUDED.due_us`, int64(chat), kind, us(due))
-	if err != nil {
-		return fmt.Errorf("set %s timer of chat %d: %w", kind, chat, err)
+// flushTimers writes the timers SetTimer scheduled, in one statement.
+func (t *tx) flushTimers(ctx context.Context) error {
+	if len(t.timers) == 0 {
+		return nil
 	}
+	var (
+		values strings.Builder
+		args   = make([]any, 0, 3*len(t.timers))
+	)
+	for i, p := range t.timers {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&values, "($%d, $%d, $%d)", n+1, n+2, n+3)
+		args = append(args, int64(p.chat), p.kind, us(p.due))
+	}
+	_, err := t.exec(ctx, `INSERT INTO timers (chat_id, kind, due_us) VALUES `+values.String()+`
+		ON CONFLICT (chat_id, kind) DO UPDATE SET due_us = EXCLUDED.due_us`, args...)
+	if err != nil {
+		return fmt.Errorf("set timers of chat %d: %w", t.timers[0].chat, err)
+	}
+	t.timers = t.timers[:0]
 	return nil
 }
 
 func (t *tx) ClearTimers(ctx context.Context, chat bridge.ChatID, kinds ...bridge.TimerKind) error {
+	if err := t.flushTimers(ctx); err != nil {
+		return err
+	}
 	var err error
 	if len(kinds) == 0 {
 		_, err = t.exec(ctx, `DELETE FROM timers WHERE chat_id = $1`, int64(chat))
@@ -715,6 +802,9 @@ func (t *tx) ClearTimers(ctx context.Context, chat bridge.ChatID, kinds ...bridg
 }
 
 func (t *tx) ClaimDueTimers(ctx context.Context, now time.Time, limit int) ([]bridge.Timer, error) {
+	if err := t.flushTimers(ctx); err != nil {
+		return nil, err
+	}
 	// Lock the chats first (the order every step takes), skipping chats another transaction holds.
 	rows, err := t.query(ctx, `SELECT t.chat_id, t.kind, t.due_us FROM timers t JOIN chats c ON c.id = t.chat_id
 		WHERE t.due_us <= $1 ORDER BY t.due_us, t.chat_id LIMIT $2 FOR UPDATE OF c SKIP LOCKED`, us(now), limit)
@@ -749,86 +839,6 @@ func (t *tx) ClaimDueTimers(ctx context.Context, now time.Time, limit int) ([]br
 		}
 	}
 	return claimed, nil
-}
-
-// Append chains each event onto the head of its stream. The head row is locked (upserted) first,
-// so two transactions appending to one stream take turns.
-func (t *tx) Append(ctx context.Context, events ...compliance.Event) error {
-	var streams []string
-	byStream := map[string][]compliance.Event{}
-	for _, ev := range events {
-		if _, ok := byStream[ev.Stream]; !ok {
-			streams = append(streams, ev.Stream)
-		}
-		byStream[ev.Stream] = append(byStream[ev.Stream], ev)
-	}
-	for _, stream := range streams {
-		if err := t.appendStream(ctx, stream, byStream[stream]); err != nil {
-			return fmt.Errorf("archive stream %s: %w", stream, err)
-		}
-	}
-	return nil
-}
-
-func (t *tx) appendStream(ctx context.Context, stream string, events []compliance.Event) error {
-	var (
-		head     compliance.Head
-		hashByte []byte
-		zero     compliance.Hash
-		now      = us(events[len(events)-1].At)
-	)
-	err := t.queryRow(ctx, `INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES ($1, 0, $2, $3)
-		ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING seq, hash`, stream, zero[:], now).
-		Scan(&head.Seq, &hashByte)
-	if err != nil {
-		return fmt.Errorf("lock head: %w", t.s.wrap(err))
-	}
-	copy(head.Hash[:], hashByte)
-	// All of the stream's records go in one multi-row INSERT.
-	var (
-		values strings.Builder
-		args   = make([]any, 0, 13*len(events))
-	)
-	for i, ev := range events {
-		r, err := compliance.Seal(head, ev)
-		if err != nil {
-			return err
-		}
-		if i > 0 {
-			values.WriteString(", ")
-		}
-		body, key := r.Body, ""
-		if body != nil {
-			if body, key, err = t.sealFor(ctx, r.Tenant, r.Body, compliance.BodyAAD(r.Stream, r.Seq)); err != nil {
-				return err
-			}
-		}
-		n := len(args)
-		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13)
-		args = append(args, r.Stream, r.Seq, r.Tenant, r.At.UnixMicro(), string(r.Kind), r.Actor, r.ChatID, r.Meta,
-			nullBytes(body), key, r.BodyHash[:], r.PrevHash[:], r.Hash[:])
-		head = compliance.Head{Seq: r.Seq, Hash: r.Hash}
-	}
-	_, err = t.exec(ctx, `INSERT INTO archive (stream, seq, tenant, at_us, kind, actor, chat_id, meta, body, body_key,
-		body_hash, prev_hash, hash) VALUES `+values.String(), args...)
-	if err != nil {
-		return fmt.Errorf("insert records up to seq %d: %w", head.Seq, err)
-	}
-	_, err = t.exec(ctx, `UPDATE archive_heads SET seq = $2, hash = $3, updated_us = $4 WHERE stream = $1`,
-		stream, head.Seq, head.Hash[:], now)
-	if err != nil {
-		return fmt.Errorf("move head: %w", err)
-	}
-	for i, ev := range events {
-		if sha := ev.Meta.MediaSHA256; sha != "" {
-			seq := head.Seq - int64(len(events)-1-i)
-			if _, err := t.exec(ctx, `INSERT INTO media_refs (sha256, stream, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, sha, stream, seq); err != nil {
-				return fmt.Errorf("media reference: %w", err)
-			}
-		}
-	}
-	return nil
 }
 
 func nullBytes(b []byte) any {

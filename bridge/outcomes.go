@@ -1,0 +1,127 @@
+package bridge
+
+import (
+	"context"
+	"sync"
+
+	"github.com/wxteams/wxteams/compliance"
+)
+
+// This file records the outcomes of successful deliveries in batches: deliveries that finish
+// while another batch is being written wait for it and then go together, in one transaction
+// (group commit). A delivery that failed changes its chat and is recorded on its own (finish).
+
+// outcomeBatches is the queue of successful deliveries waiting to be recorded.
+type outcomeBatches struct {
+	mu      sync.Mutex
+	queue   []*deliveredOutcome
+	leading bool // a delivery is recording a batch; the next one it hands the queue to leads next
+}
+
+// deliveredOutcome is one successful delivery waiting to be recorded.
+type deliveredOutcome struct {
+	it   *OutboxItem
+	d    Delivery
+	done chan error    // the batch's result
+	lead chan struct{} // this delivery records the next batch
+}
+
+// recordDelivered records a successful delivery with whatever others are waiting, and returns
+// once its batch has committed (or failed). The first delivery to arrive records a batch; those
+// arriving meanwhile queue, and the first of them records the next batch, so one batch is being
+// written at a time and each holds everything that finished during the one before.
+func (e *Engine) recordDelivered(ctx context.Context, it *OutboxItem, d Delivery) error {
+	o := &deliveredOutcome{it: it, d: d, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	b := &e.outcomes
+	b.mu.Lock()
+	b.queue = append(b.queue, o)
+	if !b.leading {
+		b.leading = true
+		o.lead <- struct{}{}
+	}
+	b.mu.Unlock()
+	for {
+		select {
+		case err := <-o.done:
+			return err
+		case <-o.lead:
+			e.recordBatch(ctx)
+		}
+	}
+}
+
+// recordBatch records the queued deliveries and hands the queue on to the next delivery waiting,
+// if any.
+func (e *Engine) recordBatch(ctx context.Context) {
+	b := &e.outcomes
+	b.mu.Lock()
+	batch := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	err := e.finishDelivered(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		// Whatever failed the batch, each delivery is tried on its own (finish), so one cannot
+		// hold the others back.
+		for _, o := range batch {
+			o.done <- e.finish(ctx, o.it, o.d, nil)
+		}
+	} else {
+		for _, o := range batch {
+			o.done <- err
+		}
+	}
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		b.queue[0].lead <- struct{}{}
+	} else {
+		b.leading = false
+	}
+	b.mu.Unlock()
+}
+
+// finishDelivered records successful deliveries in one step: each item still sent under its claim
+// becomes done, its lane moves on, and its delivery is archived in its chain. A delivery that
+// succeeded changes no chat state: it needs no chat lock, only its place in the chat's archive
+// chain (as finish does for one).
+func (e *Engine) finishDelivered(ctx context.Context, batch []*deliveredOutcome) error {
+	return e.do(ctx, "", func(s *step) error {
+		ids := make([]int64, len(batch))
+		for i, o := range batch {
+			ids[i] = o.it.ID
+		}
+		sending, err := s.tx.LockSending(s.ctx, ids...)
+		if err != nil {
+			return err
+		}
+		var done []*OutboxItem
+		for _, o := range batch {
+			claimed := o.it
+			if attempts, ok := sending[claimed.ID]; !ok || attempts != claimed.Attempts {
+				continue // another claim took it over after ours ran out; its outcome is theirs to record
+			}
+			it := *claimed
+			it.State, it.AnsweredAt = OutboxDone, claimed.AnsweredAt
+			meta := compliance.Meta{
+				MessageID: it.MessageID, Channel: string(it.Channel), Contact: string(it.Contact),
+				Employee: string(it.Employee), Attempt: it.Attempts, ExternalID: o.d.ID,
+			}
+			mediaMeta(&meta, o.d.Media)
+			s.events = append(s.events, compliance.Event{Stream: outcomeStream(&it), ChatID: int64(it.ChatID), Tenant: it.Tenant,
+				At: s.now, Kind: compliance.KindDelivered, Actor: actorSystem, Meta: meta, Content: compliance.Content{Payload: o.d.Payload}})
+			done = append(done, &it)
+		}
+		return s.tx.MarkDone(s.ctx, done...)
+	})
+}
+
+// outcomeStream is the archive stream of a delivery's outcome: its chat's, or without a chat its
+// recipient's (the customer's, or the employee's).
+func outcomeStream(it *OutboxItem) string {
+	switch {
+	case it.ChatID != 0:
+		return compliance.ChatStream(int64(it.ChatID))
+	case it.Channel == ChannelTeams:
+		return employeeStream(it.Employee)
+	}
+	return compliance.ContactStream(string(it.Contact))
+}
