@@ -43,6 +43,7 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	queries sync.Map // PostgreSQL text → this dialect's text
+	stmts   stmtCache
 	// writers serializes SQLite write transactions in the process, so they queue here instead of
 	// polling SQLite's busy handler (which sleeps in steps up to 100 ms). Reads outside
 	// transactions still run beside them (WAL).
@@ -151,7 +152,10 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -30,17 +30,44 @@ type conn struct {
 }
 
 func (t conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	r, err := t.q.ExecContext(ctx, t.s.rebind(q), storable(args)...)
+	q = t.s.rebind(q)
+	if st := t.prepared(ctx, q); st != nil {
+		r, err := st.ExecContext(ctx, storable(args)...)
+		return r, t.s.wrap(err)
+	}
+	r, err := t.q.ExecContext(ctx, q, storable(args)...)
 	return r, t.s.wrap(err)
 }
 
 func (t conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	rows, err := t.q.QueryContext(ctx, t.s.rebind(q), storable(args)...)
+	q = t.s.rebind(q)
+	if st := t.prepared(ctx, q); st != nil {
+		rows, err := st.QueryContext(ctx, storable(args)...)
+		return rows, t.s.wrap(err)
+	}
+	rows, err := t.q.QueryContext(ctx, q, storable(args)...)
 	return rows, t.s.wrap(err)
 }
 
 func (t conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.q.QueryRowContext(ctx, t.s.rebind(q), storable(args)...)
+	q = t.s.rebind(q)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, storable(args)...)
+	}
+	return t.q.QueryRowContext(ctx, q, storable(args)...)
+}
+
+// prepared returns q as a statement prepared on this connection (stmts), or nil to run it
+// unprepared.
+func (t conn) prepared(ctx context.Context, q string) *sql.Stmt {
+	st := t.s.stmts.get(ctx, t.s.db, q)
+	if st == nil {
+		return nil
+	}
+	if tx, ok := t.q.(*sql.Tx); ok {
+		return tx.StmtContext(ctx, st)
+	}
+	return st
 }
 
 // storable makes every string argument storable (compliance.StorableText): PostgreSQL refuses NUL
