@@ -49,8 +49,19 @@ func (e *Engine) dispatch(ctx context.Context) {
 				slots <- struct{}{}
 				e.inflight.Add(1)
 				go func() {
-					defer func() { <-slots; e.inflight.Done(); e.poke() }()
-					e.deliver(context.WithoutCancel(ctx), it)
+					more := true
+					defer func() {
+						// The dispatcher needs waking if it waits for a free worker, if this
+						// item's lane has another item to claim, or if this was the last delivery
+						// in flight (it then sets its timer for the next delayed one).
+						full, last := len(slots) == cap(slots), len(slots) == 1
+						<-slots
+						e.inflight.Done()
+						if more || full || last {
+							e.poke()
+						}
+					}()
+					more = e.deliver(context.WithoutCancel(ctx), it)
 				}()
 			}
 			claimed, full = len(items), len(items) == free
@@ -151,8 +162,9 @@ func (e *Engine) claim(ctx context.Context, n int) ([]*OutboxItem, error) {
 	return e.store.ClaimOutbox(ctx, now, lease, n, e.channels...)
 }
 
-// deliver sends one claimed item and records the outcome.
-func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
+// deliver sends one claimed item and records the outcome. It reports false when it knows the
+// item's lane has nothing else to deliver now.
+func (e *Engine) deliver(ctx context.Context, it *OutboxItem) (more bool) {
 	var (
 		d   Delivery
 		err error
@@ -174,8 +186,9 @@ func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
 	}
 	for attempt := 0; ; attempt++ {
 		var ferr error
+		more = true
 		if err == nil {
-			ferr = e.recordDelivered(ctx, it, d)
+			more, ferr = e.recordDelivered(ctx, it, d)
 		} else {
 			ferr = e.finish(ctx, it, d, err)
 		}
@@ -183,12 +196,12 @@ func (e *Engine) deliver(ctx context.Context, it *OutboxItem) {
 			if err == nil && e.observer != nil {
 				e.observer.Delivered(it.Channel, e.clock.Now().Sub(it.CreatedAt))
 			}
-			return
+			return more
 		}
 		if attempt == 4 || ctx.Err() != nil {
 			e.log.Error("record delivery outcome; the claim will run out and be resolved then",
 				zap.Int64("outbox_id", it.ID), zap.Error(ferr))
-			return
+			return true
 		}
 		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
 	}

@@ -22,16 +22,24 @@ type outcomeBatches struct {
 type deliveredOutcome struct {
 	it   *OutboxItem
 	d    Delivery
-	done chan error    // the batch's result
+	done chan outcomeResult
 	lead chan struct{} // this delivery records the next batch
 }
 
+// outcomeResult is what recording a batch came to for one of its deliveries: more when its lane
+// may have another item to deliver now.
+type outcomeResult struct {
+	more bool
+	err  error
+}
+
 // recordDelivered records a successful delivery with whatever others are waiting, and returns
-// once its batch has committed (or failed). The first delivery to arrive records a batch; those
+// once its batch has committed (or failed); more is false when the item's lane has nothing else
+// due. The first delivery to arrive records a batch; those
 // arriving meanwhile queue, and the first of them records the next batch, so one batch is being
 // written at a time and each holds everything that finished during the one before.
-func (e *Engine) recordDelivered(ctx context.Context, it *OutboxItem, d Delivery) error {
-	o := &deliveredOutcome{it: it, d: d, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+func (e *Engine) recordDelivered(ctx context.Context, it *OutboxItem, d Delivery) (more bool, err error) {
+	o := &deliveredOutcome{it: it, d: d, done: make(chan outcomeResult, 1), lead: make(chan struct{}, 1)}
 	b := &e.outcomes
 	b.mu.Lock()
 	b.queue = append(b.queue, o)
@@ -42,8 +50,8 @@ func (e *Engine) recordDelivered(ctx context.Context, it *OutboxItem, d Delivery
 	b.mu.Unlock()
 	for {
 		select {
-		case err := <-o.done:
-			return err
+		case r := <-o.done:
+			return r.more, r.err
 		case <-o.lead:
 			e.recordBatch(ctx)
 		}
@@ -58,16 +66,16 @@ func (e *Engine) recordBatch(ctx context.Context) {
 	batch := b.queue
 	b.queue = nil
 	b.mu.Unlock()
-	err := e.finishDelivered(ctx, batch)
+	more, err := e.finishDelivered(ctx, batch)
 	if err != nil && len(batch) > 1 {
 		// Whatever failed the batch, each delivery is tried on its own (finish), so one cannot
 		// hold the others back.
 		for _, o := range batch {
-			o.done <- e.finish(ctx, o.it, o.d, nil)
+			o.done <- outcomeResult{more: true, err: e.finish(ctx, o.it, o.d, nil)}
 		}
 	} else {
 		for _, o := range batch {
-			o.done <- err
+			o.done <- outcomeResult{more: err != nil || more[o.it.Lane], err: err}
 		}
 	}
 	b.mu.Lock()
@@ -83,8 +91,9 @@ func (e *Engine) recordBatch(ctx context.Context) {
 // becomes done, its lane moves on, and its delivery is archived in its chain. A delivery that
 // succeeded changes no chat state: it needs no chat lock, only its place in the chat's archive
 // chain (as finish does for one).
-func (e *Engine) finishDelivered(ctx context.Context, batch []*deliveredOutcome) error {
-	return e.do(ctx, "", func(s *step) error {
+// It returns the lanes that have another item due.
+func (e *Engine) finishDelivered(ctx context.Context, batch []*deliveredOutcome) (more map[string]bool, err error) {
+	return more, e.do(ctx, "", func(s *step) error {
 		ids := make([]int64, len(batch))
 		for i, o := range batch {
 			ids[i] = o.it.ID
@@ -110,7 +119,8 @@ func (e *Engine) finishDelivered(ctx context.Context, batch []*deliveredOutcome)
 				At: s.now, Kind: compliance.KindDelivered, Actor: actorSystem, Meta: meta, Content: compliance.Content{Payload: o.d.Payload}})
 			done = append(done, &it)
 		}
-		return s.tx.MarkDone(s.ctx, done...)
+		more, err = s.tx.MarkDone(s.ctx, s.now, done...)
+		return err
 	})
 }
 

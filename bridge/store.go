@@ -104,8 +104,8 @@ type Tx interface {
 	// sent (an item whose claim ran out and was claimed again counts more attempts).
 	LockSending(ctx context.Context, ids ...int64) (map[int64]int, error)
 	// MarkDone records items as delivered (state done, AnsweredAt) and makes way for the next
-	// item of each one's lane.
-	MarkDone(ctx context.Context, items ...*OutboxItem) error
+	// item of each one's lane. It returns the lanes whose next item is due at now.
+	MarkDone(ctx context.Context, now time.Time, items ...*OutboxItem) (due map[string]bool, err error)
 	// UpdateOutbox stores an item's State, Attempts, NotBefore, LeaseUntil and AnsweredAt. An item that leaves
 	// pending or sending makes way for the next item of its lane.
 	UpdateOutbox(ctx context.Context, it *OutboxItem) error

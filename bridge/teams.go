@@ -32,6 +32,13 @@ func (e *Engine) RegisterTeamsUser(ctx context.Context, u TeamsUser) (*Employee,
 	u.Name, u.Tenant = compliance.StorableText(u.Name), compliance.StorableText(u.Tenant)
 	u.Address.ConversationID, u.Address.ServiceURL = compliance.StorableText(u.Address.ConversationID), compliance.StorableText(u.Address.ServiceURL)
 	u.Address.UserID = compliance.StorableText(u.Address.UserID)
+	changed := func(emp *Employee) bool {
+		return !emp.Reachable || emp.Teams != u.Address || (u.Name != "" && emp.Name != u.Name) || (u.Tenant != "" && emp.Tenant != u.Tenant)
+	}
+	// Nearly always nothing changed: one read, no transaction.
+	if emp, err := e.store.Employee(ctx, u.ID); err == nil && !changed(emp) {
+		return emp, nil
+	}
 	var out *Employee
 	err := e.do(ctx, "", func(s *step) error {
 		emp, err := s.tx.Employee(s.ctx, u.ID)
@@ -42,8 +49,7 @@ func (e *Engine) RegisterTeamsUser(ctx context.Context, u TeamsUser) (*Employee,
 		if err != nil {
 			return err
 		}
-		changed := created || !emp.Reachable || emp.Teams != u.Address || (u.Name != "" && emp.Name != u.Name) || (u.Tenant != "" && emp.Tenant != u.Tenant)
-		if !changed {
+		if !created && !changed(emp) {
 			out = emp
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/compliance"
@@ -193,16 +194,18 @@ func (t *tx) Append(ctx context.Context, events ...compliance.Event) error {
 // settleLane points a lane at its first undelivered item and says when that item may be claimed,
 // or retires the lane when nothing is left in it.
 func (t *tx) settleLane(ctx context.Context, lane string) error {
-	return t.settleLanes(ctx, lane)
+	_, err := t.settleLanes(ctx, lane)
+	return err
 }
 
 // settleLanes settles lanes together. The lane rows are locked first (in order), so an item being
 // added to a lane concurrently is seen; then one query finds every lane's first undelivered item,
-// one statement retires the lanes left empty and one points the others at their heads.
-func (t *tx) settleLanes(ctx context.Context, lanes ...string) error {
+// one statement retires the lanes left empty and one points the others at their heads. It returns
+// each lane still busy and when its head falls due (unix µs).
+func (t *tx) settleLanes(ctx context.Context, lanes ...string) (map[string]int64, error) {
 	lanes = slices.Compact(slices.Sorted(slices.Values(lanes)))
 	if len(lanes) == 0 {
-		return nil
+		return nil, nil
 	}
 	var args []any
 	in := make([]any, len(lanes))
@@ -211,29 +214,29 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) error {
 	}
 	rows, err := t.query(ctx, `SELECT lane FROM outbox_lanes WHERE lane IN (`+placeholders(&args, in...)+`) ORDER BY lane FOR UPDATE`, args...)
 	if err != nil {
-		return fmt.Errorf("lock lanes: %w", err)
+		return nil, fmt.Errorf("lock lanes: %w", err)
 	}
 	var held []any
 	for rows.Next() {
 		var l string
 		if err := rows.Scan(&l); err != nil {
 			rows.Close()
-			return fmt.Errorf("lock lanes: %w", t.s.wrap(err))
+			return nil, fmt.Errorf("lock lanes: %w", t.s.wrap(err))
 		}
 		held = append(held, l)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lock lanes: %w", t.s.wrap(err))
+		return nil, fmt.Errorf("lock lanes: %w", t.s.wrap(err))
 	}
 	if len(held) == 0 {
-		return nil // retired already
+		return nil, nil // retired already
 	}
 	args = args[:0]
 	rows, err = t.query(ctx, `SELECT lane, id, state, not_before_us, lease_until_us FROM outbox WHERE id IN
 		(SELECT MIN(id) FROM outbox WHERE lane IN (`+placeholders(&args, held...)+`) AND state IN ('pending', 'sending') GROUP BY lane)`, args...)
 	if err != nil {
-		return fmt.Errorf("heads of lanes: %w", err)
+		return nil, fmt.Errorf("heads of lanes: %w", err)
 	}
 	type head struct{ id, due int64 }
 	heads := map[string]head{}
@@ -244,7 +247,7 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) error {
 		)
 		if err := rows.Scan(&lane, &id, &state, &nb, &leaseTill); err != nil {
 			rows.Close()
-			return fmt.Errorf("heads of lanes: %w", t.s.wrap(err))
+			return nil, fmt.Errorf("heads of lanes: %w", t.s.wrap(err))
 		}
 		due := nb
 		if state == string(bridge.OutboxSending) {
@@ -254,7 +257,7 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) error {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("heads of lanes: %w", t.s.wrap(err))
+		return nil, fmt.Errorf("heads of lanes: %w", t.s.wrap(err))
 	}
 	var empty, busy []any
 	for _, l := range held {
@@ -267,7 +270,7 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) error {
 	if len(empty) > 0 {
 		args = args[:0]
 		if _, err := t.exec(ctx, `DELETE FROM outbox_lanes WHERE lane IN (`+placeholders(&args, empty...)+`)`, args...); err != nil {
-			return fmt.Errorf("retire lanes: %w", err)
+			return nil, fmt.Errorf("retire lanes: %w", err)
 		}
 	}
 	if len(busy) > 0 {
@@ -283,10 +286,14 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) error {
 		q := `UPDATE outbox_lanes SET head_id = CASE lane` + headCase.String() + ` END, due_us = CASE lane` + dueCase.String() + ` END
 			WHERE lane IN (` + placeholders(&args, busy...) + `)`
 		if _, err := t.exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("move lane heads: %w", err)
+			return nil, fmt.Errorf("move lane heads: %w", err)
 		}
 	}
-	return nil
+	out := make(map[string]int64, len(heads))
+	for l, h := range heads {
+		out[l] = h.due
+	}
+	return out, nil
 }
 
 // LockSending locks outbox items, in order of id, and returns the attempt count of each that is
@@ -321,9 +328,9 @@ func (t *tx) LockSending(ctx context.Context, ids ...int64) (map[int64]int, erro
 
 // MarkDone records items as delivered — their state done, AnsweredAt when the channel answered —
 // in one statement, and moves their lanes on to their next items.
-func (t *tx) MarkDone(ctx context.Context, items ...*bridge.OutboxItem) error {
+func (t *tx) MarkDone(ctx context.Context, now time.Time, items ...*bridge.OutboxItem) (map[string]bool, error) {
 	if len(items) == 0 {
-		return nil
+		return nil, nil
 	}
 	var (
 		args     []any
@@ -339,13 +346,20 @@ func (t *tx) MarkDone(ctx context.Context, items ...*bridge.OutboxItem) error {
 	}
 	q := `UPDATE outbox SET state = 'done', answered_us = CASE id` + answered.String() + ` END WHERE id IN (` + placeholders(&args, in...) + `)`
 	if _, err := t.exec(ctx, q, args...); err != nil {
-		return fmt.Errorf("record %d deliveries: %w", len(items), err)
+		return nil, fmt.Errorf("record %d deliveries: %w", len(items), err)
 	}
 	for _, it := range items {
 		it.State = bridge.OutboxDone
 	}
-	if err := t.settleLanes(ctx, lanes...); err != nil {
-		return fmt.Errorf("record %d deliveries: %w", len(items), err)
+	busy, err := t.settleLanes(ctx, lanes...)
+	if err != nil {
+		return nil, fmt.Errorf("record %d deliveries: %w", len(items), err)
 	}
-	return nil
+	due := map[string]bool{}
+	for l, at := range busy {
+		if at <= us(now) {
+			due[l] = true
+		}
+	}
+	return due, nil
 }
