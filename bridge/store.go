@@ -19,6 +19,8 @@ type Reader interface {
 	MediaBySource(ctx context.Context, source string) (*Media, error)
 	// MediaData returns stored media bytes by SHA-256.
 	MediaData(ctx context.Context, sha256 string) (*Media, []byte, error)
+	// ChatsOf lists the chats an employee is in, most recently active first.
+	ChatsOf(ctx context.Context, emp EmployeeID) ([]ChatSummary, error)
 }
 
 // Store is the durable state of the bridge (bridge/sqlstore implements it for SQLite and
@@ -70,8 +72,6 @@ type Tx interface {
 	// SaveChat stores a locked chat's state and members.
 	SaveChat(ctx context.Context, c *Chat) error
 
-	// ChatsOf lists the chats an employee is in, most recently active first.
-	ChatsOf(ctx context.Context, emp EmployeeID) ([]ChatSummary, error)
 
 	// Queue returns a chat's queued messages, oldest first.
 	Queue(ctx context.Context, chat ChatID) ([]*QueuedMessage, error)

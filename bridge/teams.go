@@ -100,11 +100,7 @@ type ChatSummary struct {
 
 // Chats lists an employee's chats, most recently active first.
 func (e *Engine) Chats(ctx context.Context, emp EmployeeID) ([]ChatSummary, error) {
-	var out []ChatSummary
-	err := e.store.InTx(ctx, func(tx Tx) (err error) {
-		out, err = tx.ChatsOf(ctx, emp)
-		return err
-	})
+	out, err := e.store.ChatsOf(ctx, emp) // one statement: no transaction needed
 	if err != nil {
 		return nil, fmt.Errorf("chats of %s: %w", emp, err)
 	}

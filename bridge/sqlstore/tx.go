@@ -423,11 +423,19 @@ func (t *tx) saveMembers(ctx context.Context, c *bridge.Chat) error {
 	return nil
 }
 
-func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
+// ChatsOf lists the chats an employee is in, outside any transaction.
+func (s *Store) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
+	return conn{s, s.db}.ChatsOf(ctx, emp)
+}
+
+// ChatsOf lists an employee's chats with their members, one row per chat and member, in one
+// statement (so one snapshot, outside a transaction too).
+func (t conn) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
 	rows, err := t.query(ctx, `SELECT c.id, c.contact, ct.name, c.status, c.last_inbound_us,
-			(SELECT COUNT(*) FROM queue q WHERE q.chat_id = c.id)
+			(SELECT COUNT(*) FROM queue q WHERE q.chat_id = c.id), o.employee_id
 		FROM chat_members m JOIN chats c ON c.id = m.chat_id JOIN contacts ct ON ct.open_id = c.contact
-		WHERE m.employee_id = $1 ORDER BY c.last_inbound_us DESC, c.id DESC`, emp)
+			JOIN chat_members o ON o.chat_id = c.id
+		WHERE m.employee_id = $1 ORDER BY c.last_inbound_us DESC, c.id DESC, o.position`, emp)
 	if err != nil {
 		return nil, fmt.Errorf("chats of %s: %w", emp, err)
 	}
@@ -438,41 +446,23 @@ func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatS
 			c      bridge.ChatSummary
 			id, in int64
 			name   string
+			member bridge.EmployeeID
 		)
-		if err := rows.Scan(&id, &c.Contact, &name, &c.Status, &in, &c.QueueLen); err != nil {
+		if err := rows.Scan(&id, &c.Contact, &name, &c.Status, &in, &c.QueueLen, &member); err != nil {
 			return nil, fmt.Errorf("chats of %s: %w", emp, t.s.wrap(err))
 		}
+		if n := len(out); n > 0 && out[n-1].Chat == bridge.ChatID(id) {
+			out[n-1].Members = append(out[n-1].Members, member)
+			continue
+		}
 		ct := bridge.Contact{OpenID: c.Contact, Name: name}
-		c.Chat, c.ContactName, c.LastInboundAt = bridge.ChatID(id), ct.DisplayName(), fromUS(in)
+		c.Chat, c.ContactName, c.LastInboundAt, c.Members = bridge.ChatID(id), ct.DisplayName(), fromUS(in), []bridge.EmployeeID{member}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("chats of %s: %w", emp, t.s.wrap(err))
 	}
-	rows.Close()
-	members, err := t.query(ctx, `SELECT chat_id, employee_id FROM chat_members
-		WHERE chat_id IN (SELECT chat_id FROM chat_members WHERE employee_id = $1) ORDER BY chat_id, position`, emp)
-	if err != nil {
-		return nil, fmt.Errorf("members of the chats of %s: %w", emp, err)
-	}
-	defer members.Close()
-	byChat := make(map[bridge.ChatID]*bridge.ChatSummary, len(out))
-	for i := range out {
-		byChat[out[i].Chat] = &out[i]
-	}
-	for members.Next() {
-		var (
-			id int64
-			m  bridge.EmployeeID
-		)
-		if err := members.Scan(&id, &m); err != nil {
-			return nil, fmt.Errorf("members of the chats of %s: %w", emp, t.s.wrap(err))
-		}
-		if c := byChat[bridge.ChatID(id)]; c != nil {
-			c.Members = append(c.Members, m)
-		}
-	}
-	return out, t.s.wrap(members.Err())
+	return out, nil
 }
 
 func (t *tx) Queue(ctx context.Context, chat bridge.ChatID) ([]*bridge.QueuedMessage, error) {
