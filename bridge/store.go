@@ -72,7 +72,6 @@ type Tx interface {
 	// SaveChat stores a locked chat's state and members.
 	SaveChat(ctx context.Context, c *Chat) error
 
-
 	// Queue returns a chat's queued messages, oldest first.
 	Queue(ctx context.Context, chat ChatID) ([]*QueuedMessage, error)
 	// PushQueue adds a message at the back of the queue, or at the front.
