@@ -37,6 +37,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // delivery wakes it, the next delivery falls due on the engine's clock, or the poll interval passes
 // in real time (for work other processes created).
 func (e *Engine) dispatch(ctx context.Context) {
+	ctx = OutboxWork(ctx)
 	slots := make(chan struct{}, e.workers)
 	for ctx.Err() == nil {
 		claimed, full := 0, false

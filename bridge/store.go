@@ -124,6 +124,21 @@ type Tx interface {
 	PutMedia(ctx context.Context, m *Media, data []byte, now time.Time) error
 }
 
+type outboxWorkKey struct{}
+
+// OutboxWork marks ctx as the engine's delivery bookkeeping (claiming deliveries, recording their
+// outcomes): a store may run such transactions apart from the steps that take in messages, so
+// that a flood of incoming messages cannot starve the deliveries.
+func OutboxWork(ctx context.Context) context.Context {
+	return context.WithValue(ctx, outboxWorkKey{}, true)
+}
+
+// IsOutboxWork reports whether ctx was marked by OutboxWork.
+func IsOutboxWork(ctx context.Context) bool {
+	v, _ := ctx.Value(outboxWorkKey{}).(bool)
+	return v
+}
+
 // Store errors.
 var (
 	ErrNotFound = errors.New("not found")

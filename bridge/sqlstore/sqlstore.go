@@ -44,6 +44,11 @@ type Store struct {
 	dialect Dialect
 	queries sync.Map // PostgreSQL text → this dialect's text
 	stmts   stmtCache
+	// outbox is a small pool of its own for the engine's delivery bookkeeping (claims and
+	// outcomes, bridge.OutboxWork), so that steps queueing for connections under a flood of
+	// incoming messages cannot starve deliveries; nil on SQLite, whose writers take turns anyway.
+	outbox      *sql.DB
+	outboxStmts stmtCache
 	// writers serializes SQLite write transactions in the process, so they queue here instead of
 	// polling SQLite's busy handler (which sleeps in steps up to 100 ms). Reads outside
 	// transactions still run beside them (WAL).
@@ -117,7 +122,15 @@ func open(rawURL string) (*Store, error) {
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(32)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		return &Store{db: db, dialect: Postgres}, nil
+		outbox, err := sql.Open("postgres", u.String())
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		outbox.SetMaxOpenConns(4)
+		outbox.SetMaxIdleConns(4)
+		outbox.SetConnMaxIdleTime(5 * time.Minute)
+		return &Store{db: db, outbox: outbox, dialect: Postgres}, nil
 	}
 	return nil, fmt.Errorf("database url %q: want sqlite:PATH or postgres://…", redactURL(rawURL))
 }
@@ -154,6 +167,10 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Close closes the connection pool.
 func (s *Store) Close() error {
 	s.stmts.close()
+	s.outboxStmts.close()
+	if s.outbox != nil {
+		_ = s.outbox.Close()
+	}
 	return s.db.Close()
 }
 
@@ -205,11 +222,19 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) 
 		s.writers.Lock()
 		defer s.writers.Unlock()
 	}
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	db := s.db
+	if s.outbox != nil && bridge.IsOutboxWork(ctx) {
+		db = s.outbox
+	}
+	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", s.wrap(err))
 	}
-	tx := &tx{conn: conn{s: s, q: sqlTx}, members: map[bridge.ChatID]string{}}
+	var q querier = sqlTx
+	if db == s.outbox {
+		q = outboxTx{sqlTx}
+	}
+	tx := &tx{conn: conn{s: s, q: q}, members: map[bridge.ChatID]string{}}
 	defer func() {
 		if err != nil {
 			_ = sqlTx.Rollback()

@@ -60,15 +60,23 @@ func (t conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // prepared returns q as a statement prepared on this connection (stmts), or nil to run it
 // unprepared.
 func (t conn) prepared(ctx context.Context, q string) *sql.Stmt {
-	st := t.s.stmts.get(ctx, t.s.db, q)
-	if st == nil {
-		return nil
+	switch c := t.q.(type) {
+	case *sql.Tx:
+		if st := t.s.stmts.get(ctx, t.s.db, q); st != nil {
+			return c.StmtContext(ctx, st)
+		}
+	case outboxTx:
+		if st := t.s.outboxStmts.get(ctx, t.s.outbox, q); st != nil {
+			return c.StmtContext(ctx, st)
+		}
+	case *sql.DB:
+		return t.s.stmts.get(ctx, c, q)
 	}
-	if tx, ok := t.q.(*sql.Tx); ok {
-		return tx.StmtContext(ctx, st)
-	}
-	return st
+	return nil
 }
+
+// outboxTx is a transaction on the store's outbox pool.
+type outboxTx struct{ *sql.Tx }
 
 // storable makes every string argument storable (compliance.StorableText): PostgreSQL refuses NUL
 // bytes and invalid UTF-8 in text, and a message that cannot be stored would be refused forever.
