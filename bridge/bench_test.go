@@ -169,5 +169,5 @@ func runPgbench(b *testing.B, dbURL string, chats []bridge.ChatID, d time.Durati
 	if err != nil {
 		b.Fatal(err)
 	}
-	return tps
+	return tps * sqlstore.PgbenchMessages
 }

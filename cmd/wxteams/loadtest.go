@@ -158,6 +158,8 @@ type loadResult struct {
 	errors               []string
 	pgbenchRate          float64
 	pgbenchNote          string
+	pgbenchInsert        float64 // single-row INSERT transactions per second, same clients
+	pgbenchClients       int
 	// secrets are the run's credentials and keys, for the test that none reaches the log.
 	secrets []string
 
@@ -222,6 +224,9 @@ func (r *loadResult) print(w io.Writer) {
 		fmt.Fprintf(tw, "pgbench, the same SQL per message\t%.0f/s\tratio %.2f\n", r.pgbenchRate, rate/r.pgbenchRate)
 	case r.pgbenchNote != "":
 		fmt.Fprintf(tw, "pgbench\t%s\t\n", r.pgbenchNote)
+	}
+	if r.pgbenchInsert > 0 {
+		fmt.Fprintf(tw, "pgbench, one-row INSERT transactions\t%.0f/s\tratio %.3f (%d clients)\n", r.pgbenchInsert, rate/r.pgbenchInsert, r.pgbenchClients)
 	}
 	if rss := peakRSS(); rss > 0 {
 		fmt.Fprintf(tw, "peak RSS of this process\t%.0f MB\t(wxteams, both fakes and the load generator)\n", float64(rss)/(1<<20))
@@ -590,6 +595,7 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 
 	if lc.pgbench && s.store.Dialect() == sqlstore.Postgres {
 		res.pgbenchRate, res.pgbenchNote = pgbenchSameSQL(ctx, s, lc)
+		res.pgbenchInsert, res.pgbenchClients = pgbenchOneRow(ctx, s, lc), pgbenchClients(lc.chats)
 	} else if lc.pgbench {
 		res.pgbenchNote = "only on PostgreSQL"
 	}
@@ -700,6 +706,24 @@ func loadChat(ctx context.Context, world *sandboxWorld, tr *tracker, i int, dead
 	}
 }
 
+// pgbenchClients is how many clients pgbench runs with: as many as chats, up to what a default
+// PostgreSQL accepts beside wxteams' own pools.
+func pgbenchClients(chats int) int { return min(chats, 64) }
+
+// pgbenchOneRow runs single-row INSERT transactions (sqlstore.PgbenchInsertScript) with the
+// clients of pgbenchSameSQL for as long as the load ran; 0 if it cannot.
+func pgbenchOneRow(ctx context.Context, s *server, lc loadOptions) float64 {
+	if _, err := s.store.DB().ExecContext(ctx, sqlstore.PgbenchInsertTable); err != nil {
+		return 0
+	}
+	defer s.store.DB().ExecContext(context.WithoutCancel(ctx), `DROP TABLE pgbench_one_row`) //nolint:errcheck // a scratch table
+	tps, err := sqlstore.Pgbench(ctx, lc.db, sqlstore.PgbenchInsertScript, pgbenchClients(lc.chats), lc.duration)
+	if err != nil {
+		return 0
+	}
+	return tps
+}
+
 // pgbenchSameSQL sets up pgbench's fixture (sqlstore.PgbenchFixture) and runs the SQL one message
 // costs, with as many clients as the load had chats, for as long as the load ran.
 func pgbenchSameSQL(ctx context.Context, s *server, lc loadOptions) (float64, string) {
@@ -719,9 +743,9 @@ func pgbenchSameSQL(ctx context.Context, s *server, lc loadOptions) (float64, st
 	if !slices.IsSorted(chats) || chats[len(chats)-1]-chats[0] != int64(len(chats)-1) {
 		return 0, "fixture: the chats' ids are not consecutive"
 	}
-	// As many clients as chats, up to what a default PostgreSQL accepts beside wxteams' own pool.
-	clients := min(lc.chats, 64)
-	tps, err := sqlstore.Pgbench(ctx, lc.db, sqlstore.PgbenchScript(chats[:clients]), clients, lc.duration)
+	clients := pgbenchClients(lc.chats)
+	runs, err := sqlstore.Pgbench(ctx, lc.db, sqlstore.PgbenchScript(chats[:clients]), clients, lc.duration)
+	tps := runs * sqlstore.PgbenchMessages
 	if errors.Is(err, exec.ErrNotFound) {
 		return 0, "not installed"
 	}
