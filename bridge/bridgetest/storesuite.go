@@ -3,6 +3,7 @@ package bridgetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -33,6 +34,11 @@ func StoreSuite(t *testing.T, open func(testing.TB) bridge.Store) {
 		{"ArchiveChains", testArchiveAppend},
 		{"RollbackLeavesNothing", testRollback},
 		{"ChatLockSerializes", testChatLock},
+		{"OutboxBatchClaimAndDone", testOutboxBatch},
+		{"OutboxClaimLoadsRecipients", testOutboxRecipients},
+		{"ArchiveManyStreamsAtOnce", testArchiveManyStreams},
+		{"TimersWrittenBeforeTheyAreRead", testTimersInOneTx},
+		{"ChatLockSeesWhatTheHolderCommitted", testChatLockFresh},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -677,4 +683,280 @@ func testChatLock(t *testing.T, s bridge.Store) {
 		}
 		return err
 	})
+}
+
+// testOutboxBatch: one claim takes the heads of many lanes; LockSending tells each one's attempt
+// (so a claim that ran out and was taken over can be told apart); MarkDone records several at
+// once, moves each lane on to its next item (and says which lanes have one due) and retires the
+// lanes left empty.
+func testOutboxBatch(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	for _, l := range []string{"A", "B", "C", "D"} {
+		addOutbox(t, s, l, l+"1", t0)
+	}
+	addOutbox(t, s, "A", "A2", t0)
+	addOutbox(t, s, "B", "B2", t0.Add(time.Hour)) // behind B1, not due for an hour
+	claimed, err := s.ClaimOutbox(ctx, t0, t0.Add(time.Minute), 10, bridge.ChannelWeChat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMsg := map[string]*bridge.OutboxItem{}
+	for _, it := range claimed {
+		byMsg[it.MessageID] = it
+	}
+	if len(claimed) != 4 || byMsg["A1"] == nil || byMsg["D1"] == nil {
+		t.Fatalf("claimed %v; want the four lane heads A1 B1 C1 D1", keys(byMsg))
+	}
+	// D1's claim runs out and another claimer takes it over (attempt 2).
+	again, err := s.ClaimOutbox(ctx, t0.Add(time.Minute), t0.Add(2*time.Minute), 10, bridge.ChannelWeChat)
+	if err != nil || len(again) != 4 {
+		t.Fatalf("claim after the leases ran out = %d items, %v; want all four again", len(again), err)
+	}
+	for _, it := range again {
+		if it.MessageID != "D1" {
+			// The first claims of A1, B1, C1 are still theirs for this test: put them back.
+			byMsg[it.MessageID] = it
+		}
+	}
+	var due map[string]bool
+	inTx(t, s, func(tx bridge.Tx) error {
+		ids := []int64{byMsg["A1"].ID, byMsg["B1"].ID, byMsg["C1"].ID, byMsg["D1"].ID}
+		sending, err := tx.LockSending(ctx, ids...)
+		if err != nil {
+			return err
+		}
+		if sending[byMsg["D1"].ID] != 2 || sending[byMsg["A1"].ID] != 2 || len(sending) != 4 {
+			t.Errorf("LockSending = %v; want all four sending, at attempt 2", sending)
+		}
+		var done []*bridge.OutboxItem
+		for _, m := range []string{"A1", "B1", "C1"} {
+			it := byMsg[m]
+			it.AnsweredAt = t0.Add(90 * time.Second)
+			done = append(done, it)
+		}
+		due, err = tx.MarkDone(ctx, t0.Add(90*time.Second), done...)
+		return err
+	})
+	if !due["A"] || due["B"] || due["C"] || len(due) != 1 {
+		t.Errorf("MarkDone says lanes %v have an item due; want only A (B's next is an hour away, C is empty)", due)
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		sending, err := tx.LockSending(ctx, byMsg["A1"].ID, byMsg["D1"].ID)
+		if err != nil {
+			return err
+		}
+		if _, ok := sending[byMsg["A1"].ID]; ok || sending[byMsg["D1"].ID] != 2 {
+			t.Errorf("LockSending after A1 was done = %v; want only D1, still sending", sending)
+		}
+		return nil
+	})
+	if got, want := claimIDs(t, s, t0.Add(90*time.Second), 10), []string{"A2"}; !slices.Equal(got, want) {
+		t.Errorf("claim after the batch = %v; want %v (B2 not due, C empty, D1 still leased)", got, want)
+	}
+	if got, want := claimIDs(t, s, t0.Add(time.Hour), 10), []string{"A2", "B2", "D1"}; !slices.Equal(sorted(got), want) {
+		t.Errorf("claim an hour later = %v; want %v (A2 and D1 again, their leases run out)", got, want)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// testOutboxRecipients: a claimed item comes with its recipient as stored: the customer of a
+// WeChat item, the employee of a Teams item.
+func testOutboxRecipients(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	seedChat(t, s, "o1", "e1")
+	inTx(t, s, func(tx bridge.Tx) error {
+		return tx.PutContact(ctx, &bridge.Contact{OpenID: "o1", Name: "Ms Li", Language: "zh_CN", Following: true, UpdatedAt: t0})
+	})
+	addOutbox(t, s, "wechat:o1", "w1", t0)
+	teams := &bridge.OutboxItem{Channel: bridge.ChannelTeams, Lane: "teams:e1", Employee: "e1", MessageID: "t1",
+		Teams: &bridge.TeamsMessage{Kind: bridge.TeamsNotice}, State: bridge.OutboxPending, NotBefore: t0, CreatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.AddOutbox(ctx, teams) })
+	items, err := s.ClaimOutbox(ctx, t0, t0.Add(time.Minute), 10, bridge.ChannelWeChat, bridge.ChannelTeams)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("claim = %d items, %v; want 2", len(items), err)
+	}
+	for _, it := range items {
+		switch it.Channel {
+		case bridge.ChannelWeChat:
+			if it.To == nil || it.To.Name != "Ms Li" || it.To.Language != "zh_CN" || it.ToEmployee != nil {
+				t.Errorf("WeChat item's recipient = %+v, %+v; want Ms Li only", it.To, it.ToEmployee)
+			}
+			if it.WeChat == nil || it.WeChat.Text != "w1" {
+				t.Errorf("WeChat item's message = %+v; want w1", it.WeChat)
+			}
+		case bridge.ChannelTeams:
+			if it.ToEmployee == nil || it.ToEmployee.ID != "e1" || !it.ToEmployee.Enabled || it.To != nil {
+				t.Errorf("Teams item's recipient = %+v, %+v; want employee e1 only", it.To, it.ToEmployee)
+			}
+		}
+	}
+}
+
+// testArchiveManyStreams: one Append across many streams (a batch of outcomes) chains each stream
+// onto its own head, as one Append per stream would.
+func testArchiveManyStreams(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	reader, ok := s.(ArchiveReader)
+	if !ok {
+		t.Skip("store cannot read its archive back")
+	}
+	ev := func(stream, text string) compliance.Event {
+		return compliance.Event{Stream: stream, At: t0, Kind: compliance.KindDelivered, Actor: "system",
+			Meta: compliance.Meta{Contact: "o1"}, Content: compliance.Content{Text: text}}
+	}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.Append(ctx, ev("chat:9", "first")) })
+	var batch []compliance.Event
+	for i := range 30 {
+		batch = append(batch, ev(fmt.Sprintf("chat:%d", i%7), fmt.Sprint(i)))
+	}
+	batch = append(batch, ev("chat:9", "second"))
+	inTx(t, s, func(tx bridge.Tx) error { return tx.Append(ctx, batch...) })
+	heads, err := reader.ArchiveHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []string{"chat:0", "chat:3", "chat:6", "chat:9"} {
+		recs, err := reader.ArchiveStream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := compliance.NewChainVerifier(stream)
+		var texts []string
+		for i := range recs {
+			if err := v.Add(&recs[i], true); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := compliance.DecodeContent(recs[i].Body)
+			texts = append(texts, c.Text)
+		}
+		if err := v.Finish(heads[stream]); err != nil {
+			t.Errorf("%s: %v", stream, err)
+		}
+		var want []string
+		switch stream {
+		case "chat:9":
+			want = []string{"first", "second"}
+		default:
+			n := int(stream[len(stream)-1] - '0')
+			for i := n; i < 30; i += 7 {
+				want = append(want, fmt.Sprint(i))
+			}
+		}
+		if !slices.Equal(texts, want) {
+			t.Errorf("%s = %v; want %v, in order", stream, texts, want)
+		}
+	}
+}
+
+// testTimersInOneTx: timers set in a transaction are there for whatever reads or clears timers
+// later in it, and after commit.
+func testTimersInOneTx(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	c1 := seedChat(t, s, "o1", "e1")
+	c2 := seedChat(t, s, "o2", "e1")
+	inTx(t, s, func(tx bridge.Tx) error {
+		if err := tx.SetTimer(ctx, c1.ID, bridge.TimerNotice, t0); err != nil {
+			return err
+		}
+		if err := tx.SetTimer(ctx, c1.ID, bridge.TimerNotice, t0.Add(time.Second)); err != nil { // moved
+			return err
+		}
+		if err := tx.SetTimer(ctx, c1.ID, bridge.TimerInactive, t0); err != nil {
+			return err
+		}
+		if err := tx.ClearTimers(ctx, c1.ID, bridge.TimerInactive); err != nil {
+			return err
+		}
+		return tx.SetTimer(ctx, c2.ID, bridge.TimerInactive, t0)
+	})
+	var fired []bridge.Timer
+	inTx(t, s, func(tx bridge.Tx) error {
+		if err := tx.SetTimer(ctx, c2.ID, bridge.TimerNotice, t0); err != nil {
+			return err
+		}
+		var err error
+		fired, err = tx.ClaimDueTimers(ctx, t0.Add(time.Minute), 10)
+		return err
+	})
+	var got []string
+	for _, tm := range fired {
+		got = append(got, fmt.Sprintf("%d/%s@%s", tm.ChatID, tm.Kind, tm.Due.Sub(t0)))
+	}
+	want := []string{fmt.Sprintf("%d/%s@0s", c2.ID, bridge.TimerInactive), fmt.Sprintf("%d/%s@0s", c2.ID, bridge.TimerNotice),
+		fmt.Sprintf("%d/%s@1s", c1.ID, bridge.TimerNotice)}
+	if !slices.Equal(sorted(got), sorted(want)) {
+		t.Errorf("due timers = %v; want %v (c1's inactivity cleared, its notice moved, c2's set in the claiming transaction)", got, want)
+	}
+}
+
+// testChatLockFresh: a step that waited for a chat's lock sees what the step holding it committed
+// — members, queue — not what was there when it began to wait.
+func testChatLockFresh(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	c := seedChat(t, s, "o1", "e1")
+	inTx(t, s, func(tx bridge.Tx) error {
+		return tx.PutEmployee(ctx, &bridge.Employee{ID: "e2", Name: "Second", Enabled: true, Reachable: true, UpdatedAt: t0})
+	})
+	holding, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.InTx(ctx, func(tx bridge.Tx) error {
+			ch, err := tx.LockChat(ctx, c.ID)
+			if err != nil {
+				return err
+			}
+			close(holding)
+			<-release
+			ch.Members = append(ch.Members, "e2")
+			if err := tx.PutContact(ctx, &bridge.Contact{OpenID: "o1", Name: "Renamed", Following: true, UpdatedAt: t0}); err != nil {
+				return err
+			}
+			if err := tx.PushQueue(ctx, &bridge.QueuedMessage{ChatID: c.ID, Employee: "e1", MessageID: "q1", Message: bridge.TextMessage("held"), QueuedAt: t0}, false); err != nil {
+				return err
+			}
+			return tx.SaveChat(ctx, ch)
+		})
+	}()
+	<-holding
+	waited := make(chan struct{})
+	var got *bridge.Chat
+	var contact *bridge.Contact
+	var second *bridge.Employee
+	go func() {
+		defer close(waited)
+		inTx(t, s, func(tx bridge.Tx) error {
+			var err error
+			if got, err = tx.LockChat(ctx, c.ID); err != nil {
+				return err
+			}
+			if contact, err = tx.Contact(ctx, "o1"); err != nil {
+				return err
+			}
+			second, err = tx.Employee(ctx, "e2")
+			return err
+		})
+	}()
+	time.Sleep(100 * time.Millisecond) // the second step is waiting for the lock
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	<-waited
+	if got == nil || !slices.Equal(got.Members, []bridge.EmployeeID{"e1", "e2"}) || got.QueueLen != 1 {
+		t.Fatalf("chat locked after waiting = %+v; want members [e1 e2] and one queued message", got)
+	}
+	if contact.Name != "Renamed" || second == nil || second.Name != "Second" {
+		t.Errorf("contact %+v, employee %+v; want what the first step committed", contact, second)
+	}
 }

@@ -44,7 +44,11 @@ func (s *Store) openBody(ctx context.Context, r *compliance.Record, key string) 
 
 // ArchiveHeads returns the recorded head of every stream.
 func (s *Store) ArchiveHeads(ctx context.Context) (map[string]compliance.Head, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT stream, seq, hash FROM archive_heads`)
+	return s.archiveHeads(ctx, s.db)
+}
+
+func (s *Store) archiveHeads(ctx context.Context, q querier) (map[string]compliance.Head, error) {
+	rows, err := q.QueryContext(ctx, `SELECT stream, seq, hash FROM archive_heads`)
 	if err != nil {
 		return nil, fmt.Errorf("read archive heads: %w", s.wrap(err))
 	}
@@ -75,7 +79,11 @@ type Disposal struct {
 
 // Disposals returns, per stream, its latest disposal (where its chain starts again).
 func (s *Store) Disposals(ctx context.Context) (map[string]Disposal, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT stream, through_seq, hash, records FROM archive_disposals ORDER BY stream, through_seq`)
+	return s.disposals(ctx, s.db)
+}
+
+func (s *Store) disposals(ctx context.Context, q querier) (map[string]Disposal, error) {
+	rows, err := q.QueryContext(ctx, `SELECT stream, through_seq, hash, records FROM archive_disposals ORDER BY stream, through_seq`)
 	if err != nil {
 		return nil, fmt.Errorf("read disposals: %w", s.wrap(err))
 	}
@@ -99,17 +107,28 @@ func (s *Store) Disposals(ctx context.Context) (map[string]Disposal, error) {
 // the stream's beginning (or its last disposal) to its recorded head, and each record's content
 // against its hash (opening sealed bodies when the archive key is configured). Every disposal must
 // match the disposal event archived with it. It returns the number of records checked and, on the
-// first problem, a *compliance.ChainError naming the record.
+// first problem, a *compliance.ChainError naming the record. On PostgreSQL it reads the heads, the
+// disposals and the records in one snapshot, so that appends committing meanwhile on a live
+// database do not look like records missing at the end of a chain.
 func (s *Store) VerifyArchive(ctx context.Context) (int64, error) {
-	heads, err := s.ArchiveHeads(ctx)
+	var q querier = s.db
+	if s.dialect == Postgres {
+		snap, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return 0, fmt.Errorf("read archive: %w", s.wrap(err))
+		}
+		defer snap.Rollback() //nolint:errcheck // read only
+		q = snap
+	}
+	heads, err := s.archiveHeads(ctx, q)
 	if err != nil {
 		return 0, err
 	}
-	disposals, err := s.Disposals(ctx)
+	disposals, err := s.disposals(ctx, q)
 	if err != nil {
 		return 0, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+recordColumns+` FROM archive ORDER BY stream, seq, id`)
+	rows, err := q.QueryContext(ctx, `SELECT `+recordColumns+` FROM archive ORDER BY stream, seq, id`)
 	if err != nil {
 		return 0, fmt.Errorf("read archive: %w", s.wrap(err))
 	}
@@ -174,7 +193,7 @@ func (s *Store) VerifyArchive(ctx context.Context) (int64, error) {
 			}
 		}
 	}
-	all, err := s.allDisposals(ctx)
+	all, err := s.allDisposals(ctx, q)
 	if err != nil {
 		return n, err
 	}
@@ -187,8 +206,8 @@ func (s *Store) VerifyArchive(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-func (s *Store) allDisposals(ctx context.Context) ([]Disposal, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT stream, through_seq, hash, records FROM archive_disposals`)
+func (s *Store) allDisposals(ctx context.Context, q querier) ([]Disposal, error) {
+	rows, err := q.QueryContext(ctx, `SELECT stream, through_seq, hash, records FROM archive_disposals`)
 	if err != nil {
 		return nil, fmt.Errorf("read disposals: %w", s.wrap(err))
 	}

@@ -83,8 +83,14 @@ func (t *tx) Append(ctx context.Context, events ...compliance.Event) error {
 		fmt.Fprintf(&values, "($%d, 0, $%d, $%d)", n+1, n+2, n+3)
 		args = append(args, stream, zero[:], now)
 	}
-	rows, err := t.query(ctx, `INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES `+values.String()+`
-		ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING stream, seq, hash`, args...)
+	// The heads' lock carries the writes waiting to go (the step's chat state and timers): it reads
+	// only archive_heads.
+	if err := t.deferTimers(ctx); err != nil {
+		return err
+	}
+	q, args := t.carrying(`INSERT INTO archive_heads (stream, seq, hash, updated_us) VALUES `+values.String()+`
+		ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream RETURNING stream, seq, hash`, args)
+	rows, err := t.conn.query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("archive: lock heads: %w", err)
 	}

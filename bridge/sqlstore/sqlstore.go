@@ -241,9 +241,15 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) 
 		}
 	}()
 	if err := fn(tx); err != nil {
+		if tx.failed != nil {
+			return tx.failed // what failed the transaction, not what failed after it
+		}
 		return err
 	}
-	if err := tx.flushTimers(ctx); err != nil {
+	if err := tx.deferTimers(ctx); err != nil {
+		return err
+	}
+	if err := tx.flushDeferred(ctx); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

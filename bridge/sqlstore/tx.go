@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,6 +113,11 @@ type tx struct {
 	// timers are SetTimer calls not written yet: they are written together, before anything
 	// else reads or clears timers and at the latest before commit.
 	timers []pendingTimer
+	// deferred are writes (PostgreSQL) whose results nothing in the transaction reads: each rides
+	// along with a later statement as a data-modifying WITH clause (deferred.go).
+	deferred []deferredWrite
+	// failed is the first error of writes sent on their own: the transaction ends with it.
+	failed error
 }
 
 type pendingTimer struct {
@@ -402,7 +408,7 @@ func (t *tx) CreateChat(ctx context.Context, c *bridge.Chat) error {
 }
 
 func (t *tx) SaveChat(ctx context.Context, c *bridge.Chat) error {
-	_, err := t.exec(ctx, `UPDATE chats SET status = $2, last_inbound_us = $3, connected_us = $4, sent_since_inbound = $5,
+	err := t.later(ctx, `UPDATE chats SET status = $2, last_inbound_us = $3, connected_us = $4, sent_since_inbound = $5,
 			employee_streak = $6, on_hold_prompted = $7, notified_24h = $8, reinstate_sent = $9, members_changed = $10,
 			updated_us = $11
 		WHERE id = $1`,
@@ -554,7 +560,13 @@ type outboxPayload struct {
 }
 
 func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
-	for _, it := range items {
+	const columns = `INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload,
+				data_key, state, attempts, not_before_us, lease_until_us, created_us, template) VALUES `
+	var (
+		values strings.Builder
+		args   []any
+	)
+	for i, it := range items {
 		payload, err := json.Marshal(outboxPayload{WeChat: it.WeChat, Teams: it.Teams})
 		if err != nil {
 			return fmt.Errorf("encode outbox message: %w", err)
@@ -563,23 +575,80 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 		if err != nil {
 			return fmt.Errorf("add outbox item: %w", err)
 		}
-		err = t.queryRow(ctx, `INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload,
-				data_key, state, attempts, not_before_us, lease_until_us, created_us, template)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $15, $10, $11, $12, $13, $14, $16) RETURNING id`,
-			int64(it.ChatID), it.Tenant, it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
-			it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt), key, it.Template).Scan(&it.ID)
-		if err != nil {
-			return fmt.Errorf("add outbox item: %w", t.s.wrap(err))
+		row := []any{int64(it.ChatID), it.Tenant, it.Channel, it.Lane, it.Employee, it.Contact, it.MessageID, it.Auto, payload,
+			key, it.State, it.Attempts, us(it.NotBefore), us(it.LeaseUntil), us(it.CreatedAt), it.Template}
+		if t.s.dialect != Postgres {
+			if err := t.queryRow(ctx, columns+`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`, row...).Scan(&it.ID); err != nil {
+				return fmt.Errorf("add outbox item: %w", t.s.wrap(err))
+			}
+			// The first item of an idle lane becomes its head. On a busy lane the upsert changes
+			// nothing but holds the lane row, so the item ahead cannot finish and retire the lane
+			// meanwhile.
+			_, err = t.exec(ctx, `INSERT INTO outbox_lanes (lane, channel, head_id, due_us) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane`, it.Lane, it.Channel, it.ID, us(it.NotBefore))
+			if err != nil {
+				return fmt.Errorf("add outbox item to lane %s: %w", it.Lane, err)
+			}
+			continue
 		}
-		// The first item of an idle lane becomes its head. On a busy lane the upsert changes nothing
-		// but holds the lane row, so the item ahead cannot finish and retire the lane meanwhile.
-		_, err = t.exec(ctx, `INSERT INTO outbox_lanes (lane, channel, head_id, due_us) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane`, it.Lane, it.Channel, it.ID, us(it.NotBefore))
-		if err != nil {
-			return fmt.Errorf("add outbox item to lane %s: %w", it.Lane, err)
+		if i > 0 {
+			values.WriteString(", ")
 		}
+		values.WriteString(placeholderRow(len(args), len(row)))
+		args = append(args, row...)
+	}
+	if t.s.dialect != Postgres || len(items) == 0 {
+		return nil
+	}
+	// PostgreSQL, one round trip: the items (their ids drawn in the order of the rows), their
+	// lanes upserted as above in the order of their names (as a batch of outcomes locks them), and
+	// the writes waiting to go.
+	q, a := t.carrying(`WITH item AS (`+columns+values.String()+` RETURNING id, lane, channel, not_before_us, message_id),
+			lane AS (INSERT INTO outbox_lanes (lane, channel, head_id, due_us)
+				SELECT DISTINCT ON (lane) lane, channel, id, not_before_us FROM item ORDER BY lane, id
+				ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane)
+		SELECT id, lane, message_id FROM item ORDER BY id`, args)
+	rows, err := t.conn.query(ctx, q, a...)
+	if err != nil {
+		return fmt.Errorf("add %d outbox items: %w", len(items), err)
+	}
+	defer rows.Close()
+	i := 0
+	for ; rows.Next(); i++ {
+		var (
+			id            int64
+			lane, message string
+		)
+		if err := rows.Scan(&id, &lane, &message); err != nil {
+			return fmt.Errorf("add %d outbox items: %w", len(items), t.s.wrap(err))
+		}
+		if i >= len(items) || lane != compliance.StorableText(items[i].Lane) || message != compliance.StorableText(items[i].MessageID) {
+			return fmt.Errorf("add %d outbox items: ids were not drawn in the order of the rows", len(items))
+		}
+		items[i].ID = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("add %d outbox items: %w", len(items), t.s.wrap(err))
+	}
+	if i != len(items) {
+		return fmt.Errorf("add %d outbox items: %d ids returned", len(items), i)
 	}
 	return nil
+}
+
+// placeholderRow is "($n+1, …, $n+k)".
+func placeholderRow(n, k int) string {
+	var b strings.Builder
+	b.WriteString("(")
+	for j := 1; j <= k; j++ {
+		if j > 1 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$")
+		b.WriteString(strconv.Itoa(n + j))
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 const outboxColumns = `id, chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, data_key, state, attempts,
@@ -783,8 +852,30 @@ func (t *tx) SetTimer(ctx context.Context, chat bridge.ChatID, kind bridge.Timer
 
 // flushTimers writes the timers SetTimer scheduled, in one statement.
 func (t *tx) flushTimers(ctx context.Context) error {
-	if len(t.timers) == 0 {
+	q, args := t.timersWrite()
+	if q == "" {
 		return nil
+	}
+	if _, err := t.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("set timers of chat %d: %w", args[0], err)
+	}
+	return nil
+}
+
+// deferTimers makes the timers SetTimer scheduled a write that waits to go (deferred.go).
+func (t *tx) deferTimers(ctx context.Context) error {
+	q, args := t.timersWrite()
+	if q == "" {
+		return nil
+	}
+	return t.later(ctx, q, args...)
+}
+
+// timersWrite is the statement writing the timers SetTimer scheduled ("" for none); they are
+// no longer pending.
+func (t *tx) timersWrite() (string, []any) {
+	if len(t.timers) == 0 {
+		return "", nil
 	}
 	var (
 		values strings.Builder
@@ -798,13 +889,9 @@ func (t *tx) flushTimers(ctx context.Context) error {
 		fmt.Fprintf(&values, "($%d, $%d, $%d)", n+1, n+2, n+3)
 		args = append(args, int64(p.chat), p.kind, us(p.due))
 	}
-	_, err := t.exec(ctx, `INSERT INTO timers (chat_id, kind, due_us) VALUES `+values.String()+`
-		ON CONFLICT (chat_id, kind) DO UPDATE SET due_us = EXCLUDED.due_us`, args...)
-	if err != nil {
-		return fmt.Errorf("set timers of chat %d: %w", t.timers[0].chat, err)
-	}
 	t.timers = t.timers[:0]
-	return nil
+	return `INSERT INTO timers (chat_id, kind, due_us) VALUES ` + values.String() + `
+		ON CONFLICT (chat_id, kind) DO UPDATE SET due_us = EXCLUDED.due_us`, args
 }
 
 func (t *tx) ClearTimers(ctx context.Context, chat bridge.ChatID, kinds ...bridge.TimerKind) error {

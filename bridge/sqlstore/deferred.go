@@ -1,0 +1,114 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/wxteams/wxteams/bridge"
+)
+
+// On PostgreSQL a write whose result nothing in the transaction reads — a chat's new state, a
+// step's timers — need not cost a round trip of its own: it waits in the transaction and rides
+// along with the next statement that allows it (an outbox insert, the archive heads' lock) as a
+// data-modifying WITH clause, or goes before any other statement, or before commit. A statement
+// and its WITH clauses see the same snapshot, so only statements that read none of the tables
+// written this way carry them (carrying); every other statement of the transaction sends them
+// first (exec, query, queryRow). SQLite writes at once: its statements cost no round trip.
+
+// deferredWrite is one write waiting to go.
+type deferredWrite struct {
+	q    string
+	args []any
+}
+
+// later writes q now (SQLite) or with the transaction's next statement (PostgreSQL).
+func (t *tx) later(ctx context.Context, q string, args ...any) error {
+	if t.s.dialect != Postgres {
+		_, err := t.conn.exec(ctx, q, args...)
+		return err
+	}
+	t.deferred = append(t.deferred, deferredWrite{q: q, args: args})
+	return nil
+}
+
+// carrying returns q with the waiting writes before it as WITH clauses (their placeholders
+// numbered after q's), and the arguments of all; the writes are no longer waiting. q must not read
+// what they write.
+func (t *tx) carrying(q string, args []any) (string, []any) {
+	if len(t.deferred) == 0 {
+		return q, args
+	}
+	var b strings.Builder
+	all := append(make([]any, 0, len(args)), args...)
+	b.WriteString("WITH ")
+	for i, d := range t.deferred {
+		off := len(all)
+		text := placeholder.ReplaceAllStringFunc(d.q, func(m string) string {
+			n, _ := strconv.Atoi(m[1:])
+			return "$" + strconv.Itoa(n+off)
+		})
+		fmt.Fprintf(&b, "deferred_%d AS (%s), ", i, text)
+		all = append(all, d.args...)
+	}
+	t.deferred = t.deferred[:0]
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(q), "WITH "); ok {
+		b.WriteString(rest)
+	} else {
+		out := strings.TrimSuffix(b.String(), ", ")
+		b.Reset()
+		b.WriteString(out)
+		b.WriteString(" ")
+		b.WriteString(q)
+	}
+	return b.String(), all
+}
+
+// flushDeferred sends the waiting writes, in one statement.
+func (t *tx) flushDeferred(ctx context.Context) error {
+	if len(t.deferred) == 0 {
+		return nil
+	}
+	q, args := t.carrying("SELECT 1", nil)
+	if _, err := t.conn.exec(ctx, q, args...); err != nil {
+		err = fmt.Errorf("write: %w", err)
+		if t.failed == nil {
+			t.failed = err
+		}
+		return err
+	}
+	return nil
+}
+
+// exec, query and queryRow run a statement of the transaction after the writes waiting to go.
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := t.flushDeferred(ctx); err != nil {
+		return nil, err
+	}
+	return t.conn.exec(ctx, q, args...)
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := t.flushDeferred(ctx); err != nil {
+		return nil, err
+	}
+	return t.conn.query(ctx, q, args...)
+}
+
+// queryRow cannot return the waiting writes' error itself: if they fail, the transaction is
+// aborted, the query fails too, and the transaction ends with the writes' error (failed).
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	_ = t.flushDeferred(ctx)
+	return t.conn.queryRow(ctx, q, args...)
+}
+
+// ChatsOf reads chats: the waiting writes go first.
+func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
+	if err := t.flushDeferred(ctx); err != nil {
+		return nil, err
+	}
+	return t.conn.ChatsOf(ctx, emp)
+}
