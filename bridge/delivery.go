@@ -321,7 +321,8 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 		// the chat's archive chain. Anything else may change the chat, so the chat is locked first,
 		// as every step does.
 		var c *Chat
-		if claimed.ChatID != 0 && sendErr != nil {
+		if claimed.ChatID != 0 && sendErr != nil && !errors.Is(sendErr, ErrDeferred) {
+			// (A deferred send changes nothing but its own place in line: no chat lock either.)
 			var err error
 			if c, err = s.lock(claimed.ChatID); err != nil {
 				return err

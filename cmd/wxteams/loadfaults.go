@@ -74,12 +74,13 @@ type archiveFacts struct {
 	messageOf  map[int64]string    // marker id → message id
 	unknown    map[string]bool     // message ids whose send is archived as outcome unknown
 	refused    map[string]bool     // message ids the policy refused (a full queue)
+	queued     map[string]bool     // message ids the policy queued (a capped or inactive chat)
 	customerAt map[int][]time.Time // chat → when wxteams took each customer message
 	history    map[string][]string // message id → what the archive says happened to it, for a report
 }
 
 func readArchive(ctx context.Context, store *sqlstore.Store) (*archiveFacts, error) {
-	f := &archiveFacts{archived: map[int64]int{}, messageOf: map[int64]string{}, unknown: map[string]bool{}, refused: map[string]bool{}, customerAt: map[int][]time.Time{}, history: map[string][]string{}}
+	f := &archiveFacts{archived: map[int64]int{}, messageOf: map[int64]string{}, unknown: map[string]bool{}, refused: map[string]bool{}, queued: map[string]bool{}, customerAt: map[int][]time.Time{}, history: map[string][]string{}}
 	err := store.ExportSource().Scan(ctx, export.Scope{}, func(r *compliance.Record) error {
 		meta, err := compliance.DecodeMeta(r.Meta)
 		if err != nil {
@@ -95,6 +96,9 @@ func readArchive(ctx context.Context, store *sqlstore.Store) (*archiveFacts, err
 			return nil
 		case compliance.KindRefused:
 			f.refused[meta.MessageID] = true
+			return nil
+		case compliance.KindQueued:
+			f.queued[meta.MessageID] = true
 			return nil
 		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
 		default:

@@ -149,6 +149,9 @@ type loadResult struct {
 	// it. lost never arrived.
 	onTheWay, late int64
 	lateBy         time.Duration
+	// heldByPolicy were expected to arrive but the archive shows the policy queued or refused
+	// them (the chat went inactive or capped meanwhile: a run slower than its window).
+	heldByPolicy int64
 	endedAt        time.Time
 	lost           int64
 	// Timers fired, as the employees saw them in Teams: the 24 h notice and the inactivity notice.
@@ -201,7 +204,8 @@ func (r *loadResult) print(w io.Writer) {
 		r.delivered, rate, r.toEmployee, r.toClient, r.queued)
 	fmt.Fprintf(tw, "on its way when the load stopped (backlog)\t%d\t(%d arrived after the run's end, the last %s after it)\n",
 		r.onTheWay, r.late, r.lateBy.Round(time.Millisecond))
-	fmt.Fprintf(tw, "lost (acknowledged, never arrived)\t%d\t(%d more still queued at the end, as the policy wants)\n", r.lost, r.stillQueued)
+	fmt.Fprintf(tw, "lost (acknowledged, never arrived)\t%d\t(%d more still queued at the end, as the policy wants; %d held by the policy after all)\n",
+		r.lost, r.stillQueued, r.heldByPolicy)
 	fmt.Fprintf(tw, "chat timers fired (seen in Teams)\t%d / %d\t(24 h notices / chats gone inactive)\n", r.notices24h, r.inactive)
 	if r.injected != nil {
 		var kinds []string
@@ -583,11 +587,28 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 			return nil, err
 		}
 	}
+	// What has still not arrived may be held by the policy: queued because the chat went inactive
+	// or capped meanwhile (a slow run outlasts its short window), or refused; the archive says.
+	var facts *archiveFacts
 	tr.mu.Lock()
-	for _, p := range tr.pending {
-		if p.queued {
+	left := len(tr.pending)
+	tr.mu.Unlock()
+	if left > 0 && !lc.faults {
+		var err error
+		if facts, err = readArchive(ctx, s.store); err != nil {
+			return nil, fmt.Errorf("read the archive: %w", err)
+		}
+	}
+	tr.mu.Lock()
+	for id, p := range tr.pending {
+		switch {
+		case p.queued:
 			res.stillQueued++ // waiting, as it should, for a customer message that never came
-		} else {
+		case facts != nil && !p.inbound && facts.queued[facts.messageOf[id]]:
+			res.heldByPolicy++ // queued after all: the chat went inactive or capped meanwhile
+		case facts != nil && !p.inbound && facts.refused[facts.messageOf[id]]:
+			res.heldByPolicy++
+		default:
 			res.lost++
 		}
 	}
