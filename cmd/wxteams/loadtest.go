@@ -152,8 +152,8 @@ type loadResult struct {
 	// heldByPolicy were expected to arrive but the archive shows the policy queued or refused
 	// them (the chat went inactive or capped meanwhile: a run slower than its window).
 	heldByPolicy int64
-	endedAt        time.Time
-	lost           int64
+	endedAt      time.Time
+	lost         int64
 	// Timers fired, as the employees saw them in Teams: the 24 h notice and the inactivity notice.
 	notices24h, inactive int64
 	ackWeChat, ackTeams  []time.Duration // how long WeChat's push and Teams' activity waited for their answer
