@@ -615,6 +615,8 @@ func runLoad(ctx context.Context, env *environment, lc loadOptions) (*loadResult
 	tr.mu.Unlock()
 
 	if lc.pgbench && s.store.Dialect() == sqlstore.Postgres {
+		// pgbench's clients need connections: wxteams, idle now, keeps few open.
+		s.store.DB().SetMaxIdleConns(2)
 		res.pgbenchRate, res.pgbenchNote = pgbenchSameSQL(ctx, s, lc)
 		res.pgbenchInsert, res.pgbenchClients = pgbenchOneRow(ctx, s, lc), pgbenchClients(lc.chats)
 	} else if lc.pgbench {
