@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
 )
@@ -128,7 +129,10 @@ func (e exportSource) Person(ctx context.Context, kind, id string) export.Person
 	case "employee":
 		_ = e.s.db.QueryRowContext(ctx, e.s.rebind(`SELECT name, email FROM employees WHERE id = $1`), compliance.StorableText(id)).Scan(&p.Name, &p.Email)
 	case "contact":
-		_ = e.s.db.QueryRowContext(ctx, e.s.rebind(`SELECT name FROM contacts WHERE open_id = $1`), compliance.StorableText(id)).Scan(&p.Name)
+		c := bridge.Contact{OpenID: bridge.OpenID(id)}
+		if err := e.s.db.QueryRowContext(ctx, e.s.rebind(`SELECT name, number FROM contacts WHERE open_id = $1`), compliance.StorableText(id)).Scan(&c.Name, &c.Number); err == nil {
+			p.Name = c.DisplayName()
+		}
 	}
 	return p
 }

@@ -189,20 +189,23 @@ func (t conn) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, e
 		c       bridge.Contact
 		updated int64
 	)
-	err := t.queryRow(ctx, `SELECT open_id, union_id, name, language, following, updated_us FROM contacts WHERE open_id = $1`, id).
-		Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated)
+	err := t.queryRow(ctx, `SELECT open_id, union_id, name, language, following, updated_us, number FROM contacts WHERE open_id = $1`, id).
+		Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated, &c.Number)
 	c.UpdatedAt = fromUS(updated)
 	return &c, t.notFound(err, "contact "+string(id))
 }
 
+// PutContact stores a contact; a new one gets the next number (two writers that take the same
+// one meet the unique index and the step is retried).
 func (t *tx) PutContact(ctx context.Context, c *bridge.Contact) error {
-	_, err := t.exec(ctx, `INSERT INTO contacts (open_id, union_id, name, language, following, updated_us)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	err := t.queryRow(ctx, `INSERT INTO contacts (open_id, union_id, name, language, following, updated_us, number)
+		VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(number), 0) + 1 FROM contacts))
 		ON CONFLICT (open_id) DO UPDATE SET union_id = EXCLUDED.union_id, name = EXCLUDED.name,
-			language = EXCLUDED.language, following = EXCLUDED.following, updated_us = EXCLUDED.updated_us`,
-		c.OpenID, c.UnionID, c.Name, c.Language, c.Following, us(c.UpdatedAt))
+			language = EXCLUDED.language, following = EXCLUDED.following, updated_us = EXCLUDED.updated_us
+		RETURNING number`,
+		c.OpenID, c.UnionID, c.Name, c.Language, c.Following, us(c.UpdatedAt)).Scan(&c.Number)
 	if err != nil {
-		return fmt.Errorf("store contact %s: %w", c.OpenID, err)
+		return fmt.Errorf("store contact %s: %w", c.OpenID, t.s.wrap(err))
 	}
 	return nil
 }
@@ -308,7 +311,7 @@ func (t *tx) saveMembers(ctx context.Context, c *bridge.Chat) error {
 }
 
 func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
-	rows, err := t.query(ctx, `SELECT c.id, c.contact, ct.name, c.status, c.last_inbound_us,
+	rows, err := t.query(ctx, `SELECT c.id, c.contact, ct.name, ct.number, c.status, c.last_inbound_us,
 			(SELECT COUNT(*) FROM queue q WHERE q.chat_id = c.id)
 		FROM chat_members m JOIN chats c ON c.id = m.chat_id JOIN contacts ct ON ct.open_id = c.contact
 		WHERE m.employee_id = $1 ORDER BY c.last_inbound_us DESC, c.id DESC`, emp)
@@ -322,11 +325,12 @@ func (t *tx) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatS
 			c      bridge.ChatSummary
 			id, in int64
 			name   string
+			number int64
 		)
-		if err := rows.Scan(&id, &c.Contact, &name, &c.Status, &in, &c.QueueLen); err != nil {
+		if err := rows.Scan(&id, &c.Contact, &name, &number, &c.Status, &in, &c.QueueLen); err != nil {
 			return nil, fmt.Errorf("chats of %s: %w", emp, t.s.wrap(err))
 		}
-		ct := bridge.Contact{OpenID: c.Contact, Name: name}
+		ct := bridge.Contact{OpenID: c.Contact, Name: name, Number: number}
 		c.Chat, c.ContactName, c.LastInboundAt = bridge.ChatID(id), ct.DisplayName(), fromUS(in)
 		out = append(out, c)
 	}
