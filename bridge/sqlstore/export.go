@@ -41,6 +41,16 @@ func (e exportSource) Scan(ctx context.Context, scope export.Scope, fn func(*com
 	if !scope.To.IsZero() {
 		where = append(where, "a.at_us < "+arg(us(scope.To)))
 	}
+	if scope.Chat != 0 {
+		where = append(where, "a.stream = "+arg(compliance.ChatStream(scope.Chat)))
+		if len(scope.Records) > 0 {
+			marks := make([]string, len(scope.Records))
+			for i, seq := range scope.Records {
+				marks[i] = arg(seq)
+			}
+			where = append(where, "a.seq IN ("+strings.Join(marks, ", ")+")")
+		}
+	}
 	if scope.Employee != "" || scope.Contact != "" {
 		streams, err := e.streams(ctx, scope)
 		if err != nil {
