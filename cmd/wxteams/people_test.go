@@ -179,3 +179,31 @@ func testPeopleAndTranscript(t *testing.T, dbURL string) {
 		}
 	}
 }
+
+// An administrator enables an employee by e-mail address: Graph finds them, wxteams stores the
+// object id; an address Entra ID does not know is refused with a 404 that says so.
+func TestEnableByEmailThroughGraph(t *testing.T) {
+	m := newMicrosoft(t)
+	s := m.start(t)
+	admin := m.admins.UserToken("api://"+testBotApp, testTenant, "it@acme.example", "oid-it", "WeChat.Admin")
+	m.teams.AddUser(testMegan, "Megan Bowen", testTenant)
+	m.teams.SetUPN(testMegan, "megan.bowen@acme.example")
+	status, body := m.call(t, s, http.MethodPut, "/admin/v1/users/megan.bowen@acme.example/wechat", admin, "")
+	if status != http.StatusOK || !strings.Contains(string(body), `"id":"`+testMegan+`"`) || !strings.Contains(string(body), `"name":"Megan Bowen"`) ||
+		!strings.Contains(string(body), `"qr":"/admin/v1/users/`+testMegan+`/qr"`) {
+		t.Fatalf("enable by e-mail = %d %s", status, body)
+	}
+	if emp, err := s.engine.Employee(t.Context(), testMegan); err != nil || !emp.Enabled || emp.Email != "megan.bowen@acme.example" {
+		t.Errorf("Megan = %+v, %v", emp, err)
+	}
+	if _, err := s.engine.Employee(t.Context(), "megan.bowen@acme.example"); err == nil {
+		t.Error("an employee was stored under the e-mail address")
+	}
+	status, body = m.call(t, s, http.MethodPut, "/admin/v1/users/nobody@acme.example/wechat", admin, "")
+	if status != http.StatusNotFound || !strings.Contains(string(body), "Entra ID has no user nobody@acme.example") {
+		t.Errorf("enable an unknown address = %d %s", status, body)
+	}
+	if n := m.graph.LookupCount(); n != 2 {
+		t.Errorf("Graph was asked %d times; want 2", n)
+	}
+}
