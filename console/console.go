@@ -40,7 +40,7 @@ type Sandbox interface {
 	TeamsSay(ctx context.Context, employee, text string) error
 	TeamsClick(ctx context.Context, employee, activityID, verb string, data json.RawMessage) error
 	WeChatPane(ctx context.Context, openID string) ([]PaneItem, error)
-	WeChatNew(ctx context.Context, name string) (string, error)
+	WeChatNew(ctx context.Context) (string, error)
 	WeChatScan(ctx context.Context, openID, employee string) error
 	WeChatSay(ctx context.Context, openID, text string) error
 	Advance(ctx context.Context, d time.Duration) error
@@ -70,7 +70,7 @@ type Employee struct {
 // Customer is a WeChat user of the sandbox.
 type Customer struct {
 	OpenID string `json:"openid"`
-	Name   string `json:"name"`
+	Name   string `json:"name"` // the one name wxteams gives them (bridge.Contact.DisplayName)
 	Chat   string `json:"chat"` // the chat's status, "" when in none
 }
 
@@ -85,6 +85,12 @@ type PaneItem struct {
 	Note    bool      `json:"note,omitempty"` // a notice card or auto-message
 	// Failed marks what wxteams could not deliver to this pane (shown from the archive).
 	Failed bool `json:"failed,omitempty"`
+	// Fate is what became of a message the pane's owner wrote, as the archive tells it (sending,
+	// queued, delivered, failed, unknown, cancelled, refused …); FateText says it in words.
+	Fate     string `json:"fate,omitempty"`
+	FateText string `json:"fate_text,omitempty"`
+	// Author names the colleague who wrote a message of a team chat shown to this employee.
+	Author string `json:"author,omitempty"`
 }
 
 // Action is a card button.
@@ -102,8 +108,15 @@ type TimelineItem struct {
 	Seq    int64     `json:"seq"`
 	Kind   string    `json:"kind"`
 	Actor  string    `json:"actor"`
-	Text   string    `json:"text,omitempty"`
-	Detail string    `json:"detail,omitempty"`
+	// ActorName is who the actor is, by name.
+	ActorName string `json:"actor_name"`
+	Text      string `json:"text,omitempty"`
+	Detail    string `json:"detail,omitempty"`
+	// MessageID is the message the record is or reports on; Receipt marks a report (queued,
+	// delivered, failed …), whose State the timeline shows under the message.
+	MessageID string `json:"message_id,omitempty"`
+	Receipt   bool   `json:"receipt,omitempty"`
+	State     string `json:"state,omitempty"`
 }
 
 // Config configures the console.

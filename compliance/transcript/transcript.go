@@ -99,10 +99,10 @@ var receiptKinds = map[compliance.Kind]string{
 	compliance.KindRequeued:       Queued,
 }
 
-// receiptState is the state a record about a message puts it in, and whether it is a receipt. A
+// ReceiptState is the state a record about a message puts it in, and whether it is a receipt. A
 // kind this package does not know that names a message ("message.blocked", say) is a receipt too:
 // its state is the kind's last word.
-func receiptState(r *compliance.Record, m compliance.Meta) (string, bool) {
+func ReceiptState(r *compliance.Record, m compliance.Meta) (string, bool) {
 	if st, ok := receiptKinds[r.Kind]; ok {
 		return st, true
 	}
@@ -129,7 +129,7 @@ func Build(records []*compliance.Record, names Names) []Entry {
 	for _, r := range records {
 		meta, _ := compliance.DecodeMeta(r.Meta)
 		content, _ := compliance.DecodeContent(r.Body)
-		if st, ok := receiptState(r, meta); ok {
+		if st, ok := ReceiptState(r, meta); ok {
 			if i, found := byID[meta.MessageID]; found {
 				out[i].addReceipt(r, meta, st, names)
 				continue
@@ -164,7 +164,7 @@ func Build(records []*compliance.Record, names Names) []Entry {
 		default:
 			e.Type = Event
 			e.Text = describe(r.Kind, meta, names)
-			if st, ok := receiptState(r, meta); ok { // a receipt whose message is not in view
+			if st, ok := ReceiptState(r, meta); ok { // a receipt whose message is not in view
 				e.Text = "Message " + meta.MessageID + ": " + st + nonEmpty(" — ", Reason(r.Kind, meta))
 			}
 		}
