@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,10 +109,11 @@ type TimelineItem struct {
 	Seq    int64     `json:"seq"`
 	Kind   string    `json:"kind"`
 	Actor  string    `json:"actor"`
-	// ActorName is who the actor is, by name.
-	ActorName string `json:"actor_name"`
-	Text      string `json:"text,omitempty"`
-	Detail    string `json:"detail,omitempty"`
+	// ActorName is who the actor is, by name; StreamName names whose stream it is in.
+	ActorName  string `json:"actor_name"`
+	StreamName string `json:"stream_name"`
+	Text       string `json:"text,omitempty"`
+	Detail     string `json:"detail,omitempty"`
 	// MessageID is the message the record is or reports on; Receipt marks a report (queued,
 	// delivered, failed …), whose State the timeline shows under the message.
 	MessageID string `json:"message_id,omitempty"`
@@ -180,8 +182,42 @@ func (c *Console) page(name string) http.Handler {
 		}
 		secureHeaders(w)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(data)
+		w.Header().Set("Vary", "Accept-Language")
+		if lang := Language(r.Header.Get("Accept-Language")); lang != "en" {
+			data = bytes.Replace(data, []byte(`<html lang="en">`), []byte(`<html lang="`+lang+`">`), 1)
+		}
+		_, _ = w.Write(data) // #nosec G705 -- an embedded page; lang is one of ours
 	})
+}
+
+// Language is the console's language for an Accept-Language header: "zh-CN" when the browser
+// prefers Chinese to English, else "en". (The page also reads navigator.language, and people can
+// switch; their choice is kept in the browser.)
+func Language(acceptLanguage string) string {
+	best, bestQ := "en", -1.0
+	for _, part := range strings.Split(acceptLanguage, ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		tag = strings.ToLower(tag)
+		var lang string
+		switch {
+		case tag == "zh" || strings.HasPrefix(tag, "zh-"):
+			lang = "zh-CN"
+		case tag == "en" || strings.HasPrefix(tag, "en-"):
+			lang = "en"
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = lang, q
+		}
+	}
+	return best
 }
 
 // icon is the Teams app's colour icon, which browsers show for the console too (they read a PNG

@@ -317,6 +317,20 @@ func customerOrder(a, b string) bool {
 	return a < b
 }
 
+// streamName names an archive stream: "chat 3", or whose stream it is.
+func (w *sandboxWorld) streamName(stream string) string {
+	kind, id, _ := strings.Cut(stream, ":")
+	switch kind {
+	case "chat":
+		return "chat " + id
+	case "contact":
+		return w.nameOf("customer:" + id)
+	case "employee":
+		return w.nameOf("employee:" + id)
+	}
+	return stream
+}
+
 // nameOf names an archived actor: an employee or customer by name, wxteams for the system.
 func (w *sandboxWorld) nameOf(actor string) string {
 	kind, id, _ := strings.Cut(actor, ":")
@@ -619,7 +633,8 @@ func (w *sandboxWorld) Timeline(ctx context.Context, after int64) ([]console.Tim
 	out := make([]console.TimelineItem, 0, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		item := console.TimelineItem{ID: r.ID, At: r.At, Stream: r.Stream, Seq: r.Seq, Kind: string(r.Kind), Actor: r.Actor, ActorName: w.nameOf(r.Actor)}
+		item := console.TimelineItem{ID: r.ID, At: r.At, Stream: r.Stream, Seq: r.Seq, Kind: string(r.Kind), Actor: r.Actor, ActorName: w.nameOf(r.Actor),
+			StreamName: w.streamName(r.Stream)}
 		if c, err := compliance.DecodeContent(r.Body); err == nil {
 			item.Text = c.Text
 		}

@@ -250,12 +250,14 @@ type Found struct {
 	Actor  string          `json:"actor"`
 	// ActorName is who the actor is, by name (an employee's or customer's display name; "wxteams"
 	// for the system; else the actor as archived).
-	ActorName string          `json:"actor_name"`
-	ChatID    int64           `json:"chat_id,omitempty"`
-	Meta      compliance.Meta `json:"meta"`
-	Text      string          `json:"text,omitempty"`
-	Payload   json.RawMessage `json:"payload,omitempty"`
-	Hash      compliance.Hash `json:"hash"`
+	ActorName string `json:"actor_name"`
+	// StreamName names the record's stream: "chat 3", or the person whose stream it is.
+	StreamName string          `json:"stream_name"`
+	ChatID     int64           `json:"chat_id,omitempty"`
+	Meta       compliance.Meta `json:"meta"`
+	Text       string          `json:"text,omitempty"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	Hash       compliance.Hash `json:"hash"`
 }
 
 // search: GET /records?employee=&contact=&from=&to=&q=&limit= — records in scope whose text
@@ -291,7 +293,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, c *call) int {
 			return errStop
 		}
 		meta, _ := compliance.DecodeMeta(rec.Meta)
-		found = append(found, Found{Stream: rec.Stream, Seq: rec.Seq, At: rec.At, Kind: rec.Kind, Actor: rec.Actor, ActorName: a.actorName(r.Context(), rec.Actor, seen),
+		found = append(found, Found{Stream: rec.Stream, Seq: rec.Seq, At: rec.At, Kind: rec.Kind, Actor: rec.Actor, ActorName: a.actorName(r.Context(), rec.Actor, seen), StreamName: a.streamName(r.Context(), rec.Stream, seen),
 			ChatID: rec.ChatID, Meta: meta, Text: content.Text, Payload: content.Payload, Hash: rec.Hash})
 		return nil
 	})

@@ -281,3 +281,17 @@ func (a *API) actorName(ctx context.Context, actor string, seen map[string]strin
 	seen[actor] = name
 	return name
 }
+
+// streamName names an archive stream: "chat 3", the person whose stream it is, or the stream.
+func (a *API) streamName(ctx context.Context, stream string, seen map[string]string) string {
+	kind, id, _ := strings.Cut(stream, ":")
+	switch kind {
+	case "chat":
+		return "chat " + id
+	case "contact":
+		return a.actorName(ctx, "customer:"+id, seen)
+	case "employee":
+		return a.actorName(ctx, stream, seen)
+	}
+	return stream
+}

@@ -164,6 +164,9 @@ func Build(records []*compliance.Record, names Names) []Entry {
 		default:
 			e.Type = Event
 			e.Text = describe(r.Kind, meta, names)
+			if r.Kind == compliance.KindLeave {
+				unrelayed(out, "#LEAVE") // the customer's #LEAVE is a command to wxteams, not a message for anyone
+			}
 			if st, ok := ReceiptState(r, meta); ok { // a receipt whose message is not in view
 				e.Text = "Message " + meta.MessageID + ": " + st + nonEmpty(" — ", Reason(r.Kind, meta))
 			}
@@ -174,6 +177,19 @@ func Build(records []*compliance.Record, names Names) []Entry {
 		out = append(out, e)
 	}
 	return out
+}
+
+// unrelayed clears the fate of the latest customer message that was the command text: it went to
+// nobody.
+func unrelayed(out []Entry, command string) {
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i].Kind == compliance.KindCustomerMessage {
+			if strings.EqualFold(strings.TrimSpace(out[i].Text), command) && len(out[i].Fate.Receipts) == 0 {
+				out[i].Fate = nil
+			}
+			return
+		}
+	}
 }
 
 func (e *Entry) addReceipt(r *compliance.Record, m compliance.Meta, state string, names Names) {

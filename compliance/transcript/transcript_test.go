@@ -55,6 +55,8 @@ func TestTranscriptFoldsReceiptsIntoFates(t *testing.T) {
 		ev(compliance.KindCancelled, "system", compliance.Meta{MessageID: "m2", Reason: "the customer left the chat (#LEAVE)"}, ""),
 		ev(compliance.KindEmployeeMessage, "employee:megan", compliance.Meta{MessageID: "m3", Contact: "o1"}, "Guaranteed returns!"),
 		ev("message.blocked", "system", compliance.Meta{MessageID: "m3", Reason: "a supervision rule"}, ""),
+		ev(compliance.KindCustomerMessage, "customer:o1", compliance.Meta{MessageID: "c2", Contact: "o1"}, "#LEAVE"),
+		ev(compliance.KindLeave, "customer:o1", compliance.Meta{Contact: "o1"}, ""),
 		ev(compliance.KindStatus, "system", compliance.Meta{From: "active", To: "left", Reason: "#LEAVE"}, ""),
 		ev(compliance.KindDeliveryFailed, "system", compliance.Meta{MessageID: "gone", Channel: "wechat", ErrCode: 45002}, ""),
 	)
@@ -74,6 +76,8 @@ func TestTranscriptFoldsReceiptsIntoFates(t *testing.T) {
 		"notice wxteams: Queued (1 of 10) [sending]",
 		"message Megan Bowen: Too late [cancelled: the customer left the chat (#LEAVE)]",
 		"message Megan Bowen: Guaranteed returns! [blocked: a supervision rule]",
+		"message WeChat customer 1: #LEAVE",
+		"event WeChat customer 1: Left the chat (#LEAVE)",
 		"event wxteams: Chat active → left (#LEAVE)",
 		"event wxteams: Message gone: failed — it is too long for WeChat (WeChat 45002)",
 	}
