@@ -530,8 +530,17 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	b.step("400 px wide", chromedp.EmulateViewport(400, 860))
 	for _, tab := range []string{"sandbox", "users", "compliance", "policy"} {
 		var width int
-		b.step("open "+tab+" at 400 px", chromedp.Click("#tab-"+tab, chromedp.ByID), chromedp.Sleep(300*time.Millisecond),
-			chromedp.Evaluate(`Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)`, &width))
+		b.step("open "+tab+" at 400 px", chromedp.Click("#tab-"+tab, chromedp.ByID), chromedp.Sleep(300*time.Millisecond))
+		switch tab {
+		case "users": // with Megan's chats open
+			b.step("Megan's chats at 400 px", waitText("#users-rows", "Megan Bowen"),
+				chromedp.Click(`#users-rows tr[data-user="`+megan.id+`"] .chats-toggle`, chromedp.ByQuery), waitText("#users-rows", "WeChat customer 2"))
+		case "compliance": // with a conversation on screen
+			b.step("a conversation at 400 px", typePerson("transcript-who", "WeChat customer 2"),
+				waitText("#transcript-form .matches", "WeChat customer 2"), chromedp.Click("#transcript-form .matches button", chromedp.ByQuery),
+				waitText("#transcript", "Alex will call you tomorrow"))
+		}
+		b.step("measure "+tab, chromedp.Evaluate(`Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)`, &width))
 		if width > 400 {
 			t.Errorf("at 400 px the %s page is %d px wide", tab, width)
 		}

@@ -439,7 +439,7 @@ async function loadUsers() {
     rows.push(el("tr", {}, el("td", {}, el("strong", { textContent: u.name || u.id }), el("span", { className: "detail", title: u.id, textContent: u.id + (u.email ? " · " + u.email : "") })),
       el("td", { textContent: tr(u.wechat_enabled ? "enabled" : "not enabled") }),
       el("td", { textContent: tr(u.teams_installed ? (u.teams_reachable ? "app installed" : "unreachable") : "not installed") }), qr,
-      el("td", { className: "actions" }, toggle, u.wechat_enabled ? chatsButton : "")));
+      el("td", {}, el("div", { className: "actions" }, toggle, u.wechat_enabled ? chatsButton : ""))));
     rows[rows.length - 1].dataset.user = u.id;
     if (openChats.has(u.id)) {
       const cell = el("td", { colSpan: 5, className: "chats" }, tr("Loading…"));
@@ -473,7 +473,7 @@ async function userChats(u, cell) {
       el("strong", { textContent: c.contact_name }), " · ", tr("chat {id}", { id: c.id }), " · ", tr(statusWords[c.status] || c.status),
       c.queued ? " · " + tr("{n} queued", { n: c.queued }) : "",
       el("div", { className: "member-line" }, el("span", { textContent: tr("Members:") }), members),
-      el("div", { className: "member-line" }, pick, add)));
+      el("div", { className: "member-line" }, ...(candidates.length ? [pick, add] : [el("span", { className: "detail", textContent: tr("Everyone with WeChat is in this chat.") })]))));
   }
   cell.replaceChildren(list);
 }

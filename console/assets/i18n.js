@@ -42,7 +42,7 @@ const zh = {
   "Chats": "会话", "Hide chats": "隐藏会话", "Loading…": "加载中…", "Nobody yet: enable an employee above.": "暂无用户：请在上方为员工开通。",
   "WeChat QR code of {name}": "{name} 的微信二维码", "{name} has no chats yet.": "{name} 还没有会话。",
   "Remove": "移除", "Remove {name} from the chat": "将 {name} 移出会话", "Colleague to add": "要添加的同事",
-  "Add to the chat": "加入会话", "Members:": "成员：", "chat {id}": "会话 {id}", "{n} queued": "{n} 条排队中",
+  "Add to the chat": "加入会话", "Everyone with WeChat is in this chat.": "所有开通微信的员工都已在此会话中。", "Members:": "成员：", "chat {id}": "会话 {id}", "{n} queued": "{n} 条排队中",
   "WeChat enabled for {name}, but the Teams app was not installed: {why}": "已为 {name} 开通微信，但 Teams 应用未安装：{why}",
   // search
   "Search the record": "检索存档", "Person": "人员", "Name, e-mail or id": "姓名、电子邮件或 ID", "From": "从", "To": "至",
