@@ -40,7 +40,7 @@ const Scope = "https://graph.microsoft.com/.default"
 
 // Config configures the installer.
 type Config struct {
-	Credential azcore.TokenCredential // the bot's own identity, with TeamsAppInstallation.ReadWriteSelfForUser.All
+	Credential azcore.TokenCredential // the bot's own identity, with TeamsAppInstallation.ReadWriteSelfForUser.All and User.Read.All
 	BaseURL    string                 // WXTEAMS_GRAPH_BASE, e.g. https://graph.microsoft.com/v1.0
 	TeamsAppID string                 // the app's id in the organisation's app catalog; needed to install it
 	// Transport carries the requests [http.DefaultTransport]; tests give one that trusts their CA.
