@@ -91,38 +91,12 @@ func when(t time.Time) string {
 
 // customerCard is a customer's message.
 func customerCard(m *bridge.TeamsMessage, mediaNote string) card {
-	header := map[string]any{"type": "ColumnSet", "columns": []any{
-		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock("💬 "+m.ContactName, bold)}},
-		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
-	}}
-	body := []any{header}
-	if text := strings.TrimSpace(m.Message.Text); text != "" {
-		body = append(body, textBlock(text, spacing))
-	}
-	if mediaNote != "" {
-		body = append(body, textBlock(mediaNote, subtle))
-	}
-	if line := windowLine(m.Window, m.SentAt); line != "" {
-		body = append(body, textBlock(line, subtle))
-	}
-	reply := map[string]any{"type": "Action.Execute", "title": "Reply", "verb": "reply", "data": ReplyData{Action: "reply", Chat: m.ChatID}}
-	return newCard(body, []any{reply})
+	return messageCard("💬 "+m.ContactName, m, mediaNote, windowLine(m.Window, m.SentAt))
 }
 
 // colleagueCard is a colleague's message to the customer of a team chat: who wrote it to whom,
 // and whether it went out or waits in the queue.
 func colleagueCard(m *bridge.TeamsMessage, mediaNote string) card {
-	header := map[string]any{"type": "ColumnSet", "columns": []any{
-		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock(m.AuthorName+" → "+m.ContactName, bold, func(b map[string]any) { b["id"] = "author" })}},
-		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
-	}}
-	body := []any{header}
-	if text := strings.TrimSpace(m.Message.Text); text != "" {
-		body = append(body, textBlock(text, spacing))
-	}
-	if mediaNote != "" {
-		body = append(body, textBlock(mediaNote, subtle))
-	}
 	fate := "Sent by your colleague"
 	if m.Outcome == bridge.OutcomeQueued {
 		fate = "Queued by your colleague: it goes out when the customer writes"
@@ -130,7 +104,26 @@ func colleagueCard(m *bridge.TeamsMessage, mediaNote string) card {
 	if line := windowLine(m.Window, m.SentAt); line != "" {
 		fate += " · " + line
 	}
-	body = append(body, textBlock(fate, subtle))
+	return messageCard(m.AuthorName+" → "+m.ContactName, m, mediaNote, fate)
+}
+
+// messageCard is a message in a chat: a title and the time, the text, a note on its media, a
+// footer line, and a Reply button.
+func messageCard(title string, m *bridge.TeamsMessage, mediaNote, footer string) card {
+	header := map[string]any{"type": "ColumnSet", "columns": []any{
+		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock(title, bold)}},
+		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
+	}}
+	body := []any{header}
+	if text := strings.TrimSpace(m.Message.Text); text != "" {
+		body = append(body, textBlock(text, spacing))
+	}
+	if mediaNote != "" {
+		body = append(body, textBlock(mediaNote, subtle))
+	}
+	if footer != "" {
+		body = append(body, textBlock(footer, subtle))
+	}
 	reply := map[string]any{"type": "Action.Execute", "title": "Reply", "verb": "reply", "data": ReplyData{Action: "reply", Chat: m.ChatID}}
 	return newCard(body, []any{reply})
 }

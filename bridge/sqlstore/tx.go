@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -854,20 +856,27 @@ func (t *tx) PutMedia(ctx context.Context, m *bridge.Media, data []byte, now tim
 		return fmt.Errorf("store media %s: %w", m.SHA256, err)
 	}
 	if m.Source != "" {
-		_, err = t.exec(ctx, `INSERT INTO media_sources (source, sha256) VALUES ($1, $2) ON CONFLICT (source) DO NOTHING`, m.Source, m.SHA256)
+		_, err = t.exec(ctx, `INSERT INTO media_sources (source, sha256) VALUES ($1, $2) ON CONFLICT (source) DO NOTHING`, sourceKey(m.Source), m.SHA256)
 		if err != nil {
-			return fmt.Errorf("store media source %s: %w", m.Source, err)
+			return fmt.Errorf("store the source of media %s: %w", m.SHA256, err)
 		}
 	}
 	return nil
+}
+
+// sourceKey is how a media source is kept: its SHA-256. A source can be a file's download URL,
+// whose query carries a credential (SharePoint's tempauth); only looking it up again is needed.
+func sourceKey(source string) string {
+	sum := sha256.Sum256([]byte(source))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // MediaBySource finds media already fetched from a channel source.
 func (c conn) MediaBySource(ctx context.Context, source string) (*bridge.Media, error) {
 	m := &bridge.Media{Source: source}
 	err := c.queryRow(ctx, `SELECT m.sha256, m.content_type, m.size, m.name FROM media_sources ms
-		JOIN media m ON m.sha256 = ms.sha256 WHERE ms.source = $1`, source).Scan(&m.SHA256, &m.ContentType, &m.Size, &m.Name)
-	return m, c.notFound(err, "media from "+source)
+		JOIN media m ON m.sha256 = ms.sha256 WHERE ms.source = $1`, sourceKey(source)).Scan(&m.SHA256, &m.ContentType, &m.Size, &m.Name)
+	return m, c.notFound(err, "media from that source")
 }
 
 // MediaData returns stored media bytes by SHA-256.
