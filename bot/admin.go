@@ -46,6 +46,12 @@ type DirectoryUser struct {
 // ErrNoSuchUser: the directory has no user by that id or address.
 var ErrNoSuchUser = errors.New("no such user in the directory")
 
+// unknownUser is ErrNoSuchUser naming the address asked for.
+type unknownUser string
+
+func (u unknownUser) Error() string        { return "Entra ID has no user " + string(u) }
+func (u unknownUser) Is(target error) bool { return target == ErrNoSuchUser }
+
 // AdminBridge is what the admin API asks of the bridge (bridge.Engine).
 type AdminBridge interface {
 	EnableEmployee(ctx context.Context, p bridge.EmployeeProfile, actor string) (*bridge.Employee, error)
@@ -223,7 +229,7 @@ func (a *Admin) Enable(ctx context.Context, p bridge.EmployeeProfile, actor stri
 		}
 		u, err := a.directory.LookupUser(ctx, string(p.ID))
 		if errors.Is(err, ErrNoSuchUser) {
-			return EnableResult{}, fmt.Errorf("%w: Entra ID has no user %s", ErrNoSuchUser, p.ID)
+			return EnableResult{}, unknownUser(p.ID)
 		}
 		if err != nil {
 			return EnableResult{}, fmt.Errorf("%w: %v", errDirectoryDown, err)

@@ -85,6 +85,9 @@ func (t *Teams) AddUser(aadObjectID, name, tenant string) *User {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	u := &User{AADObjectID: aadObjectID, UserID: t.stableID("29:", "user", aadObjectID, 24), Name: name, Tenant: tenant}
+	if old, ok := t.users[aadObjectID]; ok {
+		u.UPN = old.UPN // a user added again (Restore) keeps their sign-in address
+	}
 	t.users[aadObjectID] = u
 	return u
 }

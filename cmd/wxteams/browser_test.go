@@ -397,6 +397,13 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	if !strings.Contains(lee, "not enabled") || !strings.Contains(lee, "Enable") {
 		t.Errorf("Lee Gu's row reads %q; want WeChat not enabled and an Enable button", lee)
 	}
+	b.step("an address Entra ID does not know is refused", chromedp.SetValue("#enable-id", "nobody@contoso.example", chromedp.ByID),
+		chromedp.Click("#enable-form button", chromedp.ByQuery), waitText("#error", "Entra ID has no user nobody@contoso.example"))
+	b.step("Lee Gu enabled by e-mail", chromedp.SetValue("#enable-id", "lee.gu@contoso.example", chromedp.ByID),
+		chromedp.Click("#enable-form button", chromedp.ByQuery),
+		waitJS("Lee Gu enabled", `[...document.querySelectorAll("#users-rows tr")].some(r => r.textContent.includes("Lee Gu") &&
+			r.textContent.includes("`+leeGu.id+`") && r.querySelector("img.qr"))`))
+	b.noError("after enabling Lee Gu by e-mail")
 	b.shot("10-users")
 
 	b.step("a search that finds something", chromedp.Click("#tab-compliance", chromedp.ByID),

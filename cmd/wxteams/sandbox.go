@@ -158,6 +158,7 @@ func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 	}
 	for _, e := range sandboxStaff {
 		w.teams.AddUser(e.id, e.name, sandboxTenant)
+		w.teams.SetUPN(e.id, e.email) // Graph finds them by address too
 	}
 	w.env = map[string]string{
 		"WXTEAMS_WECHAT_APPID":         sandboxWeChatApp,
