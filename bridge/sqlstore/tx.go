@@ -198,10 +198,11 @@ func (t conn) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, e
 }
 
 // PutContact stores a contact; a new one gets the next number (two writers that take the same
-// one meet the unique index and the step is retried).
+// one meet the unique index and the step is retried). The next number is read backwards from the
+// partial index on number, one index entry on either database.
 func (t *tx) PutContact(ctx context.Context, c *bridge.Contact) error {
 	err := t.queryRow(ctx, `INSERT INTO contacts (open_id, union_id, name, language, following, updated_us, number)
-		VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(number), 0) + 1 FROM contacts))
+		VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(number), 0) + 1 FROM contacts WHERE number > 0))
 		ON CONFLICT (open_id) DO UPDATE SET union_id = EXCLUDED.union_id, name = EXCLUDED.name,
 			language = EXCLUDED.language, following = EXCLUDED.following, updated_us = EXCLUDED.updated_us
 		RETURNING number`,
