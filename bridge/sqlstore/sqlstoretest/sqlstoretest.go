@@ -52,6 +52,8 @@ func PostgresURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("open %s: %v", EnvPostgres, err)
 	}
+	// Hold no connection between now and the cleanup: a test may make hundreds of schemas.
+	admin.SetMaxIdleConns(0)
 	if _, err := admin.ExecContext(context.Background(), `CREATE SCHEMA `+schema); err != nil {
 		admin.Close()
 		t.Fatalf("create test schema in %s: %v", EnvPostgres, err)
