@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -29,6 +30,28 @@ type Installer interface {
 	InstallApp(ctx context.Context, userID string) (chatID string, err error)
 }
 
+// Directory finds the tenant's users in Entra ID through Microsoft Graph (bot/graph implements it),
+// so administrators can name an employee by e-mail address (user principal name).
+type Directory interface {
+	LookupUser(ctx context.Context, idOrUPN string) (DirectoryUser, error)
+}
+
+// DirectoryUser is a user as Entra ID knows them.
+type DirectoryUser struct {
+	ID    string // the object id, a GUID
+	Name  string // display name
+	Email string // mail, else the user principal name
+}
+
+// ErrNoSuchUser: the directory has no user by that id or address.
+var ErrNoSuchUser = errors.New("no such user in the directory")
+
+// unknownUser is ErrNoSuchUser naming the address asked for.
+type unknownUser string
+
+func (u unknownUser) Error() string        { return "Entra ID has no user " + string(u) }
+func (u unknownUser) Is(target error) bool { return target == ErrNoSuchUser }
+
 // AdminBridge is what the admin API asks of the bridge (bridge.Engine).
 type AdminBridge interface {
 	EnableEmployee(ctx context.Context, p bridge.EmployeeProfile, actor string) (*bridge.Employee, error)
@@ -46,6 +69,7 @@ type Admin struct {
 	bridge    AdminBridge
 	installer Installer // nil: apps are installed by hand
 	qr        QRSource  // nil: no WeChat configured
+	directory Directory // nil: employees are named by object id only
 	proactive string    // serviceUrl for conversations Graph reports
 	log       *zap.Logger
 }
@@ -138,7 +162,13 @@ type EnableResult struct {
 }
 
 // ErrInvalidUserID refuses a user id that cannot be an Entra ID object id or user principal name.
-var ErrInvalidUserID = errors.New("the user id must be an Entra ID object id")
+var ErrInvalidUserID = errors.New("the user must be named by their Entra ID object id or their e-mail address (user principal name)")
+
+// ErrNoDirectory refuses an e-mail address where no directory is configured to look it up.
+var ErrNoDirectory = errors.New("an employee can be enabled by e-mail address only where wxteams reaches Microsoft Graph (the bot's credential); use their Entra ID object id")
+
+// IsAddress reports whether a user id is an e-mail address (user principal name), to be looked up.
+func IsAddress(id string) bool { return strings.Contains(id, "@") }
 
 // ValidUserID reports whether id can be an Entra object id (a GUID) or a user principal name.
 func ValidUserID(id string) bool {
@@ -163,12 +193,22 @@ func (a *Admin) enable(w http.ResponseWriter, r *http.Request, actor string) {
 		}
 	}
 	res, err := a.Enable(r.Context(), bridge.EmployeeProfile{ID: bridge.EmployeeID(id), Name: body.Name, Email: body.Email, Tenant: body.Tenant}, actor)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoSuchUser):
+		writeError(w, http.StatusNotFound, "not enabled: "+err.Error())
+		return
+	case errors.Is(err, ErrNoDirectory), errors.Is(err, ErrInvalidUserID):
+		writeError(w, http.StatusBadRequest, "not enabled: "+err.Error())
+		return
+	case errors.Is(err, errDirectoryDown):
+		writeError(w, http.StatusBadGateway, "not enabled: "+err.Error())
+		return
+	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, "not enabled: "+err.Error())
 		return
 	}
 	if a.qr != nil {
-		res.QR = "/admin/v1/users/" + id + "/qr"
+		res.QR = "/admin/v1/users/" + res.User.ID + "/qr"
 	}
 	writeBody(w, http.StatusOK, res)
 }
@@ -176,9 +216,25 @@ func (a *Admin) enable(w http.ResponseWriter, r *http.Request, actor string) {
 // Enable enables WeChat for an employee and, with an installer, installs the Teams app for them so
 // the bot can write first. Only enabling can fail the call: a failed install is reported in the
 // result (the employee can still add the app by hand, and Teams then tells the bot).
+//
+// An employee named by e-mail address (user principal name) is looked up in the directory and
+// enabled by their object id, with the directory's name and address unless others are given.
 func (a *Admin) Enable(ctx context.Context, p bridge.EmployeeProfile, actor string) (EnableResult, error) {
 	if !ValidUserID(string(p.ID)) {
 		return EnableResult{}, ErrInvalidUserID
+	}
+	if IsAddress(string(p.ID)) {
+		if a.directory == nil {
+			return EnableResult{}, ErrNoDirectory
+		}
+		u, err := a.directory.LookupUser(ctx, string(p.ID))
+		if errors.Is(err, ErrNoSuchUser) {
+			return EnableResult{}, unknownUser(p.ID)
+		}
+		if err != nil {
+			return EnableResult{}, fmt.Errorf("%w: %v", errDirectoryDown, err)
+		}
+		p.ID, p.Name, p.Email = bridge.EmployeeID(u.ID), firstNonEmpty(p.Name, u.Name), firstNonEmpty(p.Email, u.Email)
 	}
 	emp, err := a.bridge.EnableEmployee(ctx, p, actor)
 	if err != nil {
@@ -206,6 +262,12 @@ func (a *Admin) Enable(ctx context.Context, p bridge.EmployeeProfile, actor stri
 	}
 	return res, nil
 }
+
+// errDirectoryDown: the directory did not answer (the error says how, in our words).
+var errDirectoryDown = errors.New("the user could not be looked up in Microsoft Graph")
+
+// SetDirectory lets administrators enable employees by e-mail address, looked up in Entra ID.
+func (a *Admin) SetDirectory(d Directory) { a.directory = d }
 
 // SetProactiveServiceURL sets the serviceUrl recorded for chats Graph reports [ProactiveServiceURL];
 // sovereign clouds have their own.

@@ -91,38 +91,12 @@ func when(t time.Time) string {
 
 // customerCard is a customer's message.
 func customerCard(m *bridge.TeamsMessage, mediaNote string) card {
-	header := map[string]any{"type": "ColumnSet", "columns": []any{
-		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock("💬 "+m.ContactName, bold)}},
-		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
-	}}
-	body := []any{header}
-	if text := strings.TrimSpace(m.Message.Text); text != "" {
-		body = append(body, textBlock(text, spacing))
-	}
-	if mediaNote != "" {
-		body = append(body, textBlock(mediaNote, subtle))
-	}
-	if line := windowLine(m.Window, m.SentAt); line != "" {
-		body = append(body, textBlock(line, subtle))
-	}
-	reply := map[string]any{"type": "Action.Execute", "title": "Reply", "verb": "reply", "data": ReplyData{Action: "reply", Chat: m.ChatID}}
-	return newCard(body, []any{reply})
+	return messageCard("💬 "+m.ContactName, m, mediaNote, windowLine(m.Window, m.SentAt))
 }
 
 // colleagueCard is a colleague's message to the customer of a team chat: who wrote it to whom,
 // and whether it went out or waits in the queue.
 func colleagueCard(m *bridge.TeamsMessage, mediaNote string) card {
-	header := map[string]any{"type": "ColumnSet", "columns": []any{
-		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock(m.AuthorName+" → "+m.ContactName, bold)}},
-		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
-	}}
-	body := []any{header}
-	if text := strings.TrimSpace(m.Message.Text); text != "" {
-		body = append(body, textBlock(text, spacing))
-	}
-	if mediaNote != "" {
-		body = append(body, textBlock(mediaNote, subtle))
-	}
 	fate := "Sent by your colleague"
 	if m.Outcome == bridge.OutcomeQueued {
 		fate = "Queued by your colleague: it goes out when the customer writes"
@@ -130,14 +104,77 @@ func colleagueCard(m *bridge.TeamsMessage, mediaNote string) card {
 	if line := windowLine(m.Window, m.SentAt); line != "" {
 		fate += " · " + line
 	}
-	body = append(body, textBlock(fate, subtle))
+	return messageCard(m.AuthorName+" → "+m.ContactName, m, mediaNote, fate)
+}
+
+// messageCard is a message in a chat: a title and the time, the text, a note on its media, a
+// footer line, and a Reply button.
+func messageCard(title string, m *bridge.TeamsMessage, mediaNote, footer string) card {
+	header := map[string]any{"type": "ColumnSet", "columns": []any{
+		map[string]any{"type": "Column", "width": "stretch", "items": []any{textBlock(title, bold)}},
+		map[string]any{"type": "Column", "width": "auto", "items": []any{textBlock(when(m.SentAt), subtle)}},
+	}}
+	body := []any{header}
+	if text := strings.TrimSpace(m.Message.Text); text != "" {
+		body = append(body, textBlock(text, spacing))
+	}
+	if mediaNote != "" {
+		body = append(body, textBlock(mediaNote, subtle))
+	}
+	if footer != "" {
+		body = append(body, textBlock(footer, subtle))
+	}
 	reply := map[string]any{"type": "Action.Execute", "title": "Reply", "verb": "reply", "data": ReplyData{Action: "reply", Chat: m.ChatID}}
 	return newCard(body, []any{reply})
+}
+
+// A notice about the employee's own messages (TeamsMessage.About) opens with their fate, marked as
+// Teams and WeChat mark sending, sent and failed messages. A message that went out at once gets no
+// notice: Teams has marked it "Sent" when the bot took it, and one more activity per message would
+// double what the employee reads and what counts against Teams' per-conversation limits (see
+// DefaultThreadLimits). The colleague card says the same of a colleague's message.
+var fates = []struct {
+	prefix, mark, color string
+}{
+	{"employee.queued_", "⏳ Queued", "Warning"},
+	{"employee.requeued_", "⏳ Back in the queue", "Warning"},
+	{"employee.released", "✓ Sent", "Good"},
+	{"employee.flushed", "✓ Sent", "Good"},
+	{"employee.delivery_failed", "✗ Not delivered", "Attention"},
+	{"employee.outcome_unknown", "⚠ Outcome unknown", "Warning"},
+	{"employee.not_enabled", "⛔ Not sent", "Attention"},
+	{"employee.no_current_chat", "⛔ Not sent", "Attention"},
+	{"employee.not_member", "⛔ Not sent", "Attention"},
+	{"employee.empty", "⛔ Not sent", "Attention"},
+	{"employee.too_long", "⛔ Not sent", "Attention"},
+	{"employee.refused_", "⛔ Not sent", "Attention"},
+	{"employee.queue_full", "⛔ Not sent", "Attention"},
+	{"employee.", "⊘ Cancelled", "Default"}, // the customer left, unfollowed, scanned another code …
+}
+
+// fateLine is the mark a notice about the employee's messages opens with ("" for other notices).
+func fateLine(m *bridge.TeamsMessage) map[string]any {
+	if len(m.About) == 0 {
+		return nil
+	}
+	for _, f := range fates {
+		if strings.HasPrefix(m.Notice, f.prefix) {
+			text := f.mark
+			if n := len(m.About); n > 1 {
+				text += fmt.Sprintf(" · %d messages", n)
+			}
+			return textBlock(text, bold, func(b map[string]any) { b["color"], b["id"] = f.color, "fate" })
+		}
+	}
+	return nil
 }
 
 // noticeCard is an auto-message to the employee.
 func noticeCard(m *bridge.TeamsMessage) card {
 	var body []any
+	if fate := fateLine(m); fate != nil {
+		body = append(body, fate)
+	}
 	if m.ContactName != "" {
 		body = append(body, textBlock("WeChat · "+m.ContactName, bold))
 	}

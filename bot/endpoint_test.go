@@ -187,7 +187,7 @@ func TestFullPathTeamsAndWeChat(t *testing.T) {
 		chatID := chatOf(t, r, ming)
 		data = bot.ReplyData{Action: "reply", Chat: chatID}
 		answer, err := r.teams.Click(r.ctx, meganID, card.ID, "reply", data)
-		if err != nil || !strings.Contains(string(answer), "Replying to WeChat user o-ming") || !strings.Contains(string(answer), `"statusCode":200`) {
+		if err != nil || !strings.Contains(string(answer), "Replying to WeChat customer 1") || !strings.Contains(string(answer), `"statusCode":200`) {
 			t.Errorf("Reply invoke = %s, %v", answer, err)
 		}
 		msgID := r.say(meganID, "Hi! Happy to help.")
@@ -269,7 +269,7 @@ func TestCommands(t *testing.T) {
 	}
 	r.say(meganID, "contacts")
 	list := r.lastTeams(meganID)
-	if !strings.Contains(list, "1. WeChat user second") || !strings.Contains(list, "2. WeChat user -first") {
+	if !strings.Contains(list, "1. WeChat customer 2") || !strings.Contains(list, "2. WeChat customer 1") {
 		t.Errorf("contacts = %q", list)
 	}
 	// With two contacts and none picked, a plain message is refused with directions.
@@ -278,7 +278,7 @@ func TestCommands(t *testing.T) {
 		t.Errorf("message without a current contact: %q", r.lastTeams(meganID))
 	}
 	r.say(meganID, "to 2")
-	if !strings.Contains(r.lastTeams(meganID), "Now writing to WeChat user -first") {
+	if !strings.Contains(r.lastTeams(meganID), "Now writing to WeChat customer 1") {
 		t.Errorf("to 2 = %q", r.lastTeams(meganID))
 	}
 	r.say(meganID, "rename Mr Wang")

@@ -176,7 +176,7 @@ func TestAnEmployeeAttachmentCannotMakeTheBotFetchOtherHosts(t *testing.T) {
 		// Megan is told each one was not delivered.
 		told := 0
 		for _, text := range r.teams.Texts(meganID) {
-			if strings.Contains(text, "could not be delivered") {
+			if strings.Contains(text, "was not sent: the image could not be fetched from Teams") {
 				told++
 			}
 		}

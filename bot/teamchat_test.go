@@ -47,7 +47,7 @@ func TestTeamChatsFromTeamsAndTheAdminAPI(t *testing.T) {
 		if got := r.lastTeams(meganID); !strings.Contains(got, "changed (Megan Bowen): added Alex Wilber; removed nobody") {
 			t.Errorf("Megan after add = %q", got)
 		}
-		if got := received(r, alexID, alexFrom); !strings.Contains(got, "You were added to the chat with WeChat user g-team (Megan Bowen)") {
+		if got := received(r, alexID, alexFrom); !strings.Contains(got, "You were added to the chat with WeChat customer 1 (Megan Bowen)") {
 			t.Errorf("Alex after add = %q", got)
 		}
 
@@ -61,7 +61,7 @@ func TestTeamChatsFromTeamsAndTheAdminAPI(t *testing.T) {
 				t.Errorf("%s did not see the customer's message: %q", who, got)
 			}
 		}
-		if got := received(r, alexID, alexFrom); !strings.Contains(got, "Megan Bowen → WeChat user g-team") ||
+		if got := received(r, alexID, alexFrom); !strings.Contains(got, "Megan Bowen → WeChat customer 1") ||
 			!strings.Contains(got, "Alex will look at your portfolio") || !strings.Contains(got, "Sent by your colleague") {
 			t.Errorf("Alex did not see Megan's message labelled: %q", got)
 		}

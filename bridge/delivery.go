@@ -232,7 +232,7 @@ func (e *Engine) send(ctx context.Context, it *OutboxItem) (Delivery, error) {
 			}
 			d.Media = it.WeChat.Media
 			if d.Media == nil {
-				return d, fmt.Errorf("the %s could not be fetched from Teams, so nothing was sent", it.WeChat.Type)
+				return d, fmt.Errorf("the %s could not be fetched from Teams", it.WeChat.Type)
 			}
 		}
 		var sent Delivery
@@ -431,8 +431,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 					return err
 				}
 				if !it.Auto {
-					s.noticeAbout(c, it.Employee, "employee.delivery_failed",
-						s.employeeText(c, s.policy.Employee.DeliveryFailed, "{code}", strconv.Itoa(meta.ErrCode)), []string{it.MessageID})
+					s.noticeAbout(c, it.Employee, "employee.delivery_failed", s.deliveryFailed(c, meta), []string{it.MessageID})
 				}
 				// It never reached the customer: it does not count toward the limit.
 				return s.uncount(c, it)
@@ -440,6 +439,15 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 		}
 		return s.tx.UpdateOutbox(s.ctx, it)
 	})
+}
+
+// deliveryFailed tells an author why their message failed: WeChat's errcode, or when WeChat never
+// had it (the attachment could not be fetched), the reason in our words.
+func (s *step) deliveryFailed(c *Chat, meta compliance.Meta) string {
+	if meta.ErrCode != 0 || meta.Error == "" {
+		return s.employeeText(c, s.policy.Employee.DeliveryFailed, "{code}", strconv.Itoa(meta.ErrCode))
+	}
+	return s.employeeText(c, s.policy.Employee.NotSent, "{reason}", meta.Error)
 }
 
 // withdrawnBecause says why a WeChat send that did not arrive must not be tried again: its chat

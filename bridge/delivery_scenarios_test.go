@@ -30,7 +30,7 @@ func TestWeChat45015PutsTheMessageBackAtTheHeadOfTheQueue(t *testing.T) {
 			t.Fatalf("result = %+v; want sent (WeChat refuses it later)", res)
 		}
 		w.customerGets(ming)
-		w.employeeGets(ann, "WeChat reports the chat with WeChat user OPfL2M is outside its 48-hour window. Your message is queued and will be sent when they reply.")
+		w.employeeGets(ann, "WeChat reports the chat with WeChat customer 1 is outside its 48-hour window. Your message is queued and will be sent when they reply.")
 		if got := w.status(chat); got != bridge.StatusInactive {
 			t.Errorf("status = %s; want inactive", got)
 		}
@@ -64,7 +64,7 @@ func TestWeChat45047CapsTheChatAndRequeues(t *testing.T) {
 		chat := activeChat(w)
 		w.wechat.FailNext(ming, wechatError(bridge.ErrQuotaUsed, 45047, "out of response count limit"))
 		w.employeeSays(ann, chat, "one")
-		w.employeeGets(ann, "WeChat's reply quota for WeChat user OPfL2M is used up. Your message is queued and will be sent when they reply.")
+		w.employeeGets(ann, "WeChat's reply quota for WeChat customer 1 is used up. Your message is queued and will be sent when they reply.")
 		if got := w.status(chat); got != bridge.StatusCapped {
 			t.Errorf("status = %s; want capped", got)
 		}
@@ -88,7 +88,7 @@ func TestWeChatNotFollowerClosesTheChat(t *testing.T) {
 				t.Errorf("errcode %d: status = %s; want closed", tc.code, got)
 			}
 			texts := w.teams.Texts(ann)
-			want := "WeChat cannot deliver to WeChat user OPfL2M any more (error " + itoa(tc.code) + ": not a follower, or they refuse messages); the chat is closed. 0 queued message(s) cancelled."
+			want := "WeChat cannot deliver to WeChat customer 1 any more (error " + itoa(tc.code) + ": not a follower, or they refuse messages); the chat is closed. 0 queued message(s) cancelled."
 			if texts[len(texts)-1] != want {
 				t.Errorf("errcode %d: employee told %q", tc.code, texts[len(texts)-1])
 			}
@@ -128,7 +128,7 @@ func TestRetriesRunOutIntoAFailure(t *testing.T) {
 		w.after(4 * time.Second)
 		w.after(time.Hour)
 		w.customerGets(ming)
-		w.employeeGets(ann, "Your message to WeChat user OPfL2M could not be delivered (WeChat error 45011).")
+		w.employeeGets(ann, "Your message to WeChat customer 1 could not be delivered (WeChat error 45011).")
 		assertArchived(t, w.archived(chat), "delivery.retry(wechat)", "delivery.retry(wechat)", "delivery.failed(45011)")
 		// The failed message does not count against the cap.
 		w.employeeSays(ann, chat, "2")
@@ -146,7 +146,7 @@ func TestOutcomeUnknownIsNeverResent(t *testing.T) {
 		w.employeeSays(ann, chat, "did this arrive?")
 		w.after(time.Hour)
 		w.customerGets(ming) // the recording sender saw no success; the engine must not try again
-		w.employeeGets(ann, "WeChat did not confirm your message to WeChat user OPfL2M; it may or may not have arrived. It will not be resent automatically.")
+		w.employeeGets(ann, "WeChat did not confirm your message to WeChat customer 1; it may or may not have arrived. It will not be resent automatically.")
 		assertArchived(t, w.archived(chat), "employee.message", "delivery.unknown(wechat)", "auto.message(employee.outcome_unknown)")
 	})
 }

@@ -166,7 +166,7 @@ func TestTimersSurviveARestart(t *testing.T) {
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error)
 		go func() { done <- engine.Run(runCtx) }()
-		inactive := "Your chat with WeChat user OPfL2M is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to 10) and delivered when they reply."
+		inactive := "Your chat with WeChat customer 1 is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to 10) and delivered when they reply."
 		deadline := time.Now().Add(10 * time.Second)
 		for count(teams.Texts(ann), inactive) == 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)

@@ -29,7 +29,7 @@ func duringNextSend(w *world, fn func(ctx context.Context), answer error) {
 
 // cancelledFor is the notice telling an author that n of their messages to ming were cancelled.
 func cancelledFor(n, reason string) string {
-	return "Not delivered: " + n + " of your message(s) to WeChat user OPfL2M cancelled: " + reason + "."
+	return "Not delivered: " + n + " of your message(s) to WeChat customer 1 cancelled: " + reason + "."
 }
 
 func TestADisabledEmployeesQueuedMessagesNeverGoOut(t *testing.T) {
@@ -97,7 +97,7 @@ func TestARebindingScanCancelsThePreviousEmployeesQueue(t *testing.T) {
 		}
 		w.customerSays(ming, "Hello Bob")
 		w.customerGets(ming, w.initialToCustomer()) // none of Ann's messages
-		w.employeeGets(ann, "WeChat user OPfL2M scanned another employee's QR code and now chats with them.",
+		w.employeeGets(ann, "WeChat customer 1 scanned another employee's QR code and now chats with them.",
 			cancelledFor("2", "the customer scanned another employee's QR code and now chats with them"))
 		w.employeeGets(bob, w.staff().Initial, "Hello Bob") // not "2 queued message(s) sent"
 		assertArchived(t, w.archived(chat), "chat.members", "message.cancelled(the customer scanned another employee's QR code and now chats with them)",
@@ -113,7 +113,7 @@ func TestAChatCappedByAMessageThatFailsForGoodOpensAgain(t *testing.T) {
 		w.wechat.FailNext(ming, wechatError(nil, 45002, "content size out of limit"))
 		w.employeeSays(ann, chat, "three") // reaches the cap, then WeChat refuses it for good
 		w.customerGets(ming, "one", "two")
-		w.employeeGets(ann, w.staff().Limit, "Your message to WeChat user OPfL2M could not be delivered (WeChat error 45002).")
+		w.employeeGets(ann, w.staff().Limit, "Your message to WeChat customer 1 could not be delivered (WeChat error 45002).")
 		if got := w.status(chat); got != bridge.StatusActive {
 			t.Errorf("status = %s; want active: only two of three reached the customer", got)
 		}
@@ -144,8 +144,8 @@ func TestAQueuedMessageGoesOutWhenTheMessageThatCappedTheChatRunsOutOfRetries(t 
 			w.after(time.Minute) // every retry fails; the fifth attempt is the last
 		}
 		w.customerGets(ming, "one", "two", "four")
-		w.employeeGets(ann, "Your message to WeChat user OPfL2M could not be delivered (WeChat error -1).",
-			"1 queued message(s) sent to WeChat user OPfL2M: a message counted toward the limit was not delivered.", w.staff().Limit)
+		w.employeeGets(ann, "Your message to WeChat customer 1 could not be delivered (WeChat error -1).",
+			"1 queued message(s) sent to WeChat customer 1: a message counted toward the limit was not delivered.", w.staff().Limit)
 		if got := w.status(chat); got != bridge.StatusCapped {
 			t.Errorf("status = %s; want capped (one, two, four)", got)
 		}
@@ -166,7 +166,7 @@ func TestARetriedSendNeverReachesACustomerWhoLeft(t *testing.T) {
 		w.employeeSays(ann, chat, "Here is the report you asked for")
 		w.after(time.Hour)
 		w.customerGets(ming, w.en().LeaveConfirm) // and nothing after it
-		w.employeeGets(ann, "WeChat user OPfL2M left the chat (#LEAVE). 0 queued message(s) cancelled.",
+		w.employeeGets(ann, "WeChat customer 1 left the chat (#LEAVE). 0 queued message(s) cancelled.",
 			cancelledFor("1", "the customer left the chat (#LEAVE)"))
 		assertArchived(t, w.archived(chat), "customer.leave", "message.cancelled(the customer left the chat (#LEAVE))")
 	})
@@ -190,7 +190,7 @@ func TestA45015AfterAnUnsubscribeCancelsTheMessage(t *testing.T) {
 		w.scan(ming, bob)
 		w.customerSays(ming, "Hello Bob")
 		w.customerGets(ming, w.initialToCustomer())
-		w.employeeGets(ann, "WeChat user OPfL2M unfollowed the WeChat account; the chat is closed. 0 queued message(s) cancelled.",
+		w.employeeGets(ann, "WeChat customer 1 unfollowed the WeChat account; the chat is closed. 0 queued message(s) cancelled.",
 			cancelledFor("1", "the customer unfollowed the WeChat account"))
 		assertArchived(t, w.archived(chat), "customer.unsubscribe", "message.cancelled(the customer unfollowed the WeChat account)")
 	})
@@ -275,7 +275,7 @@ func TestTheLimitNoticeSaysWhenWeChatsQuotaStoppedTheChat(t *testing.T) {
 		w.employeeSays(ann, chat, "b") // 3 prompts + 2 = WeChat's 5
 		w.customerGets(ming, w.en().MembersChanged, w.en().MembersChanged, w.en().MembersChanged, "a", "b")
 		texts := w.teams.Texts(ann)
-		want := "WeChat allows 5 messages to WeChat user OPfL2M, including system messages, until they reply, and they have all been used. You cannot send any more messages until your contact replies."
+		want := "WeChat allows 5 messages to WeChat customer 1, including system messages, until they reply, and they have all been used. You cannot send any more messages until your contact replies."
 		if !slices.Contains(texts, want) || slices.Contains(texts, w.staff().Limit) {
 			t.Errorf("Ann got %q; want the quota's notice, not the cap's", texts)
 		}
@@ -283,7 +283,7 @@ func TestTheLimitNoticeSaysWhenWeChatsQuotaStoppedTheChat(t *testing.T) {
 		if res.Outcome != bridge.OutcomeQueued || res.Reason != "quota" {
 			t.Errorf("c = %+v; want queued because of the quota", res)
 		}
-		if got := w.lastTeams(ann).Message.Text; got != "Queued (1 of 10): WeChat's 5 messages to WeChat user OPfL2M, including system messages, are used up until they reply. It will be sent when they reply." {
+		if got := w.lastTeams(ann).Message.Text; got != "Queued (1 of 10): WeChat's 5 messages to WeChat customer 1, including system messages, are used up until they reply. It will be sent when they reply." {
 			t.Errorf("Ann was told %q", got)
 		}
 	})

@@ -102,6 +102,7 @@ type EmployeeTexts struct {
 	Empty             string `json:"empty"`
 	TooLong           string `json:"too_long"`
 	DeliveryFailed    string `json:"delivery_failed"`
+	NotSent           string `json:"not_sent"`
 	OutcomeUnknown    string `json:"outcome_unknown"`
 	RequeuedWindow    string `json:"requeued_window"`
 	RequeuedQuota     string `json:"requeued_quota"`
@@ -184,6 +185,7 @@ func DefaultPolicy() Policy {
 			Empty:             "Not sent: the message is empty.",
 			TooLong:           "Not sent: the message is {size} bytes and WeChat takes at most {max} bytes in one message. Shorten it or send it in parts.",
 			DeliveryFailed:    "Your message to {contact} could not be delivered (WeChat error {code}).",
+			NotSent:           "Your message to {contact} was not sent: {reason}.",
 			OutcomeUnknown:    "WeChat did not confirm your message to {contact}; it may or may not have arrived. It will not be resent automatically.",
 			RequeuedWindow:    "WeChat reports the chat with {contact} is outside its 48-hour window. Your message is queued and will be sent when they reply.",
 			RequeuedQuota:     "WeChat's reply quota for {contact} is used up. Your message is queued and will be sent when they reply.",

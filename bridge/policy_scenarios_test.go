@@ -45,13 +45,13 @@ func TestEmployeeMessagesQueueUntilTheCustomerWritesFirst(t *testing.T) {
 			t.Errorf("result = %+v; want queued (pending)", res)
 		}
 		w.customerGets(ming) // nothing: WeChat lets us write only after the customer does
-		w.employeeGets(ann, "Queued (1 of 10): WeChat user OPfL2M has not written yet, and WeChat lets you message a customer only after they write. It will be sent when they do.")
+		w.employeeGets(ann, "Queued (1 of 10): WeChat customer 1 has not written yet, and WeChat lets you message a customer only after they write. It will be sent when they do.")
 
 		w.employeeSays(ann, chat, "Are you free to talk tomorrow?")
 		w.customerSays(ming, "Hi Ann")
 		w.customerGets(ming, "Hello Mr Ming, this is Ann from Acme.", "Are you free to talk tomorrow?")
-		w.employeeGets(ann, "Queued (2 of 10): WeChat user OPfL2M has not written yet, and WeChat lets you message a customer only after they write. It will be sent when they do.",
-			"Hi Ann", "WeChat user OPfL2M replied: 2 queued message(s) sent.")
+		w.employeeGets(ann, "Queued (2 of 10): WeChat customer 1 has not written yet, and WeChat lets you message a customer only after they write. It will be sent when they do.",
+			"Hi Ann", "WeChat customer 1 replied: 2 queued message(s) sent.")
 		card := w.teams.Messages(ann)[3]
 		if card.Kind != bridge.TeamsCustomerMessage || card.Window.RepliesLeft != 1 || card.Window.Status != bridge.StatusActive {
 			t.Errorf("card for the customer's message = %+v; want a customer message showing 1 reply left", card)
@@ -94,7 +94,7 @@ func TestTheCapOfThreeConsecutiveMessages(t *testing.T) {
 		}
 		// "No auto message will be sent to the customer" when the limit is reached.
 		w.customerGets(ming)
-		w.employeeGets(ann, "Queued (1 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.")
+		w.employeeGets(ann, "Queued (1 of 10): you have sent the maximum of consecutive messages without a reply from WeChat customer 1. It will be sent when they reply.")
 		w.employeeSays(ann, chat, "Five")
 		w.customerGets(ming)
 
@@ -102,7 +102,7 @@ func TestTheCapOfThreeConsecutiveMessages(t *testing.T) {
 		// the 24 h notice and the customer the on-hold prompt, once.
 		w.after(24 * time.Hour)
 		w.customerGets(ming, w.en().OnHold)
-		w.employeeGets(ann, "Queued (2 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
+		w.employeeGets(ann, "Queued (2 of 10): you have sent the maximum of consecutive messages without a reply from WeChat customer 1. It will be sent when they reply.",
 			w.staff().Notice24h)
 		w.employeeSays(ann, chat, "Six")
 		w.after(time.Hour)
@@ -111,8 +111,8 @@ func TestTheCapOfThreeConsecutiveMessages(t *testing.T) {
 		// The customer replies: counters reset, the queue flushes FIFO within the cap.
 		w.customerSays(ming, "Sorry, I was away")
 		w.customerGets(ming, "Four", "Five", "Six")
-		w.employeeGets(ann, "Queued (3 of 10): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
-			"Sorry, I was away", "WeChat user OPfL2M replied: 3 queued message(s) sent.", w.staff().Limit)
+		w.employeeGets(ann, "Queued (3 of 10): you have sent the maximum of consecutive messages without a reply from WeChat customer 1. It will be sent when they reply.",
+			"Sorry, I was away", "WeChat customer 1 replied: 3 queued message(s) sent.", w.staff().Limit)
 		if got := w.status(chat); got != bridge.StatusCapped {
 			t.Errorf("status after the reply = %s; want capped again (three went out)", got)
 		}
@@ -137,7 +137,7 @@ func TestFlushStopsAtTheCapAndTheRestStaysQueued(t *testing.T) {
 
 		w.customerSays(ming, "Hi")
 		w.customerGets(ming, "q1", "q2", "q3")
-		w.employeeGets(ann, "Hi", "WeChat user OPfL2M replied: 3 queued message(s) sent, 2 still queued.", w.staff().Limit)
+		w.employeeGets(ann, "Hi", "WeChat customer 1 replied: 3 queued message(s) sent, 2 still queued.", w.staff().Limit)
 		if got := w.status(chat); got != bridge.StatusCapped {
 			t.Errorf("status = %s; want capped", got)
 		}
@@ -158,7 +158,7 @@ func TestQueueLimit(t *testing.T) {
 			t.Errorf("third queued message = %+v; want refused (queue_full)", res)
 		}
 		texts := w.teams.Texts(ann)
-		if last := texts[len(texts)-1]; last != "Not sent: 2 messages are already queued for WeChat user OPfL2M. Wait for them to reply." {
+		if last := texts[len(texts)-1]; last != "Not sent: 2 messages are already queued for WeChat customer 1. Wait for them to reply." {
 			t.Errorf("employee told %q", last)
 		}
 		w.customerSays(ming, "hi")
@@ -201,7 +201,7 @@ func TestInactiveAfter48HoursQueuesUntilTheCustomerWrites(t *testing.T) {
 		w.after(24 * time.Hour)
 		w.employeeGets(ann, w.staff().Notice24h)
 		w.after(24 * time.Hour)
-		w.employeeGets(ann, "Your chat with WeChat user OPfL2M is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to 10) and delivered when they reply.")
+		w.employeeGets(ann, "Your chat with WeChat customer 1 is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to 10) and delivered when they reply.")
 		w.customerGets(ming) // no reinstate template configured: nothing can reach the customer
 		if got := w.status(chat); got != bridge.StatusInactive {
 			t.Fatalf("status after 48 h = %s; want inactive", got)
@@ -230,8 +230,8 @@ func TestReinstateTemplateIsSentOnceWhenTheChatGoesInactive(t *testing.T) {
 		w.after(48 * time.Hour)
 		w.customerGets(ming, "template:TPL-REPLY-1")
 		w.employeeGets(ann, w.staff().Notice24h,
-			"Your chat with WeChat user OPfL2M is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to 10) and delivered when they reply.",
-			"WeChat user OPfL2M was sent a WeChat notification asking them to reply.")
+			"Your chat with WeChat customer 1 is now inactive: they have not replied for 48 hours. Messages you send will be queued (up to 10) and delivered when they reply.",
+			"WeChat customer 1 was sent a WeChat notification asking them to reply.")
 		sent := w.wechat.All()
 		tpl := sent[len(sent)-1].WeChat.Template
 		if tpl.Data["keyword1"] != "Acme Securities" {
@@ -271,7 +271,7 @@ func TestLeaveInAnyCaseAndFullWidth(t *testing.T) {
 
 		w.customerSays(ming, " ＃leave ")
 		w.customerGets(ming, w.en().LeaveConfirm)
-		w.employeeGets(ann, "WeChat user OPfL2M left the chat (#LEAVE). 2 queued message(s) cancelled.")
+		w.employeeGets(ann, "WeChat customer 1 left the chat (#LEAVE). 2 queued message(s) cancelled.")
 		if got := w.status(chat); got != bridge.StatusLeft {
 			t.Errorf("status = %s; want left", got)
 		}
@@ -279,7 +279,7 @@ func TestLeaveInAnyCaseAndFullWidth(t *testing.T) {
 		if res.Outcome != bridge.OutcomeRefused || res.Reason != "left" {
 			t.Errorf("message after #LEAVE = %+v; want refused (left)", res)
 		}
-		w.employeeGets(ann, "Not sent: WeChat user OPfL2M left the chat with #LEAVE. They can reconnect by scanning your QR code.")
+		w.employeeGets(ann, "Not sent: WeChat customer 1 left the chat with #LEAVE. They can reconnect by scanning your QR code.")
 		w.customerSays(ming, "hello?")
 		w.customerGets(ming, w.en().NotConnected)
 		w.employeeGets(ann)
@@ -318,8 +318,8 @@ func TestMembersChangedReachTheCustomerWithThe24HourPrompt(t *testing.T) {
 		// The customer wrote a moment ago: employees are told at once, the customer is not (yet).
 		change([]bridge.EmployeeID{bob}, nil)
 		w.customerGets(ming)
-		w.employeeGets(ann, "The chat with WeChat user OPfL2M changed (an administrator): added Bob Chan; removed nobody.")
-		w.employeeGets(bob, "You were added to the chat with WeChat user OPfL2M (an administrator). You will see their messages and your colleagues' messages to them.")
+		w.employeeGets(ann, "The chat with WeChat customer 1 changed (an administrator): added Bob Chan; removed nobody.")
+		w.employeeGets(bob, "You were added to the chat with WeChat customer 1 (an administrator). You will see their messages and your colleagues' messages to them.")
 
 		// 24 h of silence: the employees get their notice, the customer ONE prompt: members changed.
 		w.after(24 * time.Hour)
@@ -331,8 +331,8 @@ func TestMembersChangedReachTheCustomerWithThe24HourPrompt(t *testing.T) {
 		w.after(time.Hour)
 		change(nil, []bridge.EmployeeID{bob})
 		w.customerGets(ming, w.en().MembersChanged)
-		w.employeeGets(ann, "The chat with WeChat user OPfL2M changed (an administrator): added nobody; removed Bob Chan.")
-		w.employeeGets(bob, "You were removed from the chat with WeChat user OPfL2M (an administrator).")
+		w.employeeGets(ann, "The chat with WeChat customer 1 changed (an administrator): added nobody; removed Bob Chan.")
+		w.employeeGets(bob, "You were removed from the chat with WeChat customer 1 (an administrator).")
 
 		// The limit reached and members changed in the same pause: one prompt, the members-changed one.
 		w.customerSays(ming, "back")
@@ -387,7 +387,7 @@ func TestRescanningAnotherEmployeeRebindsTheChat(t *testing.T) {
 		if again != chat {
 			t.Errorf("re-scan made chat %d; want the customer's chat %d", again, chat)
 		}
-		w.employeeGets(ann, "WeChat user OPfL2M scanned another employee's QR code and now chats with them.")
+		w.employeeGets(ann, "WeChat customer 1 scanned another employee's QR code and now chats with them.")
 		w.employeeGets(bob, w.staff().Initial)
 		w.customerSays(ming, "hi Bob")
 		w.employeeGets(bob, "hi Bob")
@@ -448,7 +448,7 @@ func TestUnsubscribeClosesTheChat(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.drain()
-		w.employeeGets(ann, "WeChat user OPfL2M unfollowed the WeChat account; the chat is closed. 1 queued message(s) cancelled.")
+		w.employeeGets(ann, "WeChat customer 1 unfollowed the WeChat account; the chat is closed. 1 queued message(s) cancelled.")
 		if got := w.status(chat); got != bridge.StatusClosed {
 			t.Errorf("status = %s; want closed", got)
 		}
@@ -498,7 +498,7 @@ func TestPolicyIsConfigurablePerFirm(t *testing.T) {
 		w.employeeSays(ann, chat, "c")
 		w.customerGets(ming, "a", "b")
 		w.after(12 * time.Hour)
-		w.employeeGets(ann, "Queued (1 of 4): you have sent the maximum of consecutive messages without a reply from WeChat user OPfL2M. It will be sent when they reply.",
+		w.employeeGets(ann, "Queued (1 of 4): you have sent the maximum of consecutive messages without a reply from WeChat customer 1. It will be sent when they reply.",
 			w.staff().Notice24h)
 		w.customerGets(ming, "Please reply to continue.")
 	}, func(pp *bridge.Policy) { *pp = p; pp.FirmName = "Acme Securities" })

@@ -77,15 +77,21 @@ type Contact struct {
 	OpenID    OpenID
 	UnionID   string
 	Name      string // set by an employee with "rename"; empty until then
+	Number    int64  // the store numbers contacts in the order it met them (1, 2, 3 …); 0 until stored
 	Language  string // WeChat's language code, e.g. zh_CN or en
 	Following bool
 	UpdatedAt time.Time
 }
 
-// DisplayName is how employees see the contact.
+// DisplayName is the contact's one name, in Teams, the console, the compliance API and exports: the
+// name an employee gave, else "WeChat customer <number>" (the end of the openid before the contact
+// is stored).
 func (c *Contact) DisplayName() string {
 	if c.Name != "" {
 		return c.Name
+	}
+	if c.Number > 0 {
+		return CustomerName(c.Number)
 	}
 	id := string(c.OpenID)
 	if len(id) > 6 {
@@ -93,6 +99,9 @@ func (c *Contact) DisplayName() string {
 	}
 	return "WeChat user " + id
 }
+
+// CustomerName is the name of an unnamed contact with that number.
+func CustomerName(number int64) string { return "WeChat customer " + strconv.FormatInt(number, 10) }
 
 // Chat is the state the policy keeps per customer (DESIGN §2).
 type Chat struct {

@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ type Sandbox interface {
 	TeamsSay(ctx context.Context, employee, text string) error
 	TeamsClick(ctx context.Context, employee, activityID, verb string, data json.RawMessage) error
 	WeChatPane(ctx context.Context, openID string) ([]PaneItem, error)
-	WeChatNew(ctx context.Context, name string) (string, error)
+	WeChatNew(ctx context.Context) (string, error)
 	WeChatScan(ctx context.Context, openID, employee string) error
 	WeChatSay(ctx context.Context, openID, text string) error
 	Advance(ctx context.Context, d time.Duration) error
@@ -70,7 +71,7 @@ type Employee struct {
 // Customer is a WeChat user of the sandbox.
 type Customer struct {
 	OpenID string `json:"openid"`
-	Name   string `json:"name"`
+	Name   string `json:"name"` // the one name wxteams gives them (bridge.Contact.DisplayName)
 	Chat   string `json:"chat"` // the chat's status, "" when in none
 }
 
@@ -85,6 +86,12 @@ type PaneItem struct {
 	Note    bool      `json:"note,omitempty"` // a notice card or auto-message
 	// Failed marks what wxteams could not deliver to this pane (shown from the archive).
 	Failed bool `json:"failed,omitempty"`
+	// Fate is what became of a message the pane's owner wrote, as the archive tells it (sending,
+	// queued, delivered, failed, unknown, cancelled, refused …); FateText says it in words.
+	Fate     string `json:"fate,omitempty"`
+	FateText string `json:"fate_text,omitempty"`
+	// Author names the colleague who wrote a message of a team chat shown to this employee.
+	Author string `json:"author,omitempty"`
 }
 
 // Action is a card button.
@@ -102,8 +109,16 @@ type TimelineItem struct {
 	Seq    int64     `json:"seq"`
 	Kind   string    `json:"kind"`
 	Actor  string    `json:"actor"`
-	Text   string    `json:"text,omitempty"`
-	Detail string    `json:"detail,omitempty"`
+	// ActorName is who the actor is, by name; StreamName names whose stream it is in.
+	ActorName  string `json:"actor_name"`
+	StreamName string `json:"stream_name"`
+	Text       string `json:"text,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+	// MessageID is the message the record is or reports on; Receipt marks a report (queued,
+	// delivered, failed …), whose State the timeline shows under the message.
+	MessageID string `json:"message_id,omitempty"`
+	Receipt   bool   `json:"receipt,omitempty"`
+	State     string `json:"state,omitempty"`
 }
 
 // Config configures the console.
@@ -167,8 +182,42 @@ func (c *Console) page(name string) http.Handler {
 		}
 		secureHeaders(w)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(data)
+		w.Header().Set("Vary", "Accept-Language")
+		if lang := Language(r.Header.Get("Accept-Language")); lang != "en" {
+			data = bytes.Replace(data, []byte(`<html lang="en">`), []byte(`<html lang="`+lang+`">`), 1)
+		}
+		_, _ = w.Write(data) // #nosec G705 -- an embedded page; lang is one of ours
 	})
+}
+
+// Language is the console's language for an Accept-Language header: "zh-CN" when the browser
+// prefers Chinese to English, else "en". (The page also reads navigator.language, and people can
+// switch; their choice is kept in the browser.)
+func Language(acceptLanguage string) string {
+	best, bestQ := "en", -1.0
+	for _, part := range strings.Split(acceptLanguage, ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		tag = strings.ToLower(tag)
+		var lang string
+		switch {
+		case tag == "zh" || strings.HasPrefix(tag, "zh-"):
+			lang = "zh-CN"
+		case tag == "en" || strings.HasPrefix(tag, "en-"):
+			lang = "en"
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = lang, q
+		}
+	}
+	return best
 }
 
 // icon is the Teams app's colour icon, which browsers show for the console too (they read a PNG

@@ -41,11 +41,7 @@ func (c *Console) sandboxRoutes(r *mux.Router) {
 		reply(w, ok, sb.TeamsClick(r.Context(), mux.Vars(r)["id"], body.Activity, body.Verb, body.Data))
 	}).Methods(http.MethodPost)
 	r.HandleFunc("/wechat", func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Name string }
-		if !decode(w, r, &body) {
-			return
-		}
-		id, err := sb.WeChatNew(r.Context(), body.Name)
+		id, err := sb.WeChatNew(r.Context())
 		reply(w, map[string]string{"openid": id}, err)
 	}).Methods(http.MethodPost)
 	r.HandleFunc("/wechat/{id}", func(w http.ResponseWriter, r *http.Request) {

@@ -1,10 +1,11 @@
 // Package graph installs the wxteams Teams app for an employee through Microsoft Graph
-// (msgraph-sdk-go), so the bot can message them before they ever write to it.
+// (msgraph-sdk-go), so the bot can message them before they ever write to it, and looks employees
+// up by user principal name (e-mail) so administrators can enable them by address.
 //
 // msgraph-sdk-go is generated code: its root package (GraphServiceClient) pulls in every Graph
 // API, over a hundred megabytes of source that takes minutes and gigabytes to compile cold. This
 // package uses only its users request builders and models, on a kiota request adapter built here,
-// and only cmd/wxteams imports it. It implements bot.Installer.
+// and only cmd/wxteams imports it. It implements bot.Installer and bot.Directory.
 package graph
 
 import (
@@ -39,9 +40,9 @@ const Scope = "https://graph.microsoft.com/.default"
 
 // Config configures the installer.
 type Config struct {
-	Credential azcore.TokenCredential // the bot's own identity, with TeamsAppInstallation.ReadWriteSelfForUser.All
+	Credential azcore.TokenCredential // the bot's own identity, with TeamsAppInstallation.ReadWriteSelfForUser.All and User.Read.All
 	BaseURL    string                 // WXTEAMS_GRAPH_BASE, e.g. https://graph.microsoft.com/v1.0
-	TeamsAppID string                 // the app's id in the organisation's app catalog
+	TeamsAppID string                 // the app's id in the organisation's app catalog; needed to install it
 	// Transport carries the requests [http.DefaultTransport]; tests give one that trusts their CA.
 	Transport http.RoundTripper
 }
@@ -68,8 +69,8 @@ func sdkVersion() string {
 // New returns an installer for the Graph at cfg.BaseURL. msgraph-sdk-go only attaches tokens to
 // hosts it is told of: the base URL's host is added.
 func New(cfg Config) (*Installer, error) {
-	if cfg.Credential == nil || cfg.TeamsAppID == "" {
-		return nil, errors.New("graph: a credential and the Teams app id are required")
+	if cfg.Credential == nil {
+		return nil, errors.New("graph: a credential is required")
 	}
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -108,6 +109,9 @@ func New(cfg Config) (*Installer, error) {
 // InstallApp installs the app in the user's personal scope (a repeat install, 409, counts as
 // installed) and returns the installation's chat id.
 func (i *Installer) InstallApp(ctx context.Context, userID string) (string, error) {
+	if i.cfg.TeamsAppID == "" {
+		return "", errors.New("graph: the Teams app's catalog id is not configured (WXTEAMS_TEAMS_APP_ID)")
+	}
 	apps := i.users.ByUserId(userID).Teamwork().InstalledApps()
 	body := models.NewUserScopeTeamsAppInstallation()
 	// The literal "@odata.bind" key: the SDK's generated "odataBind" is refused by the service
@@ -134,6 +138,34 @@ func (i *Installer) InstallApp(ctx context.Context, userID string) (string, erro
 		return "", nil
 	}
 	return *chat.GetId(), nil
+}
+
+// LookupUser finds a user of the tenant by object id or user principal name (GET /users/{id |
+// userPrincipalName}, which needs User.Read.All). A user Graph does not know is bot.ErrNoSuchUser.
+func (i *Installer) LookupUser(ctx context.Context, idOrUPN string) (bot.DirectoryUser, error) {
+	u, err := i.users.ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: []string{"id", "displayName", "mail", "userPrincipalName"}},
+	})
+	if status(err) == http.StatusNotFound {
+		return bot.DirectoryUser{}, bot.ErrNoSuchUser
+	}
+	if err != nil {
+		return bot.DirectoryUser{}, fmt.Errorf("graph: look up %s: %w", idOrUPN, describe(err))
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	out := bot.DirectoryUser{ID: str(u.GetId()), Name: str(u.GetDisplayName()), Email: str(u.GetMail())}
+	if out.Email == "" {
+		out.Email = str(u.GetUserPrincipalName())
+	}
+	if out.ID == "" {
+		return out, fmt.Errorf("graph: look up %s: the answer names no object id", idOrUPN)
+	}
+	return out, nil
 }
 
 func status(err error) int {

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/wxteams/wxteams/bot"
 	"github.com/wxteams/wxteams/bot/graph"
 	"github.com/wxteams/wxteams/bot/teamsfake"
 	"github.com/wxteams/wxteams/bridge/clock"
@@ -75,6 +77,16 @@ func TestInstallAppThroughGraph(t *testing.T) {
 	}
 	if _, err := inst.InstallApp(ctx, "00000000-0000-0000-0000-00000000dead"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("install for an unknown user = %v; want a 404", err)
+	}
+	// Users are found by object id or user principal name; an unknown one is bot.ErrNoSuchUser.
+	teams.SetUPN(userID, "megan.bowen@contoso.example")
+	for _, id := range []string{"Megan.Bowen@contoso.example", userID} {
+		if u, err := inst.LookupUser(ctx, id); err != nil || u != (bot.DirectoryUser{ID: userID, Name: "Megan Bowen", Email: "megan.bowen@contoso.example"}) {
+			t.Errorf("LookupUser(%s) = %+v, %v", id, u, err)
+		}
+	}
+	if _, err := inst.LookupUser(ctx, "nobody@contoso.example"); !errors.Is(err, bot.ErrNoSuchUser) {
+		t.Errorf("LookupUser(nobody) = %v; want ErrNoSuchUser", err)
 	}
 	// Tokens come from the fake Entra and are cached by azidentity.
 	if entra.Requests != 1 {

@@ -69,6 +69,7 @@ type User struct {
 	UserID         string // 29:…
 	Name           string
 	Tenant         string
+	UPN            string // the user principal name (sign-in address), if set with SetUPN
 	ConversationID string // the personal chat with the bot, once installed
 	Installed      bool
 	Blocked        bool
@@ -97,8 +98,35 @@ func (t *Teams) AddUser(aadObjectID, name, tenant string) *User {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	u := &User{AADObjectID: aadObjectID, UserID: t.stableID("29:", "user", aadObjectID, 24), Name: name, Tenant: tenant}
+	if old, ok := t.users[aadObjectID]; ok {
+		u.UPN = old.UPN // a user added again (Restore) keeps their sign-in address
+	}
 	t.users[aadObjectID] = u
 	return u
+}
+
+// SetUPN gives a user their user principal name, by which Graph finds them too.
+func (t *Teams) SetUPN(aadObjectID, upn string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u, ok := t.users[aadObjectID]; ok {
+		u.UPN = upn
+	}
+}
+
+// Find returns a copy of the user with that object id or (case-insensitive) user principal name.
+func (t *Teams) Find(idOrUPN string) (User, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u, ok := t.users[idOrUPN]; ok {
+		return *u, true
+	}
+	for _, u := range t.users {
+		if u.UPN != "" && strings.EqualFold(u.UPN, idOrUPN) {
+			return *u, true
+		}
+	}
+	return User{}, false
 }
 
 // stableID is an id Teams keeps for a bot and a user: the 29: user id, the personal conversation.

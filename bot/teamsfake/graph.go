@@ -22,8 +22,8 @@ type Graph struct {
 
 	mu       sync.Mutex
 	installs map[string]string // user → installation id
-	// Requests counts install requests.
-	Requests int
+	// Requests counts install requests; Lookups, user lookups.
+	Requests, Lookups int
 }
 
 // NewGraph returns a fake Graph for one Teams app.
@@ -45,6 +45,31 @@ func (g *Graph) authorized(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (g *Graph) routes(mux *http.ServeMux) {
+	// GET /users/{id | userPrincipalName}: Graph's user, or 404 with Graph's error body.
+	mux.HandleFunc("GET /v1.0/users/{user}", func(w http.ResponseWriter, r *http.Request) {
+		if !g.authorized(w, r) {
+			return
+		}
+		g.mu.Lock()
+		g.Lookups++
+		g.mu.Unlock()
+		user := r.PathValue("user")
+		u, ok := g.Teams.Find(user)
+		if !ok {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]any{
+				"code":       "Request_ResourceNotFound",
+				"message":    "Resource '" + user + "' does not exist or one of its queried reference-property objects are not present.",
+				"innerError": map[string]any{"date": "2026-11-02T09:00:00", "request-id": randomHex(16), "client-request-id": randomHex(16)},
+			}})
+			return
+		}
+		out := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
+			"id": u.AADObjectID, "displayName": u.Name, "userPrincipalName": u.UPN}
+		if u.UPN != "" {
+			out["mail"] = u.UPN
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
 	mux.HandleFunc("POST /v1.0/users/{user}/teamwork/installedApps", func(w http.ResponseWriter, r *http.Request) {
 		if !g.authorized(w, r) {
 			return
@@ -123,6 +148,13 @@ func (g *Graph) routes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": u.ConversationID, "chatType": "oneOnOne"})
 	})
+}
+
+// LookupCount is how many user lookups Graph answered.
+func (g *Graph) LookupCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.Lookups
 }
 
 // Installed reports whether the app is installed for a user.

@@ -130,6 +130,24 @@ func testContacts(t *testing.T, s bridge.Store) {
 		}
 		return nil
 	})
+	// Contacts are numbered in the order they were stored, and keep their number; one nobody named
+	// is called by it.
+	second := &bridge.Contact{OpenID: "o2", Following: true, UpdatedAt: t0}
+	inTx(t, s, func(tx bridge.Tx) error { return tx.PutContact(ctx, second) })
+	inTx(t, s, func(tx bridge.Tx) error { return tx.PutContact(ctx, second) })
+	if want.Number != 1 || second.Number != 2 {
+		t.Errorf("contact numbers = %d, %d; want 1, 2", want.Number, second.Number)
+	}
+	inTx(t, s, func(tx bridge.Tx) error {
+		got, err := tx.Contact(ctx, "o2")
+		if err != nil {
+			return err
+		}
+		if got.Number != 2 || got.DisplayName() != "WeChat customer 2" {
+			t.Errorf("second contact = number %d, called %q; want 2, WeChat customer 2", got.Number, got.DisplayName())
+		}
+		return nil
+	})
 }
 
 func testChats(t *testing.T, s bridge.Store) {

@@ -101,7 +101,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 const claimColumns = `o.id, o.chat_id, o.tenant, o.channel, o.lane, o.employee_id, o.contact, o.message_id, o.auto, o.payload,
 	o.data_key, o.state, o.attempts, o.not_before_us, o.lease_until_us, o.created_us, o.template, o.cancel_reason,
 	COALESCE(ct.open_id, ''), COALESCE(ct.union_id, ''), COALESCE(ct.name, ''), COALESCE(ct.language, ''),
-	COALESCE(ct.following, FALSE), COALESCE(ct.updated_us, 0),
+	COALESCE(ct.following, FALSE), COALESCE(ct.updated_us, 0), COALESCE(ct.number, 0),
 	COALESCE(e.id, ''), COALESCE(e.tenant, ''), COALESCE(e.name, ''), COALESCE(e.email, ''), COALESCE(e.enabled, FALSE),
 	COALESCE(e.scene, ''), COALESCE(e.teams_service_url, ''), COALESCE(e.teams_conversation_id, ''),
 	COALESCE(e.teams_user_id, ''), COALESCE(e.reachable, FALSE), COALESCE(e.current_chat, 0), COALESCE(e.updated_us, 0)`
@@ -121,7 +121,7 @@ func scanClaim(row interface{ Scan(...any) error }) (claimRow, error) {
 	)
 	if err := row.Scan(&it.ID, &chat, &it.Tenant, &it.Channel, &it.Lane, &it.Employee, &it.Contact, &it.MessageID, &it.Auto,
 		&r.payload, &r.key, &it.State, &it.Attempts, &notBefore, &lease, &created, &it.Template, &it.CancelReason,
-		&ct.OpenID, &ct.UnionID, &ct.Name, &ct.Language, &ct.Following, &ctUpdated,
+		&ct.OpenID, &ct.UnionID, &ct.Name, &ct.Language, &ct.Following, &ctUpdated, &ct.Number,
 		&e.ID, &e.Tenant, &e.Name, &e.Email, &e.Enabled, &e.Scene, &e.Teams.ServiceURL, &e.Teams.ConversationID,
 		&e.Teams.UserID, &e.Reachable, &current, &empUpdated); err != nil {
 		return r, err

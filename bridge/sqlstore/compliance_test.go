@@ -31,7 +31,7 @@ func keyring(t testing.TB, current []byte, previous ...[]byte) *compliance.Keyri
 func dump(t *testing.T, s *sqlstore.Store) string {
 	t.Helper()
 	var b strings.Builder
-	for _, table := range []string{"archive", "queue", "outbox", "media", "data_keys", "archive_heads", "employees", "contacts", "chats"} {
+	for _, table := range []string{"archive", "queue", "outbox", "media", "media_sources", "data_keys", "archive_heads", "employees", "contacts", "chats"} {
 		rows, err := s.DB().Query(`SELECT * FROM ` + table)
 		if err != nil {
 			t.Fatal(err)
@@ -419,6 +419,30 @@ func TestWeChatAccessTokenIsSealed(t *testing.T) {
 		s.UseKeyring(keyring(t, kek(2)))
 		if got, _, err := s.LoadWeChatToken(ctx, "wx1"); err != nil || got != "" {
 			t.Errorf("with another KEK LoadWeChatToken = %q, %v; want none", got, err)
+		}
+	})
+}
+
+// A Teams file's download URL carries its authorization (SharePoint's tempauth): the store keeps
+// only a hash of a media source, yet finds the media by it again.
+func TestMediaSourcesAreKeptAsHashes(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		ctx := context.Background()
+		s := open(t)
+		s.UseKeyring(keyring(t, kek(1)))
+		const source = "teams:https://contoso.sharepoint.com/_layouts/15/download.aspx?UniqueId=1&tempauth=CANARY-tempauth-credential"
+		m := &bridge.Media{SHA256: strings.Repeat("ab", 32), ContentType: "image/png", Size: 3, Source: source}
+		if err := s.InTx(ctx, func(tx bridge.Tx) error { return tx.PutMedia(ctx, m, []byte("png"), t0) }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.MediaBySource(ctx, source); err != nil || got.SHA256 != m.SHA256 {
+			t.Errorf("MediaBySource = %+v, %v; want the stored media", got, err)
+		}
+		if _, err := s.MediaBySource(ctx, source+"x"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("MediaBySource of another source = %v; want not found", err)
+		}
+		if d := dump(t, s); strings.Contains(d, "CANARY") || strings.Contains(d, "sharepoint") {
+			t.Error("the database holds the media source's URL")
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
 )
@@ -39,6 +40,16 @@ func (e exportSource) Scan(ctx context.Context, scope export.Scope, fn func(*com
 	}
 	if !scope.To.IsZero() {
 		where = append(where, "a.at_us < "+arg(us(scope.To)))
+	}
+	if scope.Chat != 0 {
+		where = append(where, "a.stream = "+arg(compliance.ChatStream(scope.Chat)))
+		if len(scope.Records) > 0 {
+			marks := make([]string, len(scope.Records))
+			for i, seq := range scope.Records {
+				marks[i] = arg(seq)
+			}
+			where = append(where, "a.seq IN ("+strings.Join(marks, ", ")+")")
+		}
 	}
 	if scope.Employee != "" || scope.Contact != "" {
 		streams, err := e.streams(ctx, scope)
@@ -128,7 +139,10 @@ func (e exportSource) Person(ctx context.Context, kind, id string) export.Person
 	case "employee":
 		_ = e.s.db.QueryRowContext(ctx, e.s.rebind(`SELECT name, email FROM employees WHERE id = $1`), compliance.StorableText(id)).Scan(&p.Name, &p.Email)
 	case "contact":
-		_ = e.s.db.QueryRowContext(ctx, e.s.rebind(`SELECT name FROM contacts WHERE open_id = $1`), compliance.StorableText(id)).Scan(&p.Name)
+		c := bridge.Contact{OpenID: bridge.OpenID(id)}
+		if err := e.s.db.QueryRowContext(ctx, e.s.rebind(`SELECT name, number FROM contacts WHERE open_id = $1`), compliance.StorableText(id)).Scan(&c.Name, &c.Number); err == nil {
+			p.Name = c.DisplayName()
+		}
 	}
 	return p
 }

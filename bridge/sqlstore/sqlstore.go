@@ -139,7 +139,7 @@ func open(rawURL string) (*Store, error) {
 // SQLite then gives the -wal and -shm files the database file's mode. An existing file is left as
 // it is.
 func createPrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the database file the operator named in WXTEAMS_DATABASE_URL
 	switch {
 	case err == nil:
 		return f.Close()

@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,20 +286,24 @@ func (t conn) Contact(ctx context.Context, id bridge.OpenID) (*bridge.Contact, e
 		c       bridge.Contact
 		updated int64
 	)
-	err := t.queryRow(ctx, `SELECT open_id, union_id, name, language, following, updated_us FROM contacts WHERE open_id = $1`, id).
-		Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated)
+	err := t.queryRow(ctx, `SELECT open_id, union_id, name, language, following, updated_us, number FROM contacts WHERE open_id = $1`, id).
+		Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated, &c.Number)
 	c.UpdatedAt = fromUS(updated)
 	return &c, t.notFound(err, "contact "+string(id))
 }
 
+// PutContact stores a contact; a new one gets the next number (two writers that take the same
+// one meet the unique index and the step is retried). The next number is read backwards from the
+// partial index on number, one index entry on either database.
 func (t *tx) PutContact(ctx context.Context, c *bridge.Contact) error {
-	_, err := t.exec(ctx, `INSERT INTO contacts (open_id, union_id, name, language, following, updated_us)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	err := t.queryRow(ctx, `INSERT INTO contacts (open_id, union_id, name, language, following, updated_us, number)
+		VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(number), 0) + 1 FROM contacts WHERE number > 0))
 		ON CONFLICT (open_id) DO UPDATE SET union_id = EXCLUDED.union_id, name = EXCLUDED.name,
-			language = EXCLUDED.language, following = EXCLUDED.following, updated_us = EXCLUDED.updated_us`,
-		c.OpenID, c.UnionID, c.Name, c.Language, c.Following, us(c.UpdatedAt))
+			language = EXCLUDED.language, following = EXCLUDED.following, updated_us = EXCLUDED.updated_us
+		RETURNING number`,
+		c.OpenID, c.UnionID, c.Name, c.Language, c.Following, us(c.UpdatedAt)).Scan(&c.Number)
 	if err != nil {
-		return fmt.Errorf("store contact %s: %w", c.OpenID, err)
+		return fmt.Errorf("store contact %s: %w", c.OpenID, t.s.wrap(err))
 	}
 	t.rememberContact(c)
 	return nil
@@ -312,7 +318,7 @@ const chatColumns = `id, tenant, contact, status, last_inbound_us, connected_us,
 // transaction that held the lock before committed.
 const chatDetailsSQL = `SELECT (SELECT COUNT(*) FROM queue WHERE queue.chat_id = c.id),
 		COALESCE(ct.open_id, ''), COALESCE(ct.union_id, ''), COALESCE(ct.name, ''), COALESCE(ct.language, ''),
-		COALESCE(ct.following, FALSE), COALESCE(ct.updated_us, 0),
+		COALESCE(ct.following, FALSE), COALESCE(ct.updated_us, 0), COALESCE(ct.number, 0),
 		COALESCE(m.employee_id, ''), COALESCE(e.tenant, ''), COALESCE(e.name, ''), COALESCE(e.email, ''), COALESCE(e.enabled, FALSE),
 		COALESCE(e.scene, ''), COALESCE(e.teams_service_url, ''), COALESCE(e.teams_conversation_id, ''),
 		COALESCE(e.teams_user_id, ''), COALESCE(e.reachable, FALSE), COALESCE(e.current_chat, 0), COALESCE(e.updated_us, 0)
@@ -355,7 +361,7 @@ func (t *tx) lockChat(ctx context.Context, q string, arg any, what string) (*bri
 	for rows.Next() {
 		var e bridge.Employee
 		if err := rows.Scan(&c.QueueLen, &contact.OpenID, &contact.UnionID, &contact.Name, &contact.Language, &contact.Following, &ctUpdated,
-			&e.ID, &e.Tenant, &e.Name, &e.Email, &e.Enabled, &e.Scene, &e.Teams.ServiceURL, &e.Teams.ConversationID,
+			&contact.Number, &e.ID, &e.Tenant, &e.Name, &e.Email, &e.Enabled, &e.Scene, &e.Teams.ServiceURL, &e.Teams.ConversationID,
 			&e.Teams.UserID, &e.Reachable, &current, &empUpdated); err != nil {
 			return nil, fmt.Errorf("members of %s: %w", what, t.s.wrap(err))
 		}
@@ -445,7 +451,7 @@ func (s *Store) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.Ch
 // ChatsOf lists an employee's chats with their members, one row per chat and member, in one
 // statement (so one snapshot, outside a transaction too).
 func (t conn) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.ChatSummary, error) {
-	rows, err := t.query(ctx, `SELECT c.id, c.contact, ct.name, c.status, c.last_inbound_us,
+	rows, err := t.query(ctx, `SELECT c.id, c.contact, ct.name, ct.number, c.status, c.last_inbound_us,
 			(SELECT COUNT(*) FROM queue q WHERE q.chat_id = c.id), o.employee_id
 		FROM chat_members m JOIN chats c ON c.id = m.chat_id JOIN contacts ct ON ct.open_id = c.contact
 			JOIN chat_members o ON o.chat_id = c.id
@@ -460,16 +466,17 @@ func (t conn) ChatsOf(ctx context.Context, emp bridge.EmployeeID) ([]bridge.Chat
 			c      bridge.ChatSummary
 			id, in int64
 			name   string
+			number int64
 			member bridge.EmployeeID
 		)
-		if err := rows.Scan(&id, &c.Contact, &name, &c.Status, &in, &c.QueueLen, &member); err != nil {
+		if err := rows.Scan(&id, &c.Contact, &name, &number, &c.Status, &in, &c.QueueLen, &member); err != nil {
 			return nil, fmt.Errorf("chats of %s: %w", emp, t.s.wrap(err))
 		}
 		if n := len(out); n > 0 && out[n-1].Chat == bridge.ChatID(id) {
 			out[n-1].Members = append(out[n-1].Members, member)
 			continue
 		}
-		ct := bridge.Contact{OpenID: c.Contact, Name: name}
+		ct := bridge.Contact{OpenID: c.Contact, Name: name, Number: number}
 		c.Chat, c.ContactName, c.LastInboundAt, c.Members = bridge.ChatID(id), ct.DisplayName(), fromUS(in), []bridge.EmployeeID{member}
 		out = append(out, c)
 	}
@@ -972,20 +979,27 @@ func (t *tx) PutMedia(ctx context.Context, m *bridge.Media, data []byte, now tim
 		return fmt.Errorf("store media %s: %w", m.SHA256, err)
 	}
 	if m.Source != "" {
-		_, err = t.exec(ctx, `INSERT INTO media_sources (source, sha256) VALUES ($1, $2) ON CONFLICT (source) DO NOTHING`, m.Source, m.SHA256)
+		_, err = t.exec(ctx, `INSERT INTO media_sources (source, sha256) VALUES ($1, $2) ON CONFLICT (source) DO NOTHING`, sourceKey(m.Source), m.SHA256)
 		if err != nil {
-			return fmt.Errorf("store media source %s: %w", m.Source, err)
+			return fmt.Errorf("store the source of media %s: %w", m.SHA256, err)
 		}
 	}
 	return nil
+}
+
+// sourceKey is how a media source is kept: its SHA-256. A source can be a file's download URL,
+// whose query carries a credential (SharePoint's tempauth); only looking it up again is needed.
+func sourceKey(source string) string {
+	sum := sha256.Sum256([]byte(source))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // MediaBySource finds media already fetched from a channel source.
 func (c conn) MediaBySource(ctx context.Context, source string) (*bridge.Media, error) {
 	m := &bridge.Media{Source: source}
 	err := c.queryRow(ctx, `SELECT m.sha256, m.content_type, m.size, m.name FROM media_sources ms
-		JOIN media m ON m.sha256 = ms.sha256 WHERE ms.source = $1`, source).Scan(&m.SHA256, &m.ContentType, &m.Size, &m.Name)
-	return m, c.notFound(err, "media from "+source)
+		JOIN media m ON m.sha256 = ms.sha256 WHERE ms.source = $1`, sourceKey(source)).Scan(&m.SHA256, &m.ContentType, &m.Size, &m.Name)
+	return m, c.notFound(err, "media from that source")
 }
 
 // MediaData returns stored media bytes by SHA-256.

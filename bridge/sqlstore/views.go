@@ -11,9 +11,9 @@ import (
 
 // Read-only views for operators' tools (the console), outside any transaction.
 
-// Contacts lists every WeChat contact the bridge knows.
+// Contacts lists every WeChat contact the bridge knows, in the order it met them.
 func (s *Store) Contacts(ctx context.Context) ([]bridge.Contact, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT open_id, union_id, name, language, following, updated_us FROM contacts ORDER BY open_id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT open_id, union_id, name, language, following, updated_us, number FROM contacts ORDER BY number, open_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list contacts: %w", s.wrap(err))
 	}
@@ -24,7 +24,7 @@ func (s *Store) Contacts(ctx context.Context) ([]bridge.Contact, error) {
 			c       bridge.Contact
 			updated int64
 		)
-		if err := rows.Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated); err != nil {
+		if err := rows.Scan(&c.OpenID, &c.UnionID, &c.Name, &c.Language, &c.Following, &updated, &c.Number); err != nil {
 			return nil, s.wrap(err)
 		}
 		c.UpdatedAt = fromUS(updated)

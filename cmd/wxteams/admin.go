@@ -27,7 +27,9 @@ admin API (/admin/v1): every change is archived with the operator ("cli:<user>@<
   wxteams admin disable USER-ID
   wxteams admin qr [--out FILE] USER-ID
 
-USER-ID is the employee's Entra ID object id. With WXTEAMS_TEAMS_APP_ID set, enable also installs
+USER-ID is the employee's Entra ID object id; enable also takes their e-mail address (user
+principal name), looked up in Entra ID through Microsoft Graph (the bot's credential, with
+User.Read.All) and stored as the object id. With WXTEAMS_TEAMS_APP_ID set, enable also installs
 the Teams app for the employee through Microsoft Graph. Messages it causes (the welcome) are sent
 by the running wxteams. qr writes the PNG of the employee's WeChat QR code (WeChat must be
 configured).`
@@ -217,6 +219,9 @@ func (a *adminTool) enable(ctx context.Context, env *environment, p bridge.Emplo
 		if !bot.ValidUserID(string(p.ID)) {
 			return bot.ErrInvalidUserID
 		}
+		if bot.IsAddress(string(p.ID)) {
+			return bot.ErrNoDirectory
+		}
 		if _, err := a.engine.EnableEmployee(ctx, p, a.actor); err != nil {
 			return err
 		}
@@ -227,7 +232,11 @@ func (a *adminTool) enable(ctx context.Context, env *environment, p bridge.Emplo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "WeChat enabled for %s\n", p.ID)
+	who := res.User.ID
+	if res.User.Name != "" {
+		who = res.User.Name + " (" + res.User.ID + ")"
+	}
+	fmt.Fprintf(env.stdout, "WeChat enabled for %s\n", who)
 	switch {
 	case res.Installed:
 		fmt.Fprintln(env.stdout, "Teams app installed for the employee; the running wxteams sends the welcome")

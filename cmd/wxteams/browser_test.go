@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/css"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -92,12 +95,66 @@ func waitText(sel, want string) chromedp.Action {
 	})
 }
 
+// waitJS waits until the JavaScript expression is true.
+func waitJS(what, js string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			var ok bool
+			if err := chromedp.Evaluate(js, &ok).Do(ctx); err == nil && ok {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return fmt.Errorf("waiting for %s", what)
+	})
+}
+
 // count is how many times the element's text contains s.
 func (b *browser) count(sel, s string) int {
 	b.t.Helper()
 	var got string
 	b.step("read "+sel, chromedp.Text(sel, &got, chromedp.ByQuery))
 	return strings.Count(got, s)
+}
+
+// typePerson types into a people picker as a person does (the input event asks for matches).
+func typePerson(input, text string) chromedp.Action {
+	return chromedp.Tasks{chromedp.SetValue(input, text, chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("`+input+`").dispatchEvent(new Event("input"))`, nil)}
+}
+
+// cjkDrawn checks, through the DevTools protocol, that the element's Chinese words are drawn with
+// a font that has CJK glyphs.
+func (b *browser) cjkDrawn(sel string) {
+	b.t.Helper()
+	var fonts []*css.PlatformFontUsage
+	b.step("the fonts of "+sel, chromedp.ActionFunc(func(ctx context.Context) error {
+		if err := dom.Enable().Do(ctx); err != nil {
+			return err
+		}
+		if err := css.Enable().Do(ctx); err != nil {
+			return err
+		}
+		var ids []cdp.NodeID
+		if err := chromedp.NodeIDs(sel, &ids, chromedp.ByQuery).Do(ctx); err != nil {
+			return err
+		}
+		var err error
+		fonts, err = css.GetPlatformFontsForNode(ids[0]).Do(ctx)
+		return err
+	}))
+	var used []string
+	cjk := 0
+	for _, f := range fonts {
+		used = append(used, fmt.Sprintf("%s (%d glyphs)", f.FamilyName, int(f.GlyphCount)))
+		if strings.Contains(f.FamilyName, "CJK") || strings.Contains(f.FamilyName, "SC") || strings.Contains(f.FamilyName, "WenQuanYi") {
+			cjk += int(f.GlyphCount)
+		}
+	}
+	if cjk < 2 {
+		b.t.Errorf("%s is drawn with %v; want its Chinese glyphs from a CJK font (install fonts-noto-cjk)", sel, used)
+	}
 }
 
 func typeAndSend(input, text string) chromedp.Action {
@@ -171,7 +228,7 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	}
 
 	b.step("a new customer scans Megan's QR code",
-		chromedp.Click("#new-customer", chromedp.ByID), waitText("#customer", "WeChat customer"),
+		chromedp.Click("#new-customer", chromedp.ByID), waitText("#customer", "WeChat customer 1"),
 		chromedp.Click("#scan", chromedp.ByID),
 		waitText("#wechat-messages", "You can now start messaging your contact"),
 		waitText("#teams-messages", "WeChat allows you to send four consecutive messages"))
@@ -189,6 +246,22 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 		waitText("#timeline", "message.queued"))
 	if b.count("#wechat-messages", "It is on its way.") != 0 {
 		t.Error("the queued message reached the customer")
+	}
+	// Megan sees each message's fate on it, as Teams and WeChat mark sent and failed messages.
+	b.step("Megan's messages are marked", waitText("#teams-messages", "⏳ Queued"), waitText("#teams-messages", "limit of consecutive messages"))
+	if n := b.count("#teams-messages", "✓ Delivered"); n != 3 {
+		t.Errorf("%d of Megan's messages are marked delivered; want 3", n)
+	}
+	// The live archive names people, explains its marks, and shows receipts under their message.
+	var archive string
+	b.eval("the live archive", `(() => {
+		const queued = [...document.querySelectorAll("#timeline > li")].find(li => li.querySelector("q") && li.querySelector("q").textContent === "It is on its way.");
+		return [document.getElementById("legend").textContent.includes("delivered: the channel accepted it"),
+			queued ? queued.querySelector(".receipts").textContent : "no message",
+			document.getElementById("timeline").textContent.includes("Megan Bowen ·"),
+			document.getElementById("timeline").textContent.includes("employee:")].join(" | "); })()`, &archive)
+	if !strings.HasPrefix(archive, "true | ⏳ Queued") || !strings.HasSuffix(archive, "| true | false") {
+		t.Errorf("the live archive: legend | receipts under the queued message | names | ids = %q", archive)
 	}
 	b.shot("2-capped-and-queued")
 
@@ -275,7 +348,45 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	if b.count("#wechat-messages", "Four, queued") != 0 {
 		t.Error("the cancelled message reached the customer")
 	}
+	var fate string
+	b.eval("the cancelled message's mark", `[...document.querySelectorAll("#teams-messages li.mine")].find(li => li.textContent.includes("Four, queued")).querySelector(".fate").textContent`, &fate)
+	if fate != "⊘ Cancelled — the customer left the chat (#LEAVE)" {
+		t.Errorf("Megan's cancelled message is marked %q", fate)
+	}
 	b.shot("7-left")
+
+	// A team chat: the second customer reaches Megan; an administrator adds Alex from the Users
+	// page, by name; the customer's message reaches both, and Megan's shows in Alex's pane with
+	// her name.
+	alex := sandboxStaff[1]
+	b.step("the second customer scans Megan's code",
+		chromedp.Evaluate(`(() => { const s = document.getElementById("customer");
+			s.value = [...s.options].find(o => o.textContent === "WeChat customer 2").value; s.dispatchEvent(new Event("change")); })()`, nil),
+		waitText("#chat-status", "Not connected"), chromedp.Click("#scan", chromedp.ByID),
+		waitText("#wechat-messages", "You can now start messaging your contact"),
+		typeAndSend("wechat-text", "A question about my pension"), waitText("#teams-messages", "A question about my pension"))
+	b.step("Megan's chats on the Users page", chromedp.Click("#tab-users", chromedp.ByID),
+		chromedp.Click(`#users-rows tr[data-user="`+megan.id+`"] .chats-toggle`, chromedp.ByQuery),
+		waitText("#users-rows", "WeChat customer 2"))
+	b.step("add Alex to the chat with WeChat customer 2", chromedp.Evaluate(`(() => {
+			const chat = [...document.querySelectorAll("#users-rows li.chat")].find(li => li.textContent.includes("WeChat customer 2"));
+			chat.querySelector("select.add-member").value = "`+alex.id+`"; chat.querySelector("button.add").click(); })()`, nil),
+		waitJS("Alex among the members of the chat with WeChat customer 2", `[...document.querySelectorAll("#users-rows li.chat")].some(li =>
+			li.textContent.includes("WeChat customer 2") && li.querySelector(".members").textContent.includes("Alex Wilber"))`))
+	b.shot("8-team-chat-users")
+	chooseEmployee := func(id string) chromedp.Action {
+		return chromedp.Evaluate(`(() => { const s = document.getElementById("employee"); s.value = "`+id+`"; s.dispatchEvent(new Event("change")); })()`, nil)
+	}
+	b.step("the customer writes to both", chromedp.Click("#tab-sandbox", chromedp.ByID),
+		typeAndSend("wechat-text", "Thank you both"), waitText("#teams-messages", "Thank you both"),
+		chooseEmployee(alex.id), waitText("#teams-messages", "You were added to the chat with WeChat customer 2"),
+		waitText("#teams-messages", "Thank you both"))
+	b.step("Megan answers; Alex sees it under her name", chooseEmployee(megan.id), waitText("#teams-messages", "Thank you both"),
+		typeAndSend("teams-text", "Alex will call you tomorrow"), waitText("#wechat-messages", "Alex will call you tomorrow"),
+		chooseEmployee(alex.id), waitText("#teams-messages li.colleague", "Megan Bowen (colleague)"),
+		waitText("#teams-messages li.colleague", "Alex will call you tomorrow"))
+	b.shot("9-team-chat-alex")
+	b.step("back to Megan", chooseEmployee(megan.id), waitText("#teams-messages", "Alex will call you tomorrow"))
 
 	// The other pages work in the sandbox too.
 	b.step("users: Megan with her QR code, Lee Gu not enabled", chromedp.Click("#tab-users", chromedp.ByID),
@@ -286,7 +397,14 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	if !strings.Contains(lee, "not enabled") || !strings.Contains(lee, "Enable") {
 		t.Errorf("Lee Gu's row reads %q; want WeChat not enabled and an Enable button", lee)
 	}
-	b.shot("8-users")
+	b.step("an address Entra ID does not know is refused", chromedp.SetValue("#enable-id", "nobody@contoso.example", chromedp.ByID),
+		chromedp.Click("#enable-form button", chromedp.ByQuery), waitText("#error", "Entra ID has no user nobody@contoso.example"))
+	b.step("Lee Gu enabled by e-mail", chromedp.SetValue("#enable-id", "lee.gu@contoso.example", chromedp.ByID),
+		chromedp.Click("#enable-form button", chromedp.ByQuery),
+		waitJS("Lee Gu enabled", `[...document.querySelectorAll("#users-rows tr")].some(r => r.textContent.includes("Lee Gu") &&
+			r.textContent.includes("`+leeGu.id+`") && r.querySelector("img.qr"))`))
+	b.noError("after enabling Lee Gu by e-mail")
+	b.shot("10-users")
 
 	b.step("a search that finds something", chromedp.Click("#tab-compliance", chromedp.ByID),
 		chromedp.SetValue("#search-q", "prospectus", chromedp.ByID), chromedp.Click("#search-form button", chromedp.ByQuery),
@@ -298,13 +416,65 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 		t.Error("the earlier search's results are still on screen")
 	}
 	b.noError("after an empty search")
-	b.step("a name typed as the employee is refused in words", chromedp.Evaluate(`document.getElementById("search-q").value = ""`, nil),
-		chromedp.SetValue("#search-employee", "Megan Bowen", chromedp.ByID), chromedp.Click("#search-form button", chromedp.ByQuery),
-		waitText("#search-status", "Employee must be an Entra ID object id"))
-	b.step("the employee's id works", chromedp.SetValue("#search-employee", megan.id, chromedp.ByID),
-		chromedp.Click("#search-form button", chromedp.ByQuery), waitText("#search-status", "records"))
+	// People by name: typing offers the matching people; the one picked is searched by id, and
+	// the results show names, not ids.
+	b.step("pick Megan by name", chromedp.Evaluate(`document.getElementById("search-q").value = ""`, nil),
+		typePerson("search-person", "meg"), waitText("#search-form .matches", "Megan Bowen"),
+		chromedp.Click("#search-form .matches button", chromedp.ByQuery), waitText("#search-form .detail", megan.id),
+		chromedp.Click("#search-form button[type=submit]", chromedp.ByQuery), waitText("#search-status", "records"),
+		waitText("#search-rows", "Megan Bowen"))
+	if n := b.count("#search-rows", megan.id); n != 0 {
+		t.Errorf("the search results show Megan's id %d times; want her name", n)
+	}
 	b.noError("after searching by employee")
-	b.shot("9-search")
+	b.shot("11-search")
+
+	// The conversation, as a transcript: messages with their authors and fates, notices and events
+	// as quiet lines; filtered, paged, and exported as shown.
+	b.step("WeChat customer 1's conversation", typePerson("transcript-who", "WeChat customer 1"),
+		waitText("#transcript-form .matches", "WeChat customer 1"), chromedp.Click("#transcript-form .matches button", chromedp.ByQuery),
+		waitText("#transcript-head", "Chat 1 with WeChat customer 1"), waitText("#transcript-page", "page 1 of"))
+	var lines int
+	b.eval("quiet lines", `document.querySelectorAll("#transcript li.line").length`, &lines)
+	if lines == 0 {
+		t.Error("the transcript shows no notices or chat events")
+	}
+	b.step("only messages", chromedp.Evaluate(`document.querySelectorAll("input[name=types]").forEach(c => c.checked = c.value === "message")`, nil),
+		chromedp.Click("#transcript-show", chromedp.ByID), waitText("#transcript-page", "page 1 of 1"),
+		waitText("#transcript", "Shall I send the prospectus?"), waitText("#transcript", "Four, queued"))
+	var read string
+	b.eval("the transcript", `[...document.querySelectorAll("#transcript li")].map(li => li.className + ": " + li.textContent.replace(/\s+/g, " ")).join("\n")`, &read)
+	for _, want := range []string{"message employee: Megan Bowen", "Shall I send the prospectus?✓ Delivered", "Four, queued⊘ Cancelled — the customer left the chat (#LEAVE)",
+		"message customer: WeChat customer 1", "Hello Megan, about the bond fund✓ Delivered"} {
+		if !strings.Contains(read, want) {
+			t.Errorf("the transcript lacks %q:\n%s", want, read)
+		}
+	}
+	if strings.Contains(read, "line ") {
+		t.Errorf("only messages were asked for, and the transcript shows lines:\n%s", read)
+	}
+	b.shot("12-transcript")
+	var shown string
+	b.step("export what is shown", chromedp.Evaluate(`document.querySelector("input[name=format][value=csv]").checked = true`, nil),
+		chromedp.Text("#transcript-export", &shown, chromedp.ByID), chromedp.Click("#transcript-export", chromedp.ByID),
+		waitText("#transcript-status", "Export started"), waitText("#export-rows tr:first-child", "done"))
+	var exported string
+	b.eval("the page's export", `document.querySelector("#export-rows tr:first-child td.num").textContent`, &exported)
+	if !strings.Contains(shown, "("+exported+" records)") {
+		t.Errorf("the button said %q; the export holds %s records", shown, exported)
+	}
+
+	// Holds name somebody: an unknown subject is refused in words; a name offers the people it
+	// matches, and the hold is listed by name.
+	b.step("a hold on nobody is refused", chromedp.SetValue("#hold-scope", "employee", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("hold-scope").dispatchEvent(new Event("change"))`, nil),
+		chromedp.SetValue("#hold-subject", "Nobody Here", chromedp.ByID), chromedp.SetValue("#hold-reason", "complaint 2026-77", chromedp.ByID),
+		chromedp.Click("#hold-form button[type=submit]", chromedp.ByQuery), waitText("#error", `No employee has the id "Nobody Here"`))
+	b.step("a hold on a name offers the people it matches", chromedp.SetValue("#hold-subject", "Megan", chromedp.ByID),
+		chromedp.Click("#hold-form button[type=submit]", chromedp.ByQuery), waitText("#error", "did you mean Megan Bowen"),
+		waitText("#hold-form .matches", "Megan Bowen"), chromedp.Click("#hold-form .matches button", chromedp.ByQuery),
+		chromedp.Click("#hold-form button[type=submit]", chromedp.ByQuery), waitText("#hold-rows", "Megan Bowen"))
+	b.noError("after placing the hold")
 
 	// Each format's checkbox sits on its label's line, before the words.
 	var misplaced string
@@ -323,7 +493,9 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 		chromedp.Click("#export-form button[type=submit]", chromedp.ByQuery), waitText("#error", "Choose at least one export format"))
 	b.step("an export in CSV lists its records",
 		chromedp.Evaluate(`document.querySelector("input[name=format][value=csv]").checked = true`, nil),
-		chromedp.Click("#export-form button[type=submit]", chromedp.ByQuery), waitText("#export-rows", "done"),
+		chromedp.Click("#export-form button[type=submit]", chromedp.ByQuery),
+		waitJS("the second export, done", `document.querySelectorAll("#export-rows tr").length === 2 &&
+			!document.getElementById("export-rows").textContent.includes("running")`),
 		waitText("#export-rows", "CSV"))
 	var records string
 	b.eval("the export's records", `document.querySelector("#export-rows td.num").textContent`, &records)
@@ -334,21 +506,48 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	}
 	b.step("verify", chromedp.Click("#verify", chromedp.ByID), waitText("#verify-result", "Intact"))
 	b.noError("on the compliance page")
-	b.shot("10-compliance")
+	b.shot("13-compliance")
 
 	b.step("the policy in words", chromedp.Click("#tab-policy", chromedp.ByID), waitText("#policy-rows", "Retention"),
 		waitText("#policy-rows", "6 years (2192 days)"), waitText("#policy-rows", "48 hours"))
 	if b.count("#policy-rows", "52608h") != 0 {
 		t.Error("the policy page shows retention as a Go duration")
 	}
-	b.shot("11-policy")
+	b.shot("14-policy")
+
+	// The console in Simplified Chinese: switched by hand, and by the browser's language; its
+	// words drawn with a CJK font (not boxes).
+	b.step("switch to Chinese", chromedp.SetValue("#lang", "zh-CN", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("lang").dispatchEvent(new Event("change"))`, nil),
+		waitText("#tab-compliance", "合规"), waitText("#policy h2", "公司策略"), waitText("#policy-rows", "6 年"))
+	b.cjkDrawn("#tab-compliance")
+	b.shot("15-policy-zh")
+	b.step("the sandbox in Chinese", chromedp.Click("#tab-sandbox", chromedp.ByID), waitText("#sandbox .clock", "沙盒时间"),
+		waitText("#teams-messages", "✓ 已送达"), waitText("#timeline", "✓ 已送达"), waitText("#who", "沙盒管理员"))
+	b.noError("in Chinese")
+	b.cjkDrawn("#teams-messages li.mine .fate")
+	b.shot("16-sandbox-zh")
+	b.step("the browser asks for Chinese", chromedp.Evaluate(`localStorage.removeItem("wxteams.lang")`, nil),
+		network.SetExtraHTTPHeaders(network.Headers{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}), chromedp.Reload(),
+		waitText("#tab-users", "用户"), waitText("#sandbox .clock", "快进 24 小时"))
+	b.step("back to English", network.SetExtraHTTPHeaders(network.Headers{}), chromedp.SetValue("#lang", "en", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("lang").dispatchEvent(new Event("change"))`, nil), waitText("#tab-users", "Users"))
 
 	// A phone-sized window: nothing is wider than the screen, on any page.
 	b.step("400 px wide", chromedp.EmulateViewport(400, 860))
 	for _, tab := range []string{"sandbox", "users", "compliance", "policy"} {
 		var width int
-		b.step("open "+tab+" at 400 px", chromedp.Click("#tab-"+tab, chromedp.ByID), chromedp.Sleep(300*time.Millisecond),
-			chromedp.Evaluate(`Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)`, &width))
+		b.step("open "+tab+" at 400 px", chromedp.Click("#tab-"+tab, chromedp.ByID), chromedp.Sleep(300*time.Millisecond))
+		switch tab {
+		case "users": // with Megan's chats open
+			b.step("Megan's chats at 400 px", waitText("#users-rows", "Megan Bowen"),
+				chromedp.Click(`#users-rows tr[data-user="`+megan.id+`"] .chats-toggle`, chromedp.ByQuery), waitText("#users-rows", "WeChat customer 2"))
+		case "compliance": // with a conversation on screen
+			b.step("a conversation at 400 px", typePerson("transcript-who", "WeChat customer 2"),
+				waitText("#transcript-form .matches", "WeChat customer 2"), chromedp.Click("#transcript-form .matches button", chromedp.ByQuery),
+				waitText("#transcript", "Alex will call you tomorrow"))
+		}
+		b.step("measure "+tab, chromedp.Evaluate(`Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)`, &width))
 		if width > 400 {
 			t.Errorf("at 400 px the %s page is %d px wide", tab, width)
 		}

@@ -118,6 +118,7 @@ type teamsChannel struct {
 	connector *bot.Connector
 	sender    *bot.Sender
 	installer bot.Installer // nil without WXTEAMS_TEAMS_APP_ID
+	directory bot.Directory // Graph's users, to enable employees by e-mail address
 }
 
 // newTeamsChannel builds the bot's outbound side. transport carries every call to Microsoft (nil =
@@ -134,10 +135,13 @@ func newTeamsChannel(cfg *Config, getenv func(string) string, transport http.Rou
 		return nil, err
 	}
 	t := &teamsChannel{cfg: cfg, store: store, client: client, connector: connector, sender: bot.NewSender(connector, store, cfg.Bot.TenantID, cfg.Bot.ProactiveURL)}
+	g, err := graph.New(graph.Config{Credential: cred, BaseURL: cfg.Bot.GraphBase, TeamsAppID: cfg.Bot.TeamsAppID, Transport: transport})
+	if err != nil {
+		return nil, err
+	}
+	t.directory = g
 	if cfg.Bot.TeamsAppID != "" {
-		if t.installer, err = graph.New(graph.Config{Credential: cred, BaseURL: cfg.Bot.GraphBase, TeamsAppID: cfg.Bot.TeamsAppID, Transport: transport}); err != nil {
-			return nil, err
-		}
+		t.installer = g
 	}
 	return t, nil
 }
@@ -147,6 +151,7 @@ func newTeamsChannel(cfg *Config, getenv func(string) string, transport http.Rou
 func (t *teamsChannel) admin(v *bot.Validator, engine *bridge.Engine, qr bot.QRSource, log *zap.Logger) *bot.Admin {
 	a := bot.NewAdmin(v, engine, t.installer, qr, log)
 	a.SetProactiveServiceURL(t.cfg.Bot.ProactiveURL)
+	a.SetDirectory(t.directory)
 	return a
 }
 

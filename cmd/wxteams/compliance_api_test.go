@@ -78,12 +78,13 @@ func TestComplianceAPI(t *testing.T) {
 	if status, body := m.call(t, s, http.MethodGet, "/compliance/v1/records?contact=o-ming&q=no+such+words", cco, ""); status != 200 || !strings.Contains(string(body), `"records":[]`) {
 		t.Errorf("an empty search = %d %s; want records: []", status, body)
 	}
-	// An employee is an Entra object id: a name is refused, saying so, in the search and the export.
+	// An employee is named by id: a name is refused, offering the people it matches, in the search
+	// and the export.
 	for _, call := range []struct{ method, path, body string }{
 		{http.MethodGet, "/compliance/v1/records?employee=Megan+Bowen", ""},
 		{http.MethodPost, "/compliance/v1/exports", `{"employee":"Megan Bowen","formats":["csv"]}`},
 	} {
-		if status, body := m.call(t, s, call.method, call.path, cco, call.body); status != http.StatusBadRequest || !strings.Contains(string(body), "Entra ID object id") {
+		if status, body := m.call(t, s, call.method, call.path, cco, call.body); status != http.StatusBadRequest || !strings.Contains(string(body), "did you mean Megan Bowen ("+string(testMegan)+")") {
 			t.Errorf("%s %s with a name for the employee = %d %s", call.method, call.path, status, body)
 		}
 	}

@@ -102,7 +102,7 @@ type sandboxKeyFile struct {
 // keys, each beginning with sandboxKeyMark so that serve refuses them. A file that others than
 // its owner may read, or whose keys lack the mark, is refused.
 func sandboxKeys(path string) (archive, signing []byte, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the sandbox keys file beside the operator's chosen database
 	if err == nil {
 		keys := sandboxKeyFile{Note: "the wxteams sandbox's keys: for the sandbox only (serve refuses them); never commit this file"}
 		keys.ArchiveKey, keys.SigningKey = newSandboxKey(), newSandboxKey()

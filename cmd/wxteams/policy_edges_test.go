@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -33,8 +34,15 @@ type edge struct {
 	en    bridge.CustomerTexts // WeChat does not tell the callback a customer's language
 }
 
-func newEdge(t *testing.T, employees ...string) *edge {
+func newEdge(t *testing.T, employees ...string) *edge { return newEdgeOn(t, "", employees...) }
+
+// newEdgeOn is newEdge on a database of its own (dbURL; "" for a fresh SQLite file).
+func newEdgeOn(t *testing.T, dbURL string, employees ...string) *edge {
 	e := &edge{t: t, ctx: context.Background(), m: newMicrosoft(t), en: bridge.DefaultPolicy().Customer[bridge.LangEnglish]}
+	if dbURL != "" {
+		e.m.env["WXTEAMS_DATABASE_URL"] = dbURL
+	}
+	e.m.env["WXTEAMS_EXPORT_DIR"] = filepath.Join(t.TempDir(), "exports")
 	e.s = e.m.start(t)
 	e.admin = e.m.admins.UserToken("api://"+testBotApp, testTenant, "it@acme.example", "oid-it", bot.AdminRole)
 	names := map[string]string{testMegan: "Megan Bowen", testAlex: "Alex Wilber"}

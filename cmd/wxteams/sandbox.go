@@ -31,6 +31,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/api"
+	"github.com/wxteams/wxteams/compliance/transcript"
 	"github.com/wxteams/wxteams/console"
 )
 
@@ -75,11 +76,10 @@ type sandboxWorld struct {
 	srv   *server
 	admin *bot.Admin
 
-	mu        sync.Mutex
-	said      map[string][]console.PaneItem // what each employee and customer wrote, by id
-	names     map[string]string             // customers' names, by openid
-	customers int
-	teamsLog  teamsDeliveries
+	mu       sync.Mutex
+	said     map[string][]console.PaneItem // what each employee and customer wrote, by id
+	names    map[string]string             // customers' one name (bridge.Contact.DisplayName), by openid
+	teamsLog teamsDeliveries
 }
 
 // teamsDeliveries is what the archive says of this run's deliveries to Teams, read as it grows:
@@ -88,12 +88,17 @@ type teamsDeliveries struct {
 	read    int64                         // the last archive record read
 	failed  map[string][]console.PaneItem // by employee
 	trouble map[string]string             // by employee; cleared by a delivery that succeeds
+	// The employees' messages of this run and the receipts about them, for the fate marks of
+	// the Teams pane: by message id, and the message id of each Teams activity.
+	messages map[string][]*compliance.Record
+	activity map[string]string
 }
 
 // startSandboxWorld starts the fakes.
 func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 	w := &sandboxWorld{clock: clk, said: map[string][]console.PaneItem{}, names: map[string]string{},
-		teamsLog: teamsDeliveries{failed: map[string][]console.PaneItem{}, trouble: map[string]string{}}}
+		teamsLog: teamsDeliveries{failed: map[string][]console.PaneItem{}, trouble: map[string]string{},
+			messages: map[string][]*compliance.Record{}, activity: map[string]string{}}}
 	serve := func(h http.Handler, tlsConfig *tls.Config) (string, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -153,6 +158,7 @@ func startSandboxWorld(clk *clock.Offset) (*sandboxWorld, error) {
 	}
 	for _, e := range sandboxStaff {
 		w.teams.AddUser(e.id, e.name, sandboxTenant)
+		w.teams.SetUPN(e.id, e.email) // Graph finds them by address too
 	}
 	w.env = map[string]string{
 		"WXTEAMS_WECHAT_APPID":         sandboxWeChatApp,
@@ -212,12 +218,7 @@ func (w *sandboxWorld) attach(ctx context.Context, s *server, admin *bot.Admin, 
 	}
 	for _, c := range contacts {
 		w.wechat.Restore(string(c.OpenID), c.Language)
-		w.names[string(c.OpenID)] = c.Name
-		if n, ok := sandboxCustomerNumber(string(c.OpenID)); c.Name == "" && ok {
-			w.names[string(c.OpenID)] = fmt.Sprintf("%s %d", sandboxCustomerNm, n) // as WeChatNew named them
-		}
 	}
-	w.customers = len(contacts)
 	if len(emps) == 0 {
 		for _, e := range sandboxStaff[:2] {
 			res, err := admin.Enable(ctx, bridge.EmployeeProfile{ID: bridge.EmployeeID(e.id), Name: e.name, Email: e.email, Tenant: sandboxTenant}, "admin:"+sandboxAdminUPN)
@@ -268,16 +269,91 @@ func (w *sandboxWorld) State(ctx context.Context) (*console.SandboxState, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := w.readNames(ctx); err != nil {
+		return nil, err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, u := range w.wechat.Users() {
 		name := w.names[u.OpenID]
 		if name == "" {
-			name = u.OpenID
+			continue // wxteams has not heard of them yet
 		}
 		st.Customers = append(st.Customers, console.Customer{OpenID: u.OpenID, Name: name, Chat: chats[u.OpenID]})
 	}
+	sort.SliceStable(st.Customers, func(i, j int) bool {
+		return customerOrder(st.Customers[i].Name, st.Customers[j].Name)
+	})
 	return st, nil
+}
+
+// readNames reads the customers' names as wxteams gives them: the name an employee set, else
+// "WeChat customer N".
+func (w *sandboxWorld) readNames(ctx context.Context) error {
+	contacts, err := w.srv.store.Contacts(ctx)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range contacts {
+		w.names[string(c.OpenID)] = c.DisplayName()
+	}
+	return nil
+}
+
+// customerOrder lists customers as wxteams numbered them ("WeChat customer 2" before 10), named
+// ones after.
+func customerOrder(a, b string) bool {
+	na, aok := strings.CutPrefix(a, sandboxCustomerNm+" ")
+	nb, bok := strings.CutPrefix(b, sandboxCustomerNm+" ")
+	if aok && bok {
+		x, _ := strconv.Atoi(na)
+		y, _ := strconv.Atoi(nb)
+		return x < y
+	}
+	if aok != bok {
+		return aok
+	}
+	return a < b
+}
+
+// streamName names an archive stream: "chat 3", or whose stream it is.
+func (w *sandboxWorld) streamName(stream string) string {
+	kind, id, _ := strings.Cut(stream, ":")
+	switch kind {
+	case "chat":
+		return "chat " + id
+	case "contact":
+		return w.nameOf("customer:" + id)
+	case "employee":
+		return w.nameOf("employee:" + id)
+	}
+	return stream
+}
+
+// nameOf names an archived actor: an employee or customer by name, wxteams for the system.
+func (w *sandboxWorld) nameOf(actor string) string {
+	kind, id, _ := strings.Cut(actor, ":")
+	switch kind {
+	case "employee":
+		for _, e := range sandboxStaff {
+			if e.id == id {
+				return e.name
+			}
+		}
+	case "customer":
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if n := w.names[id]; n != "" {
+			return n
+		}
+	case "system":
+		return "wxteams"
+	case "admin":
+		return "administrator " + id
+	}
+	return actor
 }
 
 func (w *sandboxWorld) employee(id string) (string, error) {
@@ -304,6 +380,13 @@ func (w *sandboxWorld) TeamsPane(ctx context.Context, id string) ([]console.Pane
 	}
 	w.mu.Lock()
 	items := append([]console.PaneItem(nil), w.said[id]...)
+	for i := range items {
+		if msg, ok := w.teamsLog.activity[items[i].ID]; ok && items[i].Mine {
+			if es := transcript.Build(w.teamsLog.messages[msg], nil); len(es) == 1 && es[0].Fate != nil {
+				items[i].Fate, items[i].FateText = es[0].Fate.State, es[0].Fate.Reason
+			}
+		}
+	}
 	items = append(items, w.teamsLog.failed[id]...)
 	w.mu.Unlock()
 	for _, r := range w.teams.Received(id) {
@@ -325,13 +408,18 @@ func (w *sandboxWorld) readTeamsDeliveries(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, r := range recs {
+		for i := range recs {
+			r := &recs[i]
 			w.teamsLog.read = max(w.teamsLog.read, r.ID)
+			m, err := compliance.DecodeMeta(r.Meta)
+			if err != nil {
+				continue
+			}
+			w.followMessages(r, m)
 			if r.Kind != compliance.KindDelivered && r.Kind != compliance.KindDeliveryFailed && r.Kind != compliance.KindDeliveryRetry {
 				continue
 			}
-			m, err := compliance.DecodeMeta(r.Meta)
-			if err != nil || m.Channel != string(bridge.ChannelTeams) || m.Employee == "" {
+			if m.Channel != string(bridge.ChannelTeams) || m.Employee == "" {
 				continue
 			}
 			why := "Teams could not be reached"
@@ -351,6 +439,24 @@ func (w *sandboxWorld) readTeamsDeliveries(ctx context.Context) error {
 		}
 		if len(recs) < 500 {
 			return nil
+		}
+	}
+}
+
+// followMessages keeps the employees' messages (not their commands) and the receipts about them,
+// for the fate marks. Called with w.mu held.
+func (w *sandboxWorld) followMessages(r *compliance.Record, m compliance.Meta) {
+	switch {
+	case r.Kind == compliance.KindEmployeeMessage && m.MsgType != "command" && m.MessageID != "":
+		w.teamsLog.messages[m.MessageID] = []*compliance.Record{r}
+		if m.ExternalID != "" {
+			w.teamsLog.activity[m.ExternalID] = m.MessageID
+		}
+	case m.MessageID != "":
+		if _, receipt := transcript.ReceiptState(r, m); receipt {
+			if list, ok := w.teamsLog.messages[m.MessageID]; ok {
+				w.teamsLog.messages[m.MessageID] = append(list, r)
+			}
 		}
 	}
 }
@@ -382,6 +488,9 @@ func paneItemOf(r teamsfake.Received) console.PaneItem {
 			}
 		}
 		item.Note = len(card.Actions) == 0
+		if author, _, ok := strings.Cut(item.Text, " → "); ok && strings.Contains(item.Text, "by your colleague") {
+			item.Author = author // a colleague's message to the customer of a team chat
+		}
 	}
 	return item
 }
@@ -397,8 +506,11 @@ func (w *sandboxWorld) TeamsSay(ctx context.Context, id, text string) error {
 	if !u.Installed {
 		return fmt.Errorf("%w: WeChat is not enabled for this employee; enable them on the Users page", console.ErrBadRequest)
 	}
-	w.note(id, console.PaneItem{At: w.clock.Now(), Mine: true, Text: text})
-	_, err := w.teams.Say(ctx, id, text)
+	at := w.clock.Now()
+	activity, err := w.teams.Say(ctx, id, text)
+	if activity != "" {
+		w.note(id, console.PaneItem{At: at, Mine: true, Text: text, ID: activity})
+	}
 	return err
 }
 
@@ -458,36 +570,17 @@ func templateText(fields map[string]string) string {
 	return strings.Join(parts, " · ")
 }
 
-// sandboxCustomerNumber reads the number WeChatNew put at the end of an openid it made: "o", 12
-// random characters, the number.
-func sandboxCustomerNumber(openID string) (int, bool) {
-	if len(openID) <= 13 || openID[0] != 'o' {
-		return 0, false
-	}
-	n, err := strconv.Atoi(openID[13:])
-	return n, err == nil && n > 0
-}
-
-// WeChatNew makes a new WeChat user, who follows the account by searching for it.
-func (w *sandboxWorld) WeChatNew(ctx context.Context, name string) (string, error) {
-	w.mu.Lock()
-	w.customers++
-	n := w.customers
-	w.mu.Unlock()
-	b := make([]byte, 9)
+// WeChatNew makes a new WeChat user, who follows the account by searching for it; wxteams names
+// them ("WeChat customer N").
+func (w *sandboxWorld) WeChatNew(ctx context.Context) (string, error) {
+	b := make([]byte, 12)
 	_, _ = rand.Read(b)
-	openID := "o" + strings.ReplaceAll(base64.RawURLEncoding.EncodeToString(b), "-", "_") + fmt.Sprintf("%03d", n)
-	if strings.TrimSpace(name) == "" {
-		name = fmt.Sprintf("%s %d", sandboxCustomerNm, n)
-	}
-	w.mu.Lock()
-	w.names[openID] = name
-	w.mu.Unlock()
+	openID := "o" + strings.ReplaceAll(base64.RawURLEncoding.EncodeToString(b), "-", "_")
 	w.wechat.SetLanguage(openID, "en")
 	if _, err := w.wechat.Follow(ctx, openID); err != nil {
 		return "", err
 	}
-	return openID, nil
+	return openID, w.readNames(ctx)
 }
 
 func (w *sandboxWorld) WeChatScan(ctx context.Context, openID, employee string) error {
@@ -535,14 +628,29 @@ func (w *sandboxWorld) Timeline(ctx context.Context, after int64) ([]console.Tim
 	if err != nil {
 		return nil, err
 	}
+	if err := w.readNames(ctx); err != nil {
+		return nil, err
+	}
 	out := make([]console.TimelineItem, 0, len(recs))
-	for _, r := range recs {
-		item := console.TimelineItem{ID: r.ID, At: r.At, Stream: r.Stream, Seq: r.Seq, Kind: string(r.Kind), Actor: r.Actor}
+	for i := range recs {
+		r := &recs[i]
+		item := console.TimelineItem{ID: r.ID, At: r.At, Stream: r.Stream, Seq: r.Seq, Kind: string(r.Kind), Actor: r.Actor, ActorName: w.nameOf(r.Actor),
+			StreamName: w.streamName(r.Stream)}
 		if c, err := compliance.DecodeContent(r.Body); err == nil {
 			item.Text = c.Text
 		}
 		if m, err := compliance.DecodeMeta(r.Meta); err == nil {
 			item.Detail = timelineDetail(m)
+			item.MessageID = m.MessageID
+			if st, ok := transcript.ReceiptState(r, m); ok {
+				item.Receipt, item.State = true, st
+				if why := transcript.Reason(r.Kind, m); why != "" {
+					item.Detail = why
+				}
+				if m.Channel == string(bridge.ChannelTeams) && m.Employee != "" {
+					item.Detail = strings.TrimPrefix(item.Detail+" · to "+w.nameOf("employee:"+m.Employee), " · ")
+				}
+			}
 		}
 		out = append(out, item)
 	}

@@ -127,7 +127,7 @@ func (r *sandboxRun) archived(t *testing.T) string {
 func (r *sandboxRun) connect(t *testing.T, first string) string {
 	t.Helper()
 	ctx := context.Background()
-	openID, err := r.world.WeChatNew(ctx, "")
+	openID, err := r.world.WeChatNew(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

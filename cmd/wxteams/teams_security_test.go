@@ -119,7 +119,7 @@ func TestServeTeamsSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.eventually(t, "Megan told the image was not delivered", func() bool {
-		return strings.Contains(lastText(m.teams.Texts(testMegan)), "could not be delivered")
+		return strings.Contains(lastText(m.teams.Texts(testMegan)), "was not sent: the image could not be fetched from Teams")
 	})
 	if n := fetched.Load(); n != 0 {
 		t.Errorf("the attachment on another host was fetched %d times", n)

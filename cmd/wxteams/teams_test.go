@@ -290,6 +290,15 @@ func TestAdminCommand(t *testing.T) {
 	m.eventually(t, "the welcome sent by the server", func() bool {
 		return strings.Contains(lastText(m.teams.Texts(testMegan)), "WeChat is enabled for you")
 	})
+	// By e-mail address: looked up in Entra ID through Graph, stored as the object id.
+	m.teams.AddUser(testAlex, "Alex Wilber", testTenant)
+	m.teams.SetUPN(testAlex, "alex.wilber@acme.example")
+	if code, out, errOut := cli("enable", "Alex.Wilber@acme.example"); code != 0 || !strings.Contains(out, "WeChat enabled for Alex Wilber ("+testAlex+")") {
+		t.Fatalf("admin enable by e-mail = %d\n%s%s", code, out, errOut)
+	}
+	if alex, err := s.engine.Employee(context.Background(), testAlex); err != nil || !alex.Enabled || alex.Email != "alex.wilber@acme.example" {
+		t.Errorf("Alex after enable by e-mail = %+v, %v", alex, err)
+	}
 	code, out, errOut := cli("list")
 	if code != 0 || !strings.Contains(out, testMegan) || !strings.Contains(out, "Megan Bowen") || !strings.Contains(out, "enabled") {
 		t.Errorf("admin list = %d\n%s%s", code, out, errOut)
@@ -332,6 +341,7 @@ func TestAdminCommand(t *testing.T) {
 		{[]string{"enable"}, 2, "exactly one USER-ID"},
 		{[]string{"list", "extra"}, 2, "no arguments"},
 		{[]string{"enable", "a b"}, 1, "Entra ID object id"},
+		{[]string{"enable", "nobody@acme.example"}, 1, "Entra ID has no user nobody@acme.example"},
 		{[]string{"disable", "nobody"}, 1, "no employee"},
 		{[]string{"qr", "nobody"}, 1, "not enabled"},
 	} {

@@ -77,6 +77,10 @@ type Config struct {
 	SearchLimit int
 	// Refused bounds what calls without a valid token cost the archive.
 	Refused RefusedLimits
+	// People names employees and customers, and lets officers pick them by name (/people,
+	// transcripts); with it, a search, export or hold naming nobody it knows is refused. nil: ids
+	// are taken as they are.
+	People Directory
 }
 
 // API serves /compliance/v1.
@@ -121,6 +125,8 @@ func (a *API) Routes(r *mux.Router) {
 	s.HandleFunc("/holds", a.handle("place hold", a.placeHold)).Methods(http.MethodPost)
 	s.HandleFunc("/holds/{id}", a.handle("lift hold", a.liftHold)).Methods(http.MethodDelete)
 	s.HandleFunc("/verify", a.handle("verify", a.verify)).Methods(http.MethodPost)
+	s.HandleFunc("/people", a.handle("find people", a.people)).Methods(http.MethodGet)
+	s.HandleFunc("/chats/{id}/transcript", a.handle("read transcript", a.transcriptOf)).Methods(http.MethodGet)
 }
 
 // call is one request in progress: who, and what to archive about it.
@@ -202,10 +208,13 @@ func checkEmployee(id string) error {
 }
 
 // scopeFrom reads from, to, employee and contact from the query.
-func scopeFrom(r *http.Request) (export.Scope, error) {
+func (a *API) scopeFrom(r *http.Request) (export.Scope, error) {
 	q := r.URL.Query()
 	s := export.Scope{Employee: strings.TrimSpace(q.Get("employee")), Contact: strings.TrimSpace(q.Get("contact"))}
-	if err := checkEmployee(s.Employee); err != nil {
+	if err := a.checkPerson(r.Context(), compliance.PersonEmployee, s.Employee); err != nil {
+		return s, err
+	}
+	if err := a.checkPerson(r.Context(), compliance.PersonCustomer, s.Contact); err != nil {
 		return s, err
 	}
 	var err error
@@ -234,25 +243,30 @@ func parseWhen(v string) (time.Time, error) {
 
 // Found is a record a search returns.
 type Found struct {
-	Stream  string          `json:"stream"`
-	Seq     int64           `json:"seq"`
-	At      time.Time       `json:"at"`
-	Kind    compliance.Kind `json:"kind"`
-	Actor   string          `json:"actor"`
-	ChatID  int64           `json:"chat_id,omitempty"`
-	Meta    compliance.Meta `json:"meta"`
-	Text    string          `json:"text,omitempty"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-	Hash    compliance.Hash `json:"hash"`
+	Stream string          `json:"stream"`
+	Seq    int64           `json:"seq"`
+	At     time.Time       `json:"at"`
+	Kind   compliance.Kind `json:"kind"`
+	Actor  string          `json:"actor"`
+	// ActorName is who the actor is, by name (an employee's or customer's display name; "wxteams"
+	// for the system; else the actor as archived).
+	ActorName string `json:"actor_name"`
+	// StreamName names the record's stream: "chat 3", or the person whose stream it is.
+	StreamName string          `json:"stream_name"`
+	ChatID     int64           `json:"chat_id,omitempty"`
+	Meta       compliance.Meta `json:"meta"`
+	Text       string          `json:"text,omitempty"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	Hash       compliance.Hash `json:"hash"`
 }
 
 // search: GET /records?employee=&contact=&from=&to=&q=&limit= — records in scope whose text
 // contains q (case-insensitive), oldest first. Bodies are encrypted at rest, so the text is matched
 // here, after the other criteria narrowed the records down.
 func (a *API) search(w http.ResponseWriter, r *http.Request, c *call) int {
-	scope, err := scopeFrom(r)
+	scope, err := a.scopeFrom(r)
 	if err != nil {
-		return writeError(w, http.StatusBadRequest, err.Error())
+		return writeRefusal(w, err)
 	}
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {
@@ -263,6 +277,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, c *call) int {
 	limit = min(limit, a.cfg.SearchLimit)
 	needle := strings.ToLower(r.URL.Query().Get("q"))
 	found := []Found{} // an empty result is an empty list, never null
+	seen := map[string]string{}
 	truncated := false
 	errStop := errors.New("enough")
 	err = a.cfg.Archive.ExportSource().Scan(r.Context(), scope, func(rec *compliance.Record) error {
@@ -278,8 +293,8 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, c *call) int {
 			return errStop
 		}
 		meta, _ := compliance.DecodeMeta(rec.Meta)
-		found = append(found, Found{Stream: rec.Stream, Seq: rec.Seq, At: rec.At, Kind: rec.Kind, Actor: rec.Actor, ChatID: rec.ChatID,
-			Meta: meta, Text: content.Text, Payload: content.Payload, Hash: rec.Hash})
+		found = append(found, Found{Stream: rec.Stream, Seq: rec.Seq, At: rec.At, Kind: rec.Kind, Actor: rec.Actor, ActorName: a.actorName(r.Context(), rec.Actor, seen), StreamName: a.streamName(r.Context(), rec.Stream, seen),
+			ChatID: rec.ChatID, Meta: meta, Text: content.Text, Payload: content.Payload, Hash: rec.Hash})
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
@@ -306,25 +321,38 @@ type ExportStatus struct {
 
 var exportID = regexp.MustCompile(`^x-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 
-// startExport: POST /exports {"from","to","employee","contact","formats"} — 202 with the export's
-// id; it is written in the background (GET /exports/{id} says when it is done).
+// startExport: POST /exports {"from","to","employee","contact","chat","records","formats"} — 202
+// with the export's id; it is written in the background (GET /exports/{id} says when it is done).
+// chat and records export what a transcript page showed: those records of that chat.
 func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 	var body struct {
 		From     string   `json:"from"`
 		To       string   `json:"to"`
 		Employee string   `json:"employee"`
 		Contact  string   `json:"contact"`
+		Chat     int64    `json:"chat"`
+		Records  []int64  `json:"records"`
 		Formats  []string `json:"formats"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-		return writeError(w, http.StatusBadRequest, "the body must be JSON: {\"from\", \"to\", \"employee\", \"contact\", \"formats\"}")
+	if err := json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		return writeError(w, http.StatusBadRequest, "the body must be JSON: {\"from\", \"to\", \"employee\", \"contact\", \"chat\", \"records\", \"formats\"}")
 	}
 	if len(body.Formats) == 0 {
 		return writeError(w, http.StatusBadRequest, "choose at least one export format: "+strings.Join(export.AllFormats, ", ")+" (JSONL is always written too)")
 	}
-	scope := export.Scope{Employee: strings.TrimSpace(body.Employee), Contact: strings.TrimSpace(body.Contact),
+	scope := export.Scope{Employee: strings.TrimSpace(body.Employee), Contact: strings.TrimSpace(body.Contact), Chat: body.Chat, Records: body.Records,
 		Formats: append([]string{export.JSONL}, without(body.Formats, export.JSONL)...)}
-	err := checkEmployee(scope.Employee)
+	err := a.checkPerson(r.Context(), compliance.PersonEmployee, scope.Employee)
+	if err == nil {
+		err = a.checkPerson(r.Context(), compliance.PersonCustomer, scope.Contact)
+	}
+	if err == nil && scope.Chat != 0 && a.cfg.People != nil {
+		if _, ok, cerr := a.cfg.People.ChatInfo(r.Context(), scope.Chat); cerr != nil {
+			err = errDirectory
+		} else if !ok {
+			err = fmt.Errorf("there is no chat %d", scope.Chat)
+		}
+	}
 	if err == nil {
 		scope.From, err = parseWhen(body.From)
 	}
@@ -335,7 +363,7 @@ func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 		err = scope.Validate()
 	}
 	if err != nil {
-		return writeError(w, http.StatusBadRequest, err.Error())
+		return writeRefusal(w, err)
 	}
 	now := a.cfg.Clock.Now().UTC()
 	suffix := make([]byte, 4)
@@ -495,17 +523,52 @@ func (a *API) listHolds(w http.ResponseWriter, r *http.Request, c *call) int {
 		return writeError(w, http.StatusServiceUnavailable, err.Error())
 	}
 	c.count = len(holds)
-	if holds == nil {
-		holds = []compliance.Hold{}
+	out := make([]HoldView, len(holds))
+	for i, h := range holds {
+		out[i] = HoldView{Hold: h, SubjectName: a.subjectName(r.Context(), h)}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"holds": holds})
+	return writeJSON(w, http.StatusOK, map[string]any{"holds": out})
 }
 
-// placeHold: POST /holds {"scope", "subject", "reason"}.
+// HoldView is a hold with its subject named: the employee's or customer's display name, or the
+// chat's customer ("chat 3 with WeChat customer 1").
+type HoldView struct {
+	compliance.Hold
+	SubjectName string `json:"subject_name,omitempty"`
+}
+
+func (a *API) subjectName(ctx context.Context, h compliance.Hold) string {
+	if a.cfg.People == nil {
+		return ""
+	}
+	switch h.Scope {
+	case compliance.HoldChat:
+		id, _ := strconv.ParseInt(h.Subject, 10, 64)
+		if info, ok, err := a.cfg.People.ChatInfo(ctx, id); err == nil && ok {
+			return "chat " + h.Subject + " with " + info.Contact.Name
+		}
+	case compliance.HoldEmployee, compliance.HoldContact:
+		kind := compliance.PersonEmployee
+		if h.Scope == compliance.HoldContact {
+			kind = compliance.PersonCustomer
+		}
+		if p, ok, err := a.cfg.People.Person(ctx, kind, h.Subject); err == nil && ok {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// placeHold: POST /holds {"scope", "subject", "reason"}; a subject that names nobody is refused,
+// with the people it may have meant.
 func (a *API) placeHold(w http.ResponseWriter, r *http.Request, c *call) int {
 	var h compliance.Hold
 	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&h); err != nil {
 		return writeError(w, http.StatusBadRequest, "the body must be JSON: {\"scope\", \"subject\", \"reason\"}")
+	}
+	h.Subject = strings.TrimSpace(h.Subject)
+	if err := a.checkHold(r.Context(), h); err != nil {
+		return writeRefusal(w, err)
 	}
 	h, err := a.cfg.Archive.PlaceHold(r.Context(), compliance.Hold{Scope: h.Scope, Subject: h.Subject, Reason: h.Reason}, c.actor, a.cfg.Clock.Now())
 	if errors.Is(err, compliance.ErrBadHold) {

@@ -50,7 +50,11 @@ type Scope struct {
 	To       time.Time `json:"to,omitzero"`   // exclusive
 	Employee string    `json:"employee,omitempty"`
 	Contact  string    `json:"contact,omitempty"`
-	Formats  []string  `json:"formats"`
+	// Chat narrows the export to one chat's stream; Records, to those of its records (sequence
+	// numbers): what an officer had on screen.
+	Chat    int64    `json:"chat,omitempty"`
+	Records []int64  `json:"records,omitempty"`
+	Formats []string `json:"formats"`
 	// Job makes the export incremental: only records after what the scheduled job of that name
 	// has exported already (its cursor); Run numbers the job's exports.
 	Job string `json:"job,omitempty"`
@@ -70,8 +74,22 @@ func (s *Scope) Validate() error {
 	if !s.From.IsZero() && !s.To.IsZero() && !s.To.After(s.From) {
 		return errors.New("the export window is empty: --to must be after --from")
 	}
+	if len(s.Records) > 0 && s.Chat <= 0 {
+		return errors.New("records are named within a chat: give the chat too")
+	}
+	if len(s.Records) > MaxRecords {
+		return fmt.Errorf("at most %d records can be named; export the chat or a time window instead", MaxRecords)
+	}
+	for _, seq := range s.Records {
+		if seq <= 0 {
+			return fmt.Errorf("record %d: sequence numbers start at 1", seq)
+		}
+	}
 	return nil
 }
+
+// MaxRecords is how many records an export may name one by one.
+const MaxRecords = 5000
 
 // Person is how a participant appears in an export.
 type Person struct {

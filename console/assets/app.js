@@ -1,9 +1,9 @@
 // The wxteams console: plain JavaScript, no framework. Every call goes to /console/api, which
-// forwards to the admin and compliance APIs with the right token.
+// forwards to the admin and compliance APIs with the right token. Words go through tr (i18n.js).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { sandbox: false, employee: "", customer: "", timelineAfter: 0, tab: "" };
+const state = { sandbox: false, employee: "", customer: "", timelineAfter: 0, tab: "", employees: [], transcript: null };
 
 // remembered keeps the tab's choices (the tab, the employee, the customer) across reloads.
 const remembered = {
@@ -11,7 +11,8 @@ const remembered = {
   set(k, v) { try { sessionStorage.setItem("wxteams." + k, v || ""); } catch { /* storage off: nothing to keep */ } },
 };
 
-// call sends a console request; its errors are sentences a person can act on.
+// call sends a console request; its errors are sentences a person can act on. The error carries
+// the people an API refusal offered (err.matches).
 async function call(method, path, body) {
   const opts = { method, headers: { "X-Wxteams-Console": "1" } };
   if (body !== undefined) {
@@ -22,11 +23,11 @@ async function call(method, path, body) {
   try {
     resp = await fetch("/console/api" + path, opts);
   } catch {
-    throw new Error("wxteams did not answer. Is it still running?");
+    throw new Error(tr("wxteams did not answer. Is it still running?"));
   }
   if (resp.status === 401 && !state.sandbox) {
     location.href = "/console/login";
-    throw new Error("Your session has ended: signing in again.");
+    throw new Error(tr("Your session has ended: signing in again."));
   }
   const type = resp.headers.get("Content-Type") || "";
   let data = null;
@@ -37,7 +38,9 @@ async function call(method, path, body) {
   }
   if (!resp.ok) {
     const said = data && typeof data.error === "string" && data.error ? data.error : "";
-    throw new Error(said ? sentence(said) : "wxteams answered " + resp.status + " " + (resp.statusText || "") + " and gave no reason.");
+    const err = new Error(said ? sentence(said) : tr("wxteams answered {status} and gave no reason.", { status: resp.status + " " + (resp.statusText || "") }));
+    err.matches = data && Array.isArray(data.matches) ? data.matches : [];
+    throw err;
   }
   return data;
 }
@@ -46,7 +49,7 @@ async function call(method, path, body) {
 function sentence(s) {
   s = s.trim();
   s = s.charAt(0).toUpperCase() + s.slice(1);
-  return /[.!?]$/.test(s) ? s : s + ".";
+  return /[.!?。]$/.test(s) ? s : s + ".";
 }
 
 function showError(err) {
@@ -87,23 +90,119 @@ function seconds(s) {
   return h * 3600 + min * 60 + sec + ms / 1000;
 }
 
-const plural = (n, unit) => n + " " + unit + (n === 1 ? "" : "s");
+const plural = (n, unit) => tr(n === 1 ? "{n} " + unit : "{n} " + unit + "s", { n });
 
 // inWords says a duration as people do: "6 years (2192 days)", "48 hours", "2 seconds".
 function inWords(total) {
-  if (total === 0) return "none";
+  if (total === 0) return tr("none");
   const day = 86400;
   const days = total / day;
   if (Number.isInteger(days) && days >= 365) {
     const years = Math.round(days / 365.25);
-    if (Math.abs(days - years * 365.25) <= 2) return plural(years, "year") + " (" + days + " days)";
-    return days + " days";
+    if (Math.abs(days - years * 365.25) <= 2) return plural(years, "year") + " (" + plural(days, "day") + ")";
+    return plural(days, "day");
   }
   if (Number.isInteger(days) && days > 2) return plural(days, "day");
   if (total % 3600 === 0) return plural(total / 3600, "hour");
   if (total % 60 === 0) return plural(total / 60, "minute");
   if (total >= 1 && Number.isInteger(total)) return plural(total, "second");
   return Math.round(total * 1000) + " ms";
+}
+
+// ---- Fates ------------------------------------------------------------------------------------
+
+// fateMarks are how a message's fate shows, as Teams and WeChat mark sending, sent and failed.
+const fateMarks = {
+  sending: ["…", "Sending"], queued: ["⏳", "Queued"], delivered: ["✓", "Delivered"], failed: ["✗", "Not delivered"],
+  unknown: ["⚠", "Outcome unknown"], cancelled: ["⊘", "Cancelled"], refused: ["⛔", "Refused"],
+};
+
+// fateNode is a message's fate mark: the sign, the state in words and why.
+function fateNode(stateName, reason) {
+  const [sign, words] = fateMarks[stateName] || ["⛔", stateName];
+  const node = el("span", { className: "fate fate-" + (fateMarks[stateName] ? stateName : "refused"), title: reason || "" },
+    sign + " " + tr(words));
+  if (reason && stateName !== "delivered") node.append(el("span", { className: "why", textContent: " — " + reason }));
+  return node;
+}
+
+// ---- People -----------------------------------------------------------------------------------
+
+// pickers turn inputs marked data-picker into a search of the people wxteams knows: typing offers
+// the matching employees and customers by name, and choosing one keeps their id (shown below).
+function pickers() {
+  for (const input of document.querySelectorAll("input[data-picker]")) {
+    const label = input.closest("label");
+    const list = el("ul", { className: "matches", hidden: true, role: "listbox" });
+    const detail = el("span", { className: "detail" });
+    label.append(detail, list);
+    let timer = 0, asked = 0;
+    input.addEventListener("input", () => {
+      delete input.dataset.id; delete input.dataset.kind; delete input.dataset.chats;
+      detail.textContent = "";
+      clearTimeout(timer);
+      const q = input.value.trim();
+      if (!q) { list.hidden = true; return; }
+      timer = setTimeout(async () => {
+        const mine = ++asked;
+        try {
+          const people = await findPeople(q, input.dataset.picker);
+          if (mine === asked) offer(input, people);
+        } catch (err) { showError(err); }
+      }, 150);
+    });
+    input.addEventListener("keydown", (e) => { if (e.key === "Escape") list.hidden = true; });
+    input.offer = (people) => offer(input, people);
+  }
+}
+
+async function findPeople(q, kind) {
+  const people = (await call("GET", "/compliance/people?q=" + encodeURIComponent(q) + "&limit=12")).people || [];
+  return people.filter((p) => kind === "any" || p.kind === kind);
+}
+
+function describePerson(p) {
+  return tr(p.kind === "employee" ? "employee" : "customer") + " · " + p.id + (p.email ? " · " + p.email : "");
+}
+
+function offer(input, people) {
+  const label = input.closest("label");
+  const list = label.querySelector(".matches");
+  list.replaceChildren(...people.map((p) => el("li", {},
+    el("button", { type: "button", className: "match", title: p.id, onclick: () => choosePerson(input, p) },
+      el("strong", { textContent: p.name }), el("span", { className: "detail", textContent: describePerson(p) })))));
+  if (people.length === 0) list.append(el("li", { className: "empty", textContent: tr("Nobody matches.") }));
+  list.hidden = false;
+}
+
+function choosePerson(input, p) {
+  input.value = p.name;
+  input.dataset.id = p.id;
+  input.dataset.kind = p.kind;
+  input.dataset.chats = JSON.stringify(p.chats || []);
+  const label = input.closest("label");
+  label.querySelector(".matches").hidden = true;
+  label.querySelector(".detail").textContent = describePerson(p);
+  input.dispatchEvent(new Event("picked"));
+}
+
+// picked is the person chosen in a picker: null when it is empty. Text typed but not picked is
+// resolved when it names exactly one person; otherwise the matches are offered and it throws.
+async function picked(input, kind) {
+  if (!input.value.trim()) return null;
+  if (input.dataset.id) return { id: input.dataset.id, kind: input.dataset.kind, name: input.value, chats: JSON.parse(input.dataset.chats || "[]") };
+  const people = await findPeople(input.value.trim(), kind || input.dataset.picker);
+  const exact = people.filter((p) => p.name.toLowerCase() === input.value.trim().toLowerCase() || p.id === input.value.trim() || (p.email || "").toLowerCase() === input.value.trim().toLowerCase());
+  const only = exact.length === 1 ? exact[0] : people.length === 1 ? people[0] : null;
+  if (only) { choosePerson(input, only); return only; }
+  offer(input, people);
+  throw new Error(people.length === 0 ? tr("Nobody matches “{q}”.", { q: input.value.trim() }) : tr("Several people match “{q}”: pick one from the list.", { q: input.value.trim() }));
+}
+
+// personQuery puts the picked person in a query as the API names them (employee or contact).
+function personQuery(p, q) {
+  if (p) q[p.kind === "employee" ? "employee" : "contact"] = p.id;
+  return q;
 }
 
 // ---- Tabs -------------------------------------------------------------------------------------
@@ -134,19 +233,22 @@ function fillSelect(select, options, want) {
   if (!select.value && want && options.some(([v]) => v === want)) select.value = want;
 }
 
+const statusWords = { pending: "waiting for the customer to write first", active: "active", capped: "waiting for the customer's reply",
+  inactive: "inactive", left: "left", closed: "closed" };
+
 async function refreshState() {
   const st = await call("GET", "/sandbox/state");
   setText($("now"), when(st.now) + " UTC");
-  setText($("jumped"), st.jumped !== "0s" ? "(clock moved " + inWords(seconds(st.jumped)) + ")" : "");
+  setText($("jumped"), st.jumped !== "0s" ? tr("(clock moved {d})", { d: inWords(seconds(st.jumped)) }) : "");
   const enabled = st.employees.filter((e) => e.enabled);
-  fillSelect($("employee"), st.employees.map((e) => [e.id, e.name + (e.enabled ? "" : " (WeChat not enabled)")]),
+  fillSelect($("employee"), st.employees.map((e) => [e.id, e.name + (e.enabled ? "" : " " + tr("(WeChat not enabled)"))]),
     state.employee || (enabled[0] && enabled[0].id));
   fillSelect($("scan-employee"), enabled.map((e) => [e.id, e.name]));
   fillSelect($("customer"), st.customers.map((c) => [c.openid, c.name]), state.customer);
   choose("employee", $("employee").value);
   choose("customer", $("customer").value);
   const me = st.customers.find((c) => c.openid === state.customer);
-  setText($("chat-status"), me ? (me.chat ? "Chat: " + me.chat : "Not connected to anyone yet: scan an employee's QR code.") : "Make a customer first.");
+  setText($("chat-status"), me ? (me.chat ? tr("Chat: {s}", { s: tr(statusWords[me.chat] || me.chat) }) + (tr(statusWords[me.chat] || me.chat) === me.chat ? "" : " (" + me.chat + ")") : tr("Not connected to anyone yet: scan an employee's QR code.")) : tr("Make a customer first."));
   const emp = st.employees.find((e) => e.id === state.employee);
   const trouble = emp && emp.teams_trouble;
   setText($("teams-status"), trouble || "");
@@ -169,14 +271,20 @@ function bubbleKey(it) {
 }
 
 function bubble(it, who) {
-  const li = el("li", { className: it.mine ? "mine" : it.failed ? "failed" : it.note ? "note" : "theirs" });
-  if (it.text) li.append(el("p", { textContent: it.text }));
-  if (it.image) li.append(el("img", { src: it.image, alt: "image" }));
+  const li = el("li", { className: it.mine ? "mine" : it.failed ? "failed" : it.author ? "colleague" : it.note ? "note" : "theirs" });
+  let text = it.text || "";
+  if (it.author) {
+    li.append(el("span", { className: "author", textContent: tr("{name} (colleague)", { name: it.author }) }));
+  }
+  if (text) li.append(el("p", { textContent: text }));
+  if (it.image) li.append(el("img", { src: it.image, alt: tr("image") }));
   for (const a of it.actions || []) {
     li.append(el("button", { type: "button", className: "action", textContent: a.title,
       onclick: () => run(async () => { await call("POST", "/sandbox/teams/" + who + "/click", { activity: it.id, verb: a.verb, data: a.data }); await refreshPanes(); }) }));
   }
-  li.append(el("time", { textContent: when(it.at).slice(11) }));
+  const time = el("time", { textContent: when(it.at).slice(11) });
+  if (it.fate) time.append(" ", fateNode(it.fate, it.fate_text));
+  li.append(time);
   return li;
 }
 
@@ -194,13 +302,16 @@ function renderPane(list, items, who) {
     const n = (seen.get(key) || 0) + 1;
     seen.set(key, n);
     if (n > 1) key += "#" + n;
-    const sig = JSON.stringify(it);
+    const sig = JSON.stringify(it) + document.documentElement.lang;
     let li = old.get(key);
     if (!li || li.dataset.sig !== sig) {
       const fresh = bubble(it, who);
       fresh.dataset.key = key;
       fresh.dataset.sig = sig;
-      if (li) li.replaceWith(fresh);
+      if (li) {
+        if (before === li) before = fresh;
+        li.replaceWith(fresh);
+      }
       li = fresh;
     }
     old.delete(key);
@@ -217,18 +328,37 @@ async function refreshPanes() {
   else $("wechat-messages").replaceChildren();
 }
 
+// The live archive: newest first; a receipt (queued, delivered, failed …) goes under the message
+// it is about when that is on screen.
+const timelineMessages = new Map();
+
 async function refreshTimeline() {
   const items = (await call("GET", "/sandbox/timeline?after=" + state.timelineAfter)).items;
   const list = $("timeline");
   for (const r of items) {
     state.timelineAfter = Math.max(state.timelineAfter, r.id);
-    list.prepend(el("li", { className: "kind-" + r.kind.replace(/\W/g, "-") },
-      el("span", { className: "kind", textContent: r.kind }),
-      el("span", { className: "where", textContent: r.stream + " #" + r.seq + " · " + r.actor + " · " + when(r.at).slice(5) }),
+    const at = when(r.at).slice(5);
+    const under = r.receipt && timelineMessages.get(r.message_id);
+    if (under) {
+      under.querySelector(".receipts").append(el("li", { className: "receipt", title: r.stream + " #" + r.seq }, fateNode(r.state, ""),
+        el("span", { className: "kind", textContent: r.kind }),
+        el("span", { className: "where", textContent: at + (r.detail ? " · " + r.detail : "") })));
+      continue;
+    }
+    const li = el("li", { className: "kind-" + r.kind.replace(/\W/g, "-") },
+      r.receipt ? el("span", { className: "kind" }, fateNode(r.state, ""), " " + r.kind) : el("span", { className: "kind", textContent: r.kind }),
+      el("span", { className: "where", title: r.actor + " · " + r.stream, textContent: (r.actor_name || r.actor) + " · " + (r.stream_name || r.stream) + " #" + r.seq + " · " + at }),
       r.text ? el("q", { textContent: r.text }) : "",
-      r.detail ? el("span", { className: "detail", textContent: r.detail }) : ""));
+      r.detail ? el("span", { className: "detail", textContent: r.detail }) : "",
+      el("ol", { className: "receipts" }));
+    if (r.message_id && !r.receipt) timelineMessages.set(r.message_id, li);
+    list.prepend(li);
   }
-  while (list.children.length > 300) list.lastChild.remove();
+  while (list.children.length > 300) {
+    const last = list.lastChild;
+    for (const [k, v] of timelineMessages) if (v === last) timelineMessages.delete(k);
+    last.remove();
+  }
 }
 
 let ticking = false;
@@ -259,21 +389,22 @@ function sandboxHandlers() {
   $("teams-form").onsubmit = (e) => { e.preventDefault(); const t = $("teams-text"); act(async () => {
     await call("POST", "/sandbox/teams/" + state.employee + "/say", { text: t.value }); t.value = ""; }); };
   $("wechat-form").onsubmit = (e) => { e.preventDefault(); const t = $("wechat-text"); act(async () => {
-    if (!state.customer) throw new Error("Make a customer first.");
+    if (!state.customer) throw new Error(tr("Make a customer first."));
     await call("POST", "/sandbox/wechat/" + state.customer + "/say", { text: t.value }); t.value = ""; }); };
   $("leave").onclick = () => act(async () => {
-    if (!state.customer) throw new Error("Make a customer first.");
+    if (!state.customer) throw new Error(tr("Make a customer first."));
     await call("POST", "/sandbox/wechat/" + state.customer + "/say", { text: "#LEAVE" });
   });
   $("new-customer").onclick = () => act(async () => {
     const r = await call("POST", "/sandbox/wechat", {});
     choose("customer", r.openid);
+    await refreshState();
     $("customer").value = r.openid;
   });
   $("scan").onclick = () => act(async () => {
-    if (!state.customer) throw new Error("Make a customer first.");
+    if (!state.customer) throw new Error(tr("Make a customer first."));
     const emp = $("scan-employee").value;
-    if (!emp) throw new Error("Nobody has WeChat enabled: enable an employee on the Users page first.");
+    if (!emp) throw new Error(tr("Nobody has WeChat enabled: enable an employee on the Users page first."));
     await call("POST", "/sandbox/wechat/" + state.customer + "/scan", { employee: emp });
     choose("employee", emp);
     $("employee").value = emp;
@@ -285,115 +416,283 @@ function sandboxHandlers() {
 
 // ---- Users ------------------------------------------------------------------------------------
 
+const openChats = new Set(); // users whose chats are shown
+
 async function loadUsers() {
   const users = (await call("GET", "/admin/users")).users || [];
+  state.employees = users;
   const rows = [];
   for (const u of users) {
     const qr = el("td");
     if (u.wechat_enabled) {
-      const img = el("img", { alt: "WeChat QR code of " + (u.name || u.id), className: "qr" });
+      const img = el("img", { alt: tr("WeChat QR code of {name}", { name: u.name || u.id }), className: "qr" });
       call("GET", "/admin/users/" + encodeURIComponent(u.id) + "/qr").then((blob) => { img.src = URL.createObjectURL(blob); }).catch(() => {});
       qr.append(img);
     }
-    const toggle = el("button", { type: "button", textContent: u.wechat_enabled ? "Disable" : "Enable",
+    const toggle = el("button", { type: "button", textContent: tr(u.wechat_enabled ? "Disable" : "Enable"),
       onclick: () => run(async () => {
         await call(u.wechat_enabled ? "DELETE" : "PUT", "/admin/users/" + encodeURIComponent(u.id) + "/wechat", u.wechat_enabled ? undefined : { name: u.name });
         await loadUsers();
       }) });
-    rows.push(el("tr", {}, el("td", { textContent: u.name || "—" }), el("td", { className: "id", textContent: u.id }),
-      el("td", { textContent: u.wechat_enabled ? "enabled" : "not enabled" }),
-      el("td", { textContent: u.teams_installed ? (u.teams_reachable ? "app installed" : "unreachable") : "not installed" }), qr, el("td", {}, toggle)));
+    const chatsButton = el("button", { type: "button", className: "chats-toggle", textContent: tr(openChats.has(u.id) ? "Hide chats" : "Chats"),
+      onclick: () => { if (openChats.has(u.id)) openChats.delete(u.id); else openChats.add(u.id); run(loadUsers); } });
+    rows.push(el("tr", {}, el("td", {}, el("strong", { textContent: u.name || u.id }), el("span", { className: "detail", title: u.id, textContent: u.id + (u.email ? " · " + u.email : "") })),
+      el("td", { textContent: tr(u.wechat_enabled ? "enabled" : "not enabled") }),
+      el("td", { textContent: tr(u.teams_installed ? (u.teams_reachable ? "app installed" : "unreachable") : "not installed") }), qr,
+      el("td", {}, el("div", { className: "actions" }, toggle, u.wechat_enabled ? chatsButton : ""))));
+    rows[rows.length - 1].dataset.user = u.id;
+    if (openChats.has(u.id)) {
+      const cell = el("td", { colSpan: 5, className: "chats" }, tr("Loading…"));
+      rows.push(el("tr", { className: "chats-row" }, cell));
+      userChats(u, cell).catch((err) => { cell.textContent = err.message; });
+    }
   }
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 6, className: "empty", textContent: "Nobody yet: enable an employee above." })));
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 5, className: "empty", textContent: tr("Nobody yet: enable an employee above.") })));
   $("users-rows").replaceChildren(...rows);
+}
+
+// userChats shows an employee's chats with their members; an administrator adds or removes a
+// colleague by name (each change archived with who made it).
+async function userChats(u, cell) {
+  const chats = (await call("GET", "/admin/users/" + encodeURIComponent(u.id) + "/chats")).chats || [];
+  if (chats.length === 0) { cell.textContent = tr("{name} has no chats yet.", { name: u.name || u.id }); return; }
+  const list = el("ul", { className: "chat-list" });
+  for (const c of chats) {
+    const members = el("ul", { className: "members" });
+    for (const m of c.members) {
+      members.append(el("li", {}, el("span", { title: m.id, textContent: m.name || m.id }),
+        el("button", { type: "button", className: "remove", textContent: tr("Remove"), title: tr("Remove {name} from the chat", { name: m.name || m.id }),
+          onclick: () => run(async () => { await call("DELETE", "/admin/chats/" + c.id + "/members/" + encodeURIComponent(m.id)); await loadUsers(); }) })));
+    }
+    const candidates = state.employees.filter((e) => e.wechat_enabled && !c.members.some((m) => m.id === e.id));
+    const pick = el("select", { className: "add-member", ariaLabel: tr("Colleague to add") },
+      ...candidates.map((e) => el("option", { value: e.id, textContent: e.name || e.id })));
+    const add = el("button", { type: "button", className: "add", textContent: tr("Add to the chat"), disabled: candidates.length === 0,
+      onclick: () => run(async () => { await call("PUT", "/admin/chats/" + c.id + "/members/" + encodeURIComponent(pick.value)); await loadUsers(); }) });
+    list.append(el("li", { className: "chat" },
+      el("strong", { textContent: c.contact_name }), " · ", tr("chat {id}", { id: c.id }), " · ", tr(statusWords[c.status] || c.status),
+      c.queued ? " · " + tr("{n} queued", { n: c.queued }) : "",
+      el("div", { className: "member-line" }, el("span", { textContent: tr("Members:") }), members),
+      el("div", { className: "member-line" }, ...(candidates.length ? [pick, add] : [el("span", { className: "detail", textContent: tr("Everyone with WeChat is in this chat.") })]))));
+  }
+  cell.replaceChildren(list);
 }
 
 function usersHandlers() {
   $("enable-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
-    await call("PUT", "/admin/users/" + encodeURIComponent($("enable-id").value.trim()) + "/wechat", { name: $("enable-name").value });
-    $("enable-id").value = ""; $("enable-name").value = ""; await loadUsers(); }); };
+    const res = await call("PUT", "/admin/users/" + encodeURIComponent($("enable-id").value.trim()) + "/wechat", { name: $("enable-name").value });
+    $("enable-id").value = ""; $("enable-name").value = ""; await loadUsers();
+    if (res && res.install_error) throw new Error(tr("WeChat enabled for {name}, but the Teams app was not installed: {why}", { name: res.user.name || res.user.id, why: res.install_error }));
+  }); };
 }
 
 // ---- Compliance -------------------------------------------------------------------------------
 
-const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function checkEmployeeField(value) {
-  if (value && !guid.test(value)) {
-    throw new Error("Employee must be an Entra ID object id, such as 7faf8ab2-3d56-4244-b585-20c8a42ed2b8 (the Users page lists them); searching by name is not possible yet.");
-  }
-}
-
-function searchStatus(text, isError) {
-  const p = $("search-status");
+function status(id, text, isError) {
+  const p = $(id);
   p.textContent = text;
   p.className = "status" + (isError ? " problem" : "");
 }
 
+const kindWords = { "customer.message": "customer's message", "employee.message": "employee's message", "auto.message": "notice" };
+
 async function search() {
   const rows = $("search-rows");
   rows.replaceChildren(); // never leave an earlier search's results under a new question
-  searchStatus("Searching…");
+  status("search-status", tr("Searching…"));
   try {
-    checkEmployeeField($("search-employee").value.trim());
-    const q = new URLSearchParams();
-    for (const [k, id] of [["employee", "search-employee"], ["contact", "search-contact"], ["from", "search-from"], ["to", "search-to"], ["q", "search-q"]]) {
+    const who = await picked($("search-person"));
+    const q = new URLSearchParams(personQuery(who, {}));
+    for (const [k, id] of [["from", "search-from"], ["to", "search-to"], ["q", "search-q"]]) {
       const v = $(id).value.trim();
       if (v) q.set(k, v);
     }
     const res = await call("GET", "/compliance/records?" + q);
     const records = Array.isArray(res.records) ? res.records : [];
     rows.replaceChildren(...records.map((r) => el("tr", {}, el("td", { textContent: when(r.at) }),
-      el("td", { textContent: r.stream + " #" + r.seq }), el("td", { textContent: r.kind }), el("td", { className: "id", textContent: r.actor }),
+      el("td", {}, r.chat_id ? el("button", { type: "button", className: "link", textContent: tr("chat {id}", { id: r.chat_id }), title: tr("Read the conversation"),
+        onclick: () => run(() => openTranscript(r.chat_id)) }) : el("span", { title: r.stream, textContent: r.stream_name || r.stream })),
+      el("td", { textContent: tr(kindWords[r.kind] || r.kind) }),
+      el("td", { title: r.actor, textContent: r.actor_name || r.actor }),
       el("td", { textContent: r.text || "" }))));
     if (records.length === 0) {
-      rows.append(el("tr", {}, el("td", { colSpan: 5, className: "empty", textContent: "No records match." })));
-      searchStatus("No records match.");
+      rows.append(el("tr", {}, el("td", { colSpan: 5, className: "empty", textContent: tr("No records match.") })));
+      status("search-status", tr("No records match."));
     } else {
-      searchStatus(plural(records.length, "record") + (res.truncated ? ", and more match: narrow the search." : "."));
+      status("search-status", plural(records.length, "record") + (res.truncated ? tr(", and more match: narrow the search.") : "."));
     }
   } catch (err) {
-    searchStatus(err.message || String(err), true);
+    status("search-status", err.message || String(err), true);
   }
+}
+
+// ---- Transcript -------------------------------------------------------------------------------
+
+// chatChoices fills the chat list from the person picked (their chats).
+async function chatChoices() {
+  const input = $("transcript-who");
+  const chats = input.dataset.chats ? JSON.parse(input.dataset.chats) : [];
+  fillSelect($("transcript-chat"), chats.map((id) => [String(id), tr("chat {id}", { id })]), chats.length ? String(chats[0]) : "");
+  if (chats.length === 0 && input.dataset.id) status("transcript-status", tr("{name} is in no chat.", { name: input.value }));
+}
+
+async function openTranscript(chat, page) {
+  const select = $("transcript-chat");
+  if (![...select.options].some((o) => o.value === String(chat))) {
+    select.append(el("option", { value: String(chat), textContent: tr("chat {id}", { id: chat }) }));
+  }
+  select.value = String(chat);
+  if (!state.transcript || state.transcript.chat.id !== chat) $("transcript-person").dataset.chat = "";
+  await showTranscript(page || 1);
+  $("transcript-title").scrollIntoView({ block: "start" });
+}
+
+async function showTranscript(page) {
+  const chat = $("transcript-chat").value;
+  if (!chat) {
+    await picked($("transcript-who"));
+    await chatChoices();
+    if (!$("transcript-chat").value) throw new Error(tr("Pick a person with a chat first."));
+    return showTranscript(page);
+  }
+  const q = new URLSearchParams({ page: String(page), size: "25" });
+  const types = [...document.querySelectorAll("input[name=types]:checked")].map((c) => c.value);
+  if (types.length === 0) throw new Error(tr("Choose what to show: messages, notices or chat events."));
+  if (types.length < 3) q.set("types", types.join(","));
+  if ($("transcript-person").dataset.chat === chat && $("transcript-person").value) q.set("person", $("transcript-person").value);
+  for (const [k, id] of [["from", "transcript-from"], ["to", "transcript-to"]]) if ($(id).value) q.set(k, $(id).value);
+  status("transcript-status", tr("Reading…"));
+  const t = await call("GET", "/compliance/chats/" + chat + "/transcript?" + q);
+  state.transcript = t;
+  renderTranscript(t);
+}
+
+function renderTranscript(t) {
+  const people = [t.chat.contact, ...t.chat.members];
+  const who = $("transcript-person");
+  if (who.dataset.chat !== String(t.chat.id)) {
+    fillSelect(who, [["", tr("everyone")], ...people.map((p) => [p.id, p.name])], "");
+    who.dataset.chat = String(t.chat.id);
+  }
+  $("transcript-head").replaceChildren(el("strong", { textContent: tr("Chat {id} with {name}", { id: t.chat.id, name: t.chat.contact.name }) }),
+    el("span", { className: "detail", textContent: " · " + tr(statusWords[t.chat.status] || t.chat.status) + " · " +
+      tr("members: {names}", { names: t.chat.members.map((m) => m.name).join(", ") || tr("nobody") }) }));
+  const list = $("transcript");
+  list.replaceChildren(...t.entries.map(entryNode));
+  if (t.entries.length === 0) list.append(el("li", { className: "empty", textContent: tr("Nothing in this chat matches.") }));
+  setText($("transcript-page"), tr("page {page} of {pages} · {n} entries", { page: t.page, pages: t.pages, n: t.total }));
+  $("transcript-prev").disabled = t.page <= 1;
+  $("transcript-next").disabled = t.page >= t.pages;
+  $("transcript-export").disabled = t.records.length === 0;
+  $("transcript-export").textContent = tr("Export what is shown ({n} records)", { n: t.records.length });
+  status("transcript-status", "");
+}
+
+function entryNode(e) {
+  const at = el("time", { textContent: when(e.at) });
+  if (e.type !== "message") {
+    const to = e.to && e.to.length ? tr("to {name}", { name: e.to.map((p) => p.name).join(", ") }) + ": " : "";
+    const li = el("li", { className: "line " + e.type }, at, " ", el("span", { textContent: (e.type === "notice" ? to : e.author.name + ": ") + (e.text || "") }));
+    if (e.fate && e.fate.state !== "delivered") li.append(" ", fateNode(e.fate.state, e.fate.reason));
+    return li;
+  }
+  const side = e.author.kind === "customer" ? "customer" : "employee";
+  const li = el("li", { className: "message " + side },
+    el("div", { className: "meta" }, el("strong", { title: e.author.id, textContent: e.author.name }), " ", at),
+    e.text ? el("p", { textContent: e.text }) : "",
+    e.media ? el("p", { className: "detail", textContent: "[" + e.media + "]" }) : "");
+  if (e.fate) {
+    const fate = el("div", { className: "fate-line" }, fateNode(e.fate.state, e.fate.reason));
+    if (e.fate.receipts.length) {
+      fate.append(el("details", {}, el("summary", { textContent: plural(e.fate.receipts.length, "step") }),
+        el("ol", {}, ...e.fate.receipts.map((r) => el("li", {}, when(r.at).slice(11) + " ", fateNode(r.state, r.reason),
+          r.to ? " " + tr("to {name}", { name: r.to.name }) : "")))));
+    }
+    li.append(fate);
+  }
+  return li;
+}
+
+function transcriptHandlers() {
+  $("transcript-who").addEventListener("picked", () => run(async () => { await chatChoices(); if ($("transcript-chat").value) await showTranscript(1); }));
+  $("transcript-form").onsubmit = (e) => { e.preventDefault(); run(() => showTranscript(1)); };
+  $("transcript-chat").onchange = () => run(() => showTranscript(1));
+  $("transcript-prev").onclick = () => run(() => showTranscript(state.transcript.page - 1));
+  $("transcript-next").onclick = () => run(() => showTranscript(state.transcript.page + 1));
+  $("transcript-export").onclick = () => run(async () => {
+    const t = state.transcript;
+    await call("POST", "/compliance/exports", { chat: t.chat.id, records: t.records, formats: checkedFormats() });
+    await loadExports();
+    status("transcript-status", tr("Export started: the {n} records shown, listed under Exports.", { n: t.records.length }));
+  });
+}
+
+// ---- Exports, verification, holds -------------------------------------------------------------
+
+function checkedFormats() {
+  const formats = [...document.querySelectorAll("input[name=format]:checked")].map((c) => c.value);
+  if (formats.length === 0) throw new Error(tr("Choose at least one export format."));
+  return formats;
 }
 
 function complianceHandlers() {
   $("search-form").onsubmit = (e) => { e.preventDefault(); search(); };
   $("export-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
-    const formats = [...document.querySelectorAll("input[name=format]:checked")].map((c) => c.value);
-    if (formats.length === 0) throw new Error("Choose at least one export format.");
-    await call("POST", "/compliance/exports", { formats, from: $("export-from").value, to: $("export-to").value });
+    const formats = checkedFormats();
+    const who = await picked($("export-person"));
+    await call("POST", "/compliance/exports", personQuery(who, { formats, from: $("export-from").value, to: $("export-to").value }));
     await loadExports();
   }); };
   $("verify").onclick = () => run(async () => {
     const r = await call("POST", "/compliance/verify");
     $("verify-result").textContent = r.intact
-      ? "Intact: " + r.records + " records and " + r.checkpoints + " signed checkpoints verified."
-      : "NOT intact: " + r.problem;
+      ? tr("Intact: {records} records and {checkpoints} signed checkpoints verified.", { records: r.records, checkpoints: r.checkpoints })
+      : tr("NOT intact: {problem}", { problem: r.problem });
   });
+  $("hold-scope").onchange = () => {
+    const input = $("hold-subject");
+    input.dataset.picker = $("hold-scope").value === "employee" ? "employee" : "customer";
+    input.value = ""; delete input.dataset.id; input.dispatchEvent(new Event("input"));
+  };
   $("hold-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
-    await call("POST", "/compliance/holds", { scope: $("hold-scope").value, subject: $("hold-subject").value, reason: $("hold-reason").value });
-    $("hold-subject").value = ""; $("hold-reason").value = ""; await loadHolds(); }); };
+    const scope = $("hold-scope").value;
+    const input = $("hold-subject");
+    // The person picked, else what was typed: wxteams refuses a subject that names nobody, and
+    // offers who it may have meant.
+    let subject = input.dataset.id || input.value.trim();
+    if (scope === "chat" && !/^\d+$/.test(subject)) {
+      const p = await picked(input, "customer");
+      if (!p.chats.length) throw new Error(tr("{name} is in no chat.", { name: p.name }));
+      subject = String(p.chats[0]);
+    }
+    try {
+      await call("POST", "/compliance/holds", { scope, subject, reason: $("hold-reason").value });
+    } catch (err) {
+      if (err.matches && err.matches.length) input.offer(err.matches);
+      throw err;
+    }
+    input.value = ""; delete input.dataset.id; $("hold-reason").value = ""; await loadHolds(); }); };
 }
 
 const formatNames = { jsonl: "JSONL", csv: "CSV", eml: "EML", actiance: "Actiance XML" };
+const stateWords = { running: "running", done: "done", failed: "failed" };
 
 async function loadExports() {
   const list = (await call("GET", "/compliance/exports")).exports || [];
   const rows = list.map((x) => {
     const get = el("td");
     if (x.state === "done") {
-      get.append(el("button", { type: "button", textContent: "Download", onclick: () => run(async () => {
+      get.append(el("button", { type: "button", textContent: tr("Download"), onclick: () => run(async () => {
         const blob = await call("GET", "/compliance/exports/" + x.id + "/download");
         const a = el("a", { href: URL.createObjectURL(blob), download: "wxteams-" + x.id + ".zip" });
         document.body.append(a); a.click(); a.remove();
       }) }));
     }
     const formats = (x.formats || []).map((f) => formatNames[f] || f).join(", ");
-    return el("tr", {}, el("td", { className: "id", textContent: x.id }), el("td", { textContent: x.state + (x.error ? ": " + x.error : "") }),
+    return el("tr", {}, el("td", { className: "id", textContent: x.id }), el("td", { textContent: tr(stateWords[x.state] || x.state) + (x.error ? ": " + x.error : "") }),
       el("td", { textContent: formats }), el("td", { className: "num", textContent: x.records === undefined ? "" : String(x.records) }), get);
   });
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 5, className: "empty", textContent: "No exports yet." })));
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 5, className: "empty", textContent: tr("No exports yet.") })));
   $("export-rows").replaceChildren(...rows);
   // While an export is being written, look again each second until it is done.
   clearTimeout(exportsTimer);
@@ -401,22 +700,25 @@ async function loadExports() {
 }
 let exportsTimer = 0;
 
+const scopeWords = { contact: "customer", employee: "employee", chat: "chat" };
+
 async function loadHolds() {
   const holds = (await call("GET", "/compliance/holds")).holds || [];
-  const rows = holds.map((h) => el("tr", {}, el("td", { textContent: h.id }), el("td", { textContent: h.scope }),
-    el("td", { className: "id", textContent: h.subject }), el("td", { textContent: h.reason }), el("td", { textContent: when(h.placed_at) + " by " + h.placed_by }),
-    el("td", {}, el("button", { type: "button", textContent: "Lift", onclick: () => run(async () => {
-      const reason = prompt("Why is the hold lifted?");
+  const rows = holds.map((h) => el("tr", {}, el("td", { textContent: h.id }), el("td", { textContent: tr(scopeWords[h.scope] || h.scope) }),
+    el("td", {}, el("strong", { textContent: h.subject_name || h.subject }), h.subject_name ? el("span", { className: "detail", textContent: h.subject }) : ""),
+    el("td", { textContent: h.reason }), el("td", { textContent: when(h.placed_at) + " " + tr("by {who}", { who: h.placed_by }) }),
+    el("td", {}, el("button", { type: "button", textContent: tr("Lift"), onclick: () => run(async () => {
+      const reason = prompt(tr("Why is the hold lifted?"));
       if (!reason) return;
       await call("DELETE", "/compliance/holds/" + h.id + "?reason=" + encodeURIComponent(reason)); await loadHolds(); }) }))));
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 6, className: "empty", textContent: "No legal holds." })));
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 6, className: "empty", textContent: tr("No legal holds.") })));
   $("hold-rows").replaceChildren(...rows);
 }
 
 // ---- Policy -----------------------------------------------------------------------------------
 
 const languages = { en: "English", "zh-CN": "Simplified Chinese" };
-const label = (key) => languages[key] || key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+const label = (key) => tr(languages[key] || key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()));
 
 // policyRows lays the policy out as settings: durations in words, texts as they read.
 function policyRows(obj, prefix) {
@@ -429,7 +731,7 @@ function policyRows(obj, prefix) {
     }
     let shown = Array.isArray(value) ? value.join(", ") : String(value);
     const secs = seconds(value);
-    if (!Number.isNaN(secs)) shown = secs === 0 && /retention/i.test(key) ? "kept for ever" : inWords(secs);
+    if (!Number.isNaN(secs)) shown = secs === 0 && /retention/i.test(key) ? tr("kept for ever") : inWords(secs);
     rows.push(el("tr", {}, el("th", { scope: "row", textContent: name }), el("td", { textContent: shown })));
   }
   return rows;
@@ -443,13 +745,30 @@ async function loadPolicy() {
 
 // ---- Start ------------------------------------------------------------------------------------
 
+// relabel redraws what the language changes: the static words (i18n.js) and the open page.
+function relabel() {
+  applyLanguage(document);
+  if (state.sandbox) $("who").textContent = tr("Sandbox administrator");
+  // The live archive is read again, in the new words.
+  state.timelineAfter = 0;
+  timelineMessages.clear();
+  $("timeline").replaceChildren();
+  if (state.tab) openTab(state.tab);
+  if (state.transcript) renderTranscript(state.transcript);
+}
+
 window.addEventListener("DOMContentLoaded", () => run(async () => {
+  $("lang").value = startLanguage();
+  applyLanguage(document);
+  $("lang").onchange = () => { chooseLanguage($("lang").value); relabel(); };
   const me = await call("GET", "/whoami");
   state.sandbox = me.sandbox;
-  $("who").textContent = me.name;
+  $("who").textContent = me.sandbox ? tr("Sandbox administrator") : me.name;
   for (const b of document.querySelectorAll(".tab")) b.onclick = () => openTab(b.dataset.tab);
+  pickers();
   usersHandlers();
   complianceHandlers();
+  transcriptHandlers();
   state.employee = remembered.get("employee");
   state.customer = remembered.get("customer");
   const tabs = [...document.querySelectorAll(".tab")].filter((b) => me.sandbox || b.dataset.tab !== "sandbox").map((b) => b.dataset.tab);

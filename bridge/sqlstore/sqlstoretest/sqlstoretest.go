@@ -52,16 +52,15 @@ func PostgresURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("open %s: %v", EnvPostgres, err)
 	}
-	_, err = admin.ExecContext(context.Background(), `CREATE SCHEMA `+schema)
-	admin.Close() // a test may make hundreds of schemas: hold no connection for each meanwhile
-	if err != nil {
+	// Hold no connection between now and the cleanup: a test may make hundreds of schemas.
+	admin.SetMaxIdleConns(0)
+	if _, err := admin.ExecContext(context.Background(), `CREATE SCHEMA `+schema); err != nil {
+		admin.Close()
 		t.Fatalf("create test schema in %s: %v", EnvPostgres, err)
 	}
 	t.Cleanup(func() {
-		if admin, err := sql.Open("postgres", base); err == nil {
-			_, _ = admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
-			admin.Close()
-		}
+		_, _ = admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
+		admin.Close()
 	})
 	u, err := url.Parse(base)
 	if err != nil {
