@@ -15,7 +15,7 @@ import (
 // lane), not the backlog, and locks with FOR UPDATE SKIP LOCKED, so claimers in several processes
 // never get the same item and never wait on each other. A lane's next item becomes its head only
 // when the one before it is finished (UpdateOutbox, MarkDone), which keeps each lane in order.
-// However many items it claims, it costs three statements: one finds and locks the due heads with
+// Lanes equally due go oldest head first. However many items it claims, it costs three statements: one finds and locks the due heads with
 // their recipients (OutboxItem.To, ToEmployee), one marks them sending, one moves their lanes'
 // due times to the end of the lease.
 func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int, channels ...bridge.Channel) ([]*bridge.OutboxItem, error) {
@@ -36,7 +36,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 				LEFT JOIN contacts ct ON o.channel = 'wechat' AND ct.open_id = o.contact
 				LEFT JOIN employees e ON o.channel = 'teams' AND e.id = o.employee_id
 			WHERE l.due_us <= $1 AND l.channel IN (`+strings.Join(in, ", ")+`)
-			ORDER BY l.due_us LIMIT $2 FOR UPDATE OF l, o SKIP LOCKED`, args...)
+			ORDER BY l.due_us, l.head_id LIMIT $2 FOR UPDATE OF l, o SKIP LOCKED`, args...)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}
