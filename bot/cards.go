@@ -130,7 +130,8 @@ func messageCard(title string, m *bridge.TeamsMessage, mediaNote, footer string)
 
 // A notice about the employee's own messages (TeamsMessage.About) opens with their fate, marked as
 // Teams and WeChat mark sending, sent and failed messages. A message that went out at once gets no
-// notice: Teams has marked it "Sent" when the bot took it, and one more activity per message would
+// notice (one WeChat accepted only after retries does): Teams has marked it "Sent" when the bot
+// took it, and one more activity per message would
 // double what the employee reads and what counts against Teams' per-conversation limits (see
 // DefaultThreadLimits). The colleague card says the same of a colleague's message.
 var fates = []struct {
@@ -140,6 +141,7 @@ var fates = []struct {
 	{"employee.requeued_", "⏳ Back in the queue", "Warning"},
 	{"employee.released", "✓ Sent", "Good"},
 	{"employee.flushed", "✓ Sent", "Good"},
+	{"employee.delivered_late", "✓ Delivered", "Good"},
 	{"employee.delivery_failed", "✗ Not delivered", "Attention"},
 	{"employee.outcome_unknown", "⚠ Outcome unknown", "Warning"},
 	{"employee.not_enabled", "⛔ Not sent", "Attention"},

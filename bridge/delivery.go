@@ -370,6 +370,7 @@ func (e *Engine) finish(ctx context.Context, claimed *OutboxItem, d Delivery, se
 			meta.ExternalID = d.ID
 			mediaMeta(&meta, d.Media)
 			record(compliance.KindDelivered, compliance.Content{Payload: d.Payload})
+			s.deliveredLate(it)
 		case withdrawn != "" && (errors.Is(sendErr, ErrRetryLater) || errors.Is(sendErr, ErrWindowClosed) || errors.Is(sendErr, ErrQuotaUsed)):
 			// It did not arrive, and the chat no longer wants it: cancelled, never retried or requeued.
 			it.State = OutboxCancelled

@@ -108,6 +108,11 @@ func TestWeChatSystemBusyIsRetriedWithBackoff(t *testing.T) {
 		w.customerGets(ming)
 		w.after(4 * time.Second) // second retry, backoff doubled
 		w.customerGets(ming, "hello")
+		// Ann was not told of the retries, but is told it arrived late.
+		w.employeeGets(ann, "Your message to WeChat customer 1 was delivered after WeChat was busy (3 attempts).")
+		if last := w.lastTeams(ann); len(last.About) != 1 || last.Notice != "employee.delivered_late" {
+			t.Errorf("the notice = %+v; want it about her message", last)
+		}
 		got := w.archived(chat)
 		if n := count(got, "delivery.retry(wechat)"); n != 2 {
 			t.Errorf("retries archived = %d; want 2", n)

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"strconv"
 	"sync"
 
 	"github.com/wxteams/wxteams/compliance"
@@ -117,6 +118,7 @@ func (e *Engine) finishDelivered(ctx context.Context, batch []*deliveredOutcome)
 			mediaMeta(&meta, o.d.Media)
 			s.events = append(s.events, compliance.Event{Stream: outcomeStream(&it), ChatID: int64(it.ChatID), Tenant: it.Tenant,
 				At: s.now, Kind: compliance.KindDelivered, Actor: actorSystem, Meta: meta, Content: compliance.Content{Payload: o.d.Payload}})
+			s.deliveredLate(&it)
 			done = append(done, &it)
 		}
 		more, err = s.tx.MarkDone(s.ctx, s.now, done...)
@@ -134,4 +136,16 @@ func outcomeStream(it *OutboxItem) string {
 		return employeeStream(it.Employee)
 	}
 	return compliance.ContactStream(string(it.Contact))
+}
+
+// deliveredLate tells the author of a message WeChat accepted only after retries that it arrived:
+// they were not told of the retries, but it did not go out when they wrote it. (A message that
+// goes out at once needs no word: Teams marked it sent; one from the queue was told when released.)
+func (s *step) deliveredLate(it *OutboxItem) {
+	if it.Channel != ChannelWeChat || it.Auto || it.Attempts < 2 || it.ChatID == 0 {
+		return
+	}
+	c := &Chat{ID: it.ChatID, Tenant: it.Tenant, Contact: it.Contact} // for the notice's place; no state changes
+	s.noticeAbout(c, it.Employee, "employee.delivered_late",
+		s.employeeText(c, s.policy.Employee.DeliveredLate, "{n}", strconv.Itoa(it.Attempts)), []string{it.MessageID})
 }

@@ -103,6 +103,7 @@ type EmployeeTexts struct {
 	TooLong           string `json:"too_long"`
 	DeliveryFailed    string `json:"delivery_failed"`
 	NotSent           string `json:"not_sent"`
+	DeliveredLate     string `json:"delivered_late"`
 	OutcomeUnknown    string `json:"outcome_unknown"`
 	RequeuedWindow    string `json:"requeued_window"`
 	RequeuedQuota     string `json:"requeued_quota"`
@@ -186,6 +187,7 @@ func DefaultPolicy() Policy {
 			TooLong:           "Not sent: the message is {size} bytes and WeChat takes at most {max} bytes in one message. Shorten it or send it in parts.",
 			DeliveryFailed:    "Your message to {contact} could not be delivered (WeChat error {code}).",
 			NotSent:           "Your message to {contact} was not sent: {reason}.",
+			DeliveredLate:     "Your message to {contact} was delivered after WeChat was busy ({n} attempts).",
 			OutcomeUnknown:    "WeChat did not confirm your message to {contact}; it may or may not have arrived. It will not be resent automatically.",
 			RequeuedWindow:    "WeChat reports the chat with {contact} is outside its 48-hour window. Your message is queued and will be sent when they reply.",
 			RequeuedQuota:     "WeChat's reply quota for {contact} is used up. Your message is queued and will be sent when they reply.",
