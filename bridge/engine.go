@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
 // Engine applies the conversation policy. Each exported method is one step: one transaction that
@@ -28,6 +29,7 @@ type Engine struct {
 	clock    Clock
 	log      *zap.Logger
 	policy   atomic.Pointer[versionedPolicy]
+	rules    atomic.Pointer[supervision.Set] // the firm's supervision rules (nil: none)
 
 	workers      int
 	pollInterval time.Duration
