@@ -173,7 +173,7 @@ func TestARuleChangeIsVersionedArchivedAndUsedFromTheNextMessage(t *testing.T) {
 		if err != nil || got.Version != 2 {
 			t.Fatalf("PutRule = %+v, %v; want version 2", got, err)
 		}
-		if _, err := w.store.PutRule(w.ctx, changed, officer, w.clock.Now()); !isErr(err, bridge.ErrConflict) {
+		if _, err := w.store.PutRule(w.ctx, changed, officer, w.clock.Now()); !isErr(err, supervision.ErrStale) {
 			t.Errorf("an edit of version 1 after version 2 = %v; want a conflict", err)
 		}
 		w.reloadRules()
