@@ -52,7 +52,9 @@ func newRulesFixture(t *testing.T, url string) *rulesFixture {
 	engine := &rulesOf{store: store}
 	a, err := api.New(api.Config{Auth: tokens{}, Archive: store, ExportDir: t.TempDir(), Clock: clock.NewFake(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)),
 		Rules: store, Supervisor: engine,
-		Export: func(context.Context, string, export.Scope, string) (*export.Manifest, error) { return nil, errors.New("no exports here") }})
+		Export: func(context.Context, string, export.Scope, string) (*export.Manifest, error) {
+			return nil, errors.New("no exports here")
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
