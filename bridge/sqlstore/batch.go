@@ -206,8 +206,10 @@ func (t *tx) settleLane(ctx context.Context, lane string) error {
 
 // settleLanes settles lanes together. The lane rows are locked first (in order), so an item being
 // added to a lane concurrently is seen; then one query finds every lane's first undelivered item,
-// one statement retires the lanes left empty and one points the others at their heads. It returns
-// each lane still busy and when its head falls due (unix µs).
+// one statement retires the lanes left empty and one points the others at their heads. On
+// PostgreSQL the lock carries the writes waiting to go and the last two wait for the transaction's
+// next statement (deferred.go): two round trips. It returns each lane still busy and when its head
+// falls due (unix µs).
 func (t *tx) settleLanes(ctx context.Context, lanes ...string) (map[string]int64, error) {
 	lanes = slices.Compact(slices.Sorted(slices.Values(lanes)))
 	if len(lanes) == 0 {
@@ -218,7 +220,13 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) (map[string]int64
 	for i, l := range lanes {
 		in[i] = l
 	}
-	rows, err := t.query(ctx, `SELECT lane FROM outbox_lanes WHERE lane IN (`+placeholders(&args, in...)+`) ORDER BY lane FOR UPDATE`, args...)
+	// The lock reads only the lanes: it carries the writes waiting to go (an outcome's state,
+	// MarkDone), except earlier moves of lanes, which go first.
+	q, args, err := t.carryingFor(ctx, `SELECT lane FROM outbox_lanes WHERE lane IN (`+placeholders(&args, in...)+`) ORDER BY lane FOR UPDATE`, args, "outbox_lanes")
+	if err != nil {
+		return nil, fmt.Errorf("lock lanes: %w", err)
+	}
+	rows, err := t.conn.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("lock lanes: %w", err)
 	}
@@ -273,14 +281,16 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) (map[string]int64
 			empty = append(empty, l)
 		}
 	}
+	// The lanes are locked: their moves wait for the transaction's next statement (on PostgreSQL
+	// usually the archive heads' lock).
 	if len(empty) > 0 {
-		args = args[:0]
-		if _, err := t.exec(ctx, `DELETE FROM outbox_lanes WHERE lane IN (`+placeholders(&args, empty...)+`)`, args...); err != nil {
+		var dargs []any
+		if err := t.later(ctx, "outbox_lanes", `DELETE FROM outbox_lanes WHERE lane IN (`+placeholders(&dargs, empty...)+`)`, dargs...); err != nil {
 			return nil, fmt.Errorf("retire lanes: %w", err)
 		}
 	}
 	if len(busy) > 0 {
-		args = args[:0]
+		var args []any
 		var headCase, dueCase strings.Builder
 		for _, l := range busy {
 			h := heads[compliance.StorableText(l.(string))]
@@ -291,7 +301,7 @@ func (t *tx) settleLanes(ctx context.Context, lanes ...string) (map[string]int64
 		}
 		q := `UPDATE outbox_lanes SET head_id = CASE lane` + headCase.String() + ` END, due_us = CASE lane` + dueCase.String() + ` END
 			WHERE lane IN (` + placeholders(&args, busy...) + `)`
-		if _, err := t.exec(ctx, q, args...); err != nil {
+		if err := t.later(ctx, "outbox_lanes", q, args...); err != nil {
 			return nil, fmt.Errorf("move lane heads: %w", err)
 		}
 	}
@@ -350,8 +360,9 @@ func (t *tx) MarkDone(ctx context.Context, now time.Time, items ...*bridge.Outbo
 		args = append(args, it.ID, us(it.AnsweredAt))
 		in[i], lanes[i] = it.ID, it.Lane
 	}
+	// The items are locked (LockSending): their new state rides with the lanes' lock (settleLanes).
 	q := `UPDATE outbox SET state = 'done', answered_us = CASE id` + answered.String() + ` END WHERE id IN (` + placeholders(&args, in...) + `)`
-	if _, err := t.exec(ctx, q, args...); err != nil {
+	if err := t.later(ctx, "outbox", q, args...); err != nil {
 		return nil, fmt.Errorf("record %d deliveries: %w", len(items), err)
 	}
 	for _, it := range items {

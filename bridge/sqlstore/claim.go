@@ -15,9 +15,10 @@ import (
 // lane), not the backlog, and locks with FOR UPDATE SKIP LOCKED, so claimers in several processes
 // never get the same item and never wait on each other. A lane's next item becomes its head only
 // when the one before it is finished (UpdateOutbox, MarkDone), which keeps each lane in order.
-// Lanes equally due go oldest head first. However many items it claims, it costs three statements: one finds and locks the due heads with
-// their recipients (OutboxItem.To, ToEmployee), one marks them sending, one moves their lanes'
-// due times to the end of the lease.
+// Lanes equally due go oldest head first. However many items it claims, it costs two statements
+// on PostgreSQL (three on SQLite): one finds and locks the due heads with their recipients
+// (OutboxItem.To, ToEmployee), one marks them sending and moves their lanes' due times to the end
+// of the lease.
 func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int, channels ...bridge.Channel) ([]*bridge.OutboxItem, error) {
 	if len(channels) == 0 {
 		return nil, nil
@@ -78,14 +79,18 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 		if len(claimed) == 0 {
 			return nil
 		}
+		// Both marks go in one statement on PostgreSQL: the rows are locked, nothing reads them after.
 		uargs := []any{us(leaseUntil)}
-		if _, err := t.exec(ctx, `UPDATE outbox SET state = 'sending', attempts = attempts + 1, lease_until_us = $1
+		if err := t.later(ctx, "outbox", `UPDATE outbox SET state = 'sending', attempts = attempts + 1, lease_until_us = $1
 			WHERE id IN (`+placeholders(&uargs, ids...)+`)`, uargs...); err != nil {
 			return fmt.Errorf("claim %d outbox items: %w", len(claimed), err)
 		}
 		// The heads stay the heads; they fall due again if this claim runs out.
 		uargs = []any{us(leaseUntil)}
-		if _, err := t.exec(ctx, `UPDATE outbox_lanes SET due_us = $1 WHERE lane IN (`+placeholders(&uargs, lanes...)+`)`, uargs...); err != nil {
+		if err := t.later(ctx, "outbox_lanes", `UPDATE outbox_lanes SET due_us = $1 WHERE lane IN (`+placeholders(&uargs, lanes...)+`)`, uargs...); err != nil {
+			return fmt.Errorf("claim %d outbox items: %w", len(claimed), err)
+		}
+		if err := t.flushDeferred(ctx); err != nil {
 			return fmt.Errorf("claim %d outbox items: %w", len(claimed), err)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,26 +18,49 @@ import (
 // and its WITH clauses see the same snapshot, so only statements that read none of the tables
 // written this way carry them (carrying); every other statement of the transaction sends them
 // first (exec, query, queryRow). SQLite writes at once: its statements cost no round trip.
+//
+// Each waiting write names the table it writes. A statement that carries writes says which
+// tables it reads (carryingFor): writes to those go first, on their own, so that it reads what
+// they wrote. The outbox and its lanes are written this way by the bookkeeping of deliveries (a
+// claim's marks, an outcome's state, a lane moved on or retired); they ride along with the lane
+// locks and the archive heads' lock, which read neither.
 
 // deferredWrite is one write waiting to go.
 type deferredWrite struct {
-	q    string
-	args []any
+	table string // the table it writes
+	q     string
+	args  []any
 }
 
-// later writes q now (SQLite) or with the transaction's next statement (PostgreSQL).
-func (t *tx) later(ctx context.Context, q string, args ...any) error {
+// later writes q, which writes table, now (SQLite) or with the transaction's next statement
+// (PostgreSQL).
+func (t *tx) later(ctx context.Context, table, q string, args ...any) error {
 	if t.s.dialect != Postgres {
 		_, err := t.conn.exec(ctx, q, args...)
 		return err
 	}
-	t.deferred = append(t.deferred, deferredWrite{q: q, args: args})
+	t.deferred = append(t.deferred, deferredWrite{table: table, q: q, args: args})
 	return nil
+}
+
+// carryingFor is carrying for a statement that reads the tables reads: the waiting writes to any
+// of them are sent first, on their own (with the others waiting), and q carries none.
+func (t *tx) carryingFor(ctx context.Context, q string, args []any, reads ...string) (string, []any, error) {
+	for _, d := range t.deferred {
+		if slices.Contains(reads, d.table) {
+			if err := t.flushDeferred(ctx); err != nil {
+				return "", nil, err
+			}
+			break
+		}
+	}
+	q, args = t.carrying(q, args)
+	return q, args, nil
 }
 
 // carrying returns q with the waiting writes before it as WITH clauses (their placeholders
 // numbered after q's), and the arguments of all; the writes are no longer waiting. q must not read
-// what they write.
+// what they write (carryingFor sees to that).
 func (t *tx) carrying(q string, args []any) (string, []any) {
 	if len(t.deferred) == 0 {
 		return q, args

@@ -414,7 +414,7 @@ func (t *tx) CreateChat(ctx context.Context, c *bridge.Chat) error {
 }
 
 func (t *tx) SaveChat(ctx context.Context, c *bridge.Chat) error {
-	err := t.later(ctx, `UPDATE chats SET status = $2, last_inbound_us = $3, connected_us = $4, sent_since_inbound = $5,
+	err := t.later(ctx, "chats", `UPDATE chats SET status = $2, last_inbound_us = $3, connected_us = $4, sent_since_inbound = $5,
 			employee_streak = $6, on_hold_prompted = $7, notified_24h = $8, reinstate_sent = $9, members_changed = $10,
 			updated_us = $11
 		WHERE id = $1`,
@@ -610,11 +610,14 @@ func (t *tx) AddOutbox(ctx context.Context, items ...*bridge.OutboxItem) error {
 	// PostgreSQL, one round trip: the items (their ids drawn in the order of the rows), their
 	// lanes upserted as above in the order of their names (as a batch of outcomes locks them), and
 	// the writes waiting to go.
-	q, a := t.carrying(`WITH item AS (`+columns+values.String()+` RETURNING id, lane, channel, not_before_us, message_id),
+	q, a, err := t.carryingFor(ctx, `WITH item AS (`+columns+values.String()+` RETURNING id, lane, channel, not_before_us, message_id),
 			lane AS (INSERT INTO outbox_lanes (lane, channel, head_id, due_us)
 				SELECT DISTINCT ON (lane) lane, channel, id, not_before_us FROM item ORDER BY lane, id
 				ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane)
-		SELECT id, lane, message_id FROM item ORDER BY id`, args)
+		SELECT id, lane, message_id FROM item ORDER BY id`, args, "outbox", "outbox_lanes")
+	if err != nil {
+		return fmt.Errorf("add %d outbox items: %w", len(items), err)
+	}
 	rows, err := t.conn.query(ctx, q, a...)
 	if err != nil {
 		return fmt.Errorf("add %d outbox items: %w", len(items), err)
@@ -875,7 +878,7 @@ func (t *tx) deferTimers(ctx context.Context) error {
 	if q == "" {
 		return nil
 	}
-	return t.later(ctx, q, args...)
+	return t.later(ctx, "timers", q, args...)
 }
 
 // timersWrite is the statement writing the timers SetTimer scheduled ("" for none); they are
