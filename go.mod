@@ -3,7 +3,6 @@ module github.com/wxteams/wxteams
 go 1.26.8
 
 require (
-	github.com/chromedp/cdproto v0.0.0-20260714215040-dc233986426f
 	github.com/gorilla/mux v1.8.1
 	github.com/lib/pq v1.12.3
 	github.com/longbridgeapp/opencc v0.3.13
@@ -14,6 +13,7 @@ require (
 )
 
 require (
+	github.com/chromedp/cdproto v0.0.0-20260714215040-dc233986426f // indirect
 	github.com/chromedp/sysutil v1.1.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260623181947-01eb4420fa68 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
