@@ -32,6 +32,7 @@ const (
 	kindSep  kind = iota // dropped: spaces, punctuation, symbols, controls, zero-width
 	kindWord             // a letter, digit or mark of a script that spaces its words (Latin, Cyrillic…)
 	kindCJK              // Han, kana, bopomofo: matched without word boundaries
+	kindMark             // a combining mark: belongs to the character before it; alone, a separator
 )
 
 // Flags of a folded character.
@@ -98,7 +99,9 @@ func kindOf(r rune) kind {
 	case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Bopomofo),
 		0x3000 <= r && r <= 0x30FF && unicode.IsLetter(r): // 々 〆 ー and the like
 		return kindCJK
-	case unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r):
+	case unicode.IsMark(r):
+		return kindMark
+	case unicode.IsLetter(r) || unicode.IsNumber(r):
 		return kindWord
 	case unicode.Is(unicode.Co, r) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.C):
 		// private use and unassigned: kept, with no word boundaries
@@ -156,6 +159,15 @@ func (f *folded) fold(s string, full bool) {
 	f.chars, f.full, f.fullMap = f.chars[:0], f.full[:0], f.fullMap[:0]
 	gap := false
 	emit := func(r rune, k kind, start, end int) {
+		if k == kindMark {
+			if gap || len(f.chars) == 0 {
+				k = kindSep
+			} else if f.chars[len(f.chars)-1].flags&flagWord != 0 {
+				k = kindWord
+			} else {
+				k = kindCJK
+			}
+		}
 		if full {
 			f.fullMap = append(f.fullMap, fullChar{len(f.full), start, end})
 			f.full = utf8.AppendRune(f.full, r)
