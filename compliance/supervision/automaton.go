@@ -68,7 +68,7 @@ func buildAutomaton(patterns [][]rune) *automaton {
 			k := key{s, classOf(r)}
 			n, ok := edges[k]
 			if !ok {
-				n = int32(len(out))
+				n = int32(len(out)) // #nosec G115 -- Compile bounds the characters of all patterns (maxLiteralRunes)
 				edges[k] = n
 				out = append(out, -1)
 				depth = append(depth, depth[s]+1)
@@ -76,7 +76,7 @@ func buildAutomaton(patterns [][]rune) *automaton {
 			s = n
 		}
 		if out[s] < 0 {
-			out[s] = int32(i)
+			out[s] = int32(i) // #nosec G115 -- as above
 		}
 	}
 	states := len(out)
@@ -162,7 +162,7 @@ func (a *automaton) step(s, c int32) int32 {
 	}
 	lo, hi := a.first[s], a.first[s]+a.count[s]
 	for lo < hi {
-		m := int32(uint32(lo+hi) >> 1)
+		m := lo + (hi-lo)/2
 		switch l := a.label[m]; {
 		case l == c:
 			return a.next[m]

@@ -24,6 +24,18 @@ import (
 //  4. Separators are dropped: spaces, punctuation, symbols, control and zero-width characters,
 //     variation selectors. Each kept character remembers whether separators preceded it (a gap),
 //     which is what Latin word boundaries look at; Chinese and Japanese ignore gaps (内 幕 消 息).
+//
+// Words of scripts that space them (Latin, digits, Cyrillic…) match on word boundaries: a term that
+// starts or ends with a letter or digit does not match inside a longer word ("insider" matches
+// "INSIDER info" and "买入insider", not "insiders" or "outsider": a plural is a term of its own).
+// Separators between two letters are not ignored ("cash in side" is not "inside", "in sider" not
+// "insider"), except where the text spells a word letter by letter ("i n s i d e r",
+// "I.N.S.I.D.E.R"), the usual way round a filter, and where the term itself has them: "guaranteed
+// returns" matches "guaranteed-returns", "Guaranteed  returns" and "guaranteedreturns".
+// Chinese, Japanese and a Latin word next to them need no boundary ("买 a 股" holds "A股").
+//
+// Patterns (RE2 terms) run on the folded text with its separators kept, so that \d{3}-\d{4} and \s
+// mean what they say; their literal characters fold like text (case, width, 內 → 内).
 
 // kind is what a folded character is for matching.
 type kind uint8
@@ -59,6 +71,35 @@ type folded struct {
 	full    []byte
 	fullMap []fullChar
 	buf     []byte // scratch for NFKC of one segment
+
+	gap, withFull bool // while folding: a separator since the last kept character; build full
+}
+
+// emit adds one folded character that came from the original bytes [start, end).
+func (f *folded) emit(r rune, k kind, start, end int) {
+	if f.withFull {
+		f.fullMap = append(f.fullMap, fullChar{len(f.full), start, end})
+		f.full = utf8.AppendRune(f.full, r)
+	}
+	var fl uint8
+	switch k {
+	case kindSep:
+		f.gap = true
+		return
+	case kindMark: // with the character before it; alone, a separator
+		if f.gap || len(f.chars) == 0 {
+			f.gap = true
+			return
+		}
+		fl = f.chars[len(f.chars)-1].flags & flagWord
+	case kindWord:
+		fl = flagWord
+	}
+	if f.gap {
+		fl |= flagGap
+	}
+	f.chars = append(f.chars, fchar{r, fl, start, end})
+	f.gap = false
 }
 
 type fullChar struct{ at, start, end int }
@@ -151,46 +192,13 @@ func computeEntry(r rune) uint32 {
 		return e | cacheMulti
 	}
 	f, k := foldRune(r1)
-	return e | uint32(f) | uint32(k)<<cacheKindSh
+	return e | uint32(f) | uint32(k)<<cacheKindSh // #nosec G115 -- f is a valid rune (0–0x10FFFF)
 }
 
 // fold folds s into f (reusing its memory); full also builds the regex view.
 func (f *folded) fold(s string, full bool) {
 	f.chars, f.full, f.fullMap = f.chars[:0], f.full[:0], f.fullMap[:0]
-	gap := false
-	emit := func(r rune, k kind, start, end int) {
-		if k == kindMark {
-			if gap || len(f.chars) == 0 {
-				k = kindSep
-			} else if f.chars[len(f.chars)-1].flags&flagWord != 0 {
-				k = kindWord
-			} else {
-				k = kindCJK
-			}
-		}
-		if full {
-			f.fullMap = append(f.fullMap, fullChar{len(f.full), start, end})
-			f.full = utf8.AppendRune(f.full, r)
-		}
-		switch k {
-		case kindSep:
-			gap = true
-			return
-		case kindWord:
-			fl := uint8(flagWord)
-			if gap {
-				fl |= flagGap
-			}
-			f.chars = append(f.chars, fchar{r, fl, start, end})
-		default:
-			fl := uint8(0)
-			if gap {
-				fl |= flagGap
-			}
-			f.chars = append(f.chars, fchar{r, fl, start, end})
-		}
-		gap = false
-	}
+	f.gap, f.withFull = false, full
 	for i := 0; i < len(s); {
 		var r rune
 		n := 1
@@ -210,7 +218,7 @@ func (f *folded) fold(s string, full bool) {
 			j += n2
 		}
 		if j == i+n && e&cacheMulti == 0 {
-			emit(rune(e&0x1FFFFF), kind(e>>cacheKindSh&3), i, j)
+			f.emit(rune(e&0x1FFFFF), kind(e>>cacheKindSh&3), i, j)
 			i = j
 			continue
 		}
@@ -218,7 +226,7 @@ func (f *folded) fold(s string, full bool) {
 		for b := f.buf; len(b) > 0; {
 			r3, n3 := utf8.DecodeRune(b)
 			fr, k := foldRune(r3)
-			emit(fr, k, i, j)
+			f.emit(fr, k, i, j)
 			b = b[n3:]
 		}
 		i = j

@@ -13,6 +13,7 @@ import (
 // and the few patterns beside it.
 type Set struct {
 	rules    []Rule
+	refs     []string // Rule.Ref of each rule
 	groups   map[string][]string
 	ac       *automaton  // nil when no rule has a literal term
 	patterns [][]literal // automaton pattern → the terms and exceptions that fold to it
@@ -20,19 +21,23 @@ type Set struct {
 	pool     sync.Pool // *folded
 }
 
+// maxLiteralRunes bounds the folded characters of all terms and exceptions of a Set (about 8 MB of
+// automaton per million), so that its int32 state numbers cannot overflow.
+const maxLiteralRunes = 1 << 24
+
 // literal is one term or exception as the automaton knows it.
 type literal struct {
-	rule      int32
-	term      int32 // index in the rule's Terms, or in its Exceptions when exception
+	rule      int
+	term      int // index in the rule's Terms, or in its Exceptions when exception
 	exception bool
-	wordStart bool    // its first folded character is a word character: needs a word boundary before
-	wordEnd   bool    // likewise after
-	gaps      []int32 // folded positions p where the term itself has separators before character p
+	wordStart bool  // its first folded character is a word character: needs a word boundary before
+	wordEnd   bool  // likewise after
+	gaps      []int // folded positions p where the term itself has separators before character p
 }
 
 // pattern is one RE2 term, compiled to run on the folded text with its separators kept.
 type pattern struct {
-	rule, term int32
+	rule, term int
 	re         *regexp.Regexp
 }
 
@@ -44,24 +49,26 @@ func Compile(rules []Rule, groups map[string][]string) (*Set, error) {
 	var pats [][]rune
 	index := map[string]int32{}
 	var f folded
+	total := 0 // folded characters of all literals: bounds the automaton's states
 	add := func(rule, term int, text string, exception bool) {
 		f.fold(text, false)
 		if len(f.chars) == 0 {
 			return // Validate refuses such terms; an exception that folds to nothing matches nothing
 		}
+		total += len(f.chars)
 		runes := make([]rune, len(f.chars))
-		l := literal{rule: int32(rule), term: int32(term), exception: exception,
+		l := literal{rule: rule, term: term, exception: exception,
 			wordStart: f.chars[0].flags&flagWord != 0, wordEnd: f.chars[len(f.chars)-1].flags&flagWord != 0}
 		for i, c := range f.chars {
 			runes[i] = c.r
 			if i > 0 && c.flags&flagGap != 0 {
-				l.gaps = append(l.gaps, int32(i))
+				l.gaps = append(l.gaps, i)
 			}
 		}
 		key := string(runes)
 		p, ok := index[key]
 		if !ok {
-			p = int32(len(pats))
+			p = int32(len(pats)) // #nosec G115 -- at most maxLiteralRunes patterns
 			index[key] = p
 			pats = append(pats, runes)
 			s.patterns = append(s.patterns, nil)
@@ -73,6 +80,7 @@ func Compile(rules []Rule, groups map[string][]string) (*Set, error) {
 		if err := r.Validate(); err != nil {
 			return nil, err
 		}
+		s.refs = append(s.refs, r.Ref())
 		for j, t := range r.Terms {
 			if !t.Regex {
 				add(i, j, t.Text, false)
@@ -82,11 +90,14 @@ func Compile(rules []Rule, groups map[string][]string) (*Set, error) {
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: term %d: %w", r.ID, j+1, err)
 			}
-			s.regexes = append(s.regexes, pattern{int32(i), int32(j), re})
+			s.regexes = append(s.regexes, pattern{i, j, re})
 		}
 		for j, x := range r.Exceptions {
 			add(i, j, x, true)
 		}
+	}
+	if total > maxLiteralRunes {
+		return nil, fmt.Errorf("the rules hold %d characters of terms and exceptions; at most %d", total, maxLiteralRunes)
 	}
 	if len(pats) > 0 {
 		s.ac = buildAutomaton(pats)
@@ -105,7 +116,7 @@ func compilePattern(src string) (*regexp.Regexp, error) {
 	walk = func(re *syntax.Regexp) {
 		if re.Op == syntax.OpLiteral {
 			for i, r := range re.Rune {
-				if e := entry(r); e&cacheMulti == 0 && kind(e>>cacheKindSh&3) != kindSep {
+				if e := entry(r); e&cacheMulti == 0 {
 					re.Rune[i] = rune(e & 0x1FFFFF)
 				}
 			}
@@ -133,7 +144,7 @@ func (s *Set) Rules() []Rule {
 
 // hit is one occurrence found, before exceptions are applied.
 type hit struct {
-	rule, term int32
+	rule, term int
 	start, end int // original bytes
 }
 
@@ -150,7 +161,7 @@ func (s *Set) Check(text string, dir Direction, employees []string) Result {
 		r := &s.rules[i]
 		if r.Covers(dir, employees, s.groups) {
 			covered[i], anyRule = true, true
-			res.Checked = append(res.Checked, r.Ref())
+			res.Checked = append(res.Checked, s.refs[i])
 		}
 	}
 	slices.Sort(res.Checked)
@@ -214,9 +225,9 @@ func (s *Set) Check(text string, dir Direction, employees []string) Result {
 			return a.end - b.end
 		}
 		if a.rule != b.rule {
-			return int(a.rule - b.rule)
+			return a.rule - b.rule
 		}
-		return int(a.term - b.term)
+		return a.term - b.term
 	})
 	hits = slices.CompactFunc(hits, func(a, b hit) bool {
 		return a.rule == b.rule && a.start == b.start && a.end == b.end
@@ -224,7 +235,7 @@ func (s *Set) Check(text string, dir Direction, employees []string) Result {
 	for _, h := range hits {
 		r := &s.rules[h.rule]
 		res.Matches = append(res.Matches, Match{
-			Rule: r.Ref(), Name: r.Name, Action: r.Action, Term: r.Terms[h.term].Text,
+			Rule: s.refs[h.rule], Name: r.Name, Action: r.Action, Term: r.Terms[h.term].Text,
 			Start: h.start, End: h.end, Matched: text[h.start:h.end],
 		})
 		if r.Action.Stronger(res.Action) {
@@ -250,7 +261,7 @@ func (l *literal) fits(chars []fchar, first, last int) bool {
 		if c&flagGap == 0 || c&flagWord == 0 || p&flagWord == 0 {
 			continue
 		}
-		if c&flagSingle != 0 && p&flagSingle != 0 || slices.Contains(l.gaps, int32(k-first)) {
+		if c&flagSingle != 0 && p&flagSingle != 0 || slices.Contains(l.gaps, k-first) {
 			continue
 		}
 		return false

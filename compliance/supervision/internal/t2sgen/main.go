@@ -68,7 +68,7 @@ func Table() (map[rune]rune, error) {
 		}
 	}
 	for _, rg := range unicode.Han.R32 {
-		for r := rune(rg.Lo); r <= rune(rg.Hi); r += rune(rg.Stride) {
+		for r := rune(rg.Lo); r <= rune(rg.Hi); r += rune(rg.Stride) { // #nosec G115 -- Unicode ranges end at 0x10FFFF
 			if err := add(m, ccs, r); err != nil {
 				return nil, err
 			}
