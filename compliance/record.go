@@ -68,6 +68,11 @@ const (
 	// KindExportRemoved: an export folder was removed after WXTEAMS_EXPORT_RETENTION (its id in
 	// Meta.Subject, its manifest hash in Meta.Hash).
 	KindExportRemoved Kind = "compliance.export_removed"
+
+	// KindCompleteness: a day's signed completeness report (compliance/completeness): the day in
+	// Meta.Subject, the report's hash in Meta.Hash, its signature in Meta.Signature, the report in
+	// Content.Payload.
+	KindCompleteness Kind = "compliance.completeness"
 )
 
 // Meta is the non-content part of an event: identifiers, reasons and outcomes. It is stored as
@@ -112,6 +117,8 @@ type Meta struct {
 	// Callers are the network addresses of refused unauthenticated calls, each with its count when
 	// the record sums up several ("203.0.113.7 ×812").
 	Callers []string `json:"callers,omitempty"`
+	// Signature is a base64 Ed25519 signature the record carries (a completeness report's).
+	Signature string `json:"signature,omitempty"`
 }
 
 // DecodeMeta reverses the canonical encoding of Meta.

@@ -22,6 +22,7 @@ import (
 	"github.com/wxteams/wxteams/bot"
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/clock"
+	"github.com/wxteams/wxteams/bridge/intake"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/wechat"
 	"github.com/wxteams/wxteams/compliance/api"
@@ -278,8 +279,10 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		return err
 	}
 	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{}), registry: registry, clock: clk}
+	watcher := intake.New(intake.Config{Store: store, Clock: clk, Log: log.Named("intake"), StallAfter: cfg.StallAfter})
+	receipts := newReceipts(registry, watcher)
 	if wx != nil {
-		if s.wechatCallback, err = newWeChatCallback(cfg, engine, clk, log.Named("wechat")); err != nil {
+		if s.wechatCallback, err = newWeChatCallback(cfg, engine, receipts, clk, log.Named("wechat")); err != nil {
 			return err
 		}
 	}
@@ -295,13 +298,14 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		if err != nil {
 			return err
 		}
+		teams.receipts = receipts
 		if err := teams.routes(routes, engine, qr, officials, clk, log.Named("teams")); err != nil {
 			return err
 		}
 		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
-			}})
+			}, Completeness: completenessSource(store, keys, cfg, clk)})
 		if err != nil {
 			return err
 		}
@@ -353,6 +357,8 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
 	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
+	go runCompletenessJob(engineCtx, store, keys, cfg, clk, log.Named("completeness"))
+	go watcher.Run(engineCtx)
 
 	log.Info("wxteams listening",
 		zap.String("version", versionString()),
