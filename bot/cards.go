@@ -151,6 +151,9 @@ var fates = []struct {
 	{"employee.too_long", "⛔ Not sent", "Attention"},
 	{"employee.refused_", "⛔ Not sent", "Attention"},
 	{"employee.queue_full", "⛔ Not sent", "Attention"},
+	{"employee.blocked", "⛔ Not sent · firm rule", "Attention"},
+	{"employee.redacted", "✂ Sent redacted · firm rule", "Warning"},
+	{"employee.withheld", "⛔ Withheld · firm rule", "Attention"},
 	{"employee.", "⊘ Cancelled", "Default"}, // the customer left, unfollowed, scanned another code …
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
 // Engine applies the conversation policy. Each exported method is one step: one transaction that
@@ -28,6 +29,9 @@ type Engine struct {
 	clock    Clock
 	log      *zap.Logger
 	policy   atomic.Pointer[versionedPolicy]
+	rules    atomic.Pointer[supervision.Set] // the firm's supervision rules (nil: none)
+	rulesMu  sync.Mutex                      // orders loads of the rules
+	rulesRev int64                           // the revision of the rules in force
 
 	workers      int
 	pollInterval time.Duration

@@ -111,6 +111,10 @@ type EmployeeTexts struct {
 	EditNotRelayed    string `json:"edit_not_relayed"`
 	DeleteNotRelayed  string `json:"delete_not_relayed"`
 	NoCurrentChat     string `json:"no_current_chat"`
+	// Supervision: what the firm's rules did to a message.
+	Blocked  string `json:"blocked"`
+	Redacted string `json:"redacted"`
+	Withheld string `json:"withheld"`
 }
 
 // Languages the customer texts ship in.
@@ -195,6 +199,9 @@ func DefaultPolicy() Policy {
 			EditNotRelayed:    "You edited a message in Teams. Edits are not relayed: your contact on WeChat still has the original. Send a new message to correct it.",
 			DeleteNotRelayed:  "You deleted a message in Teams. Deletions are not relayed: your contact on WeChat still has the message.",
 			NoCurrentChat:     "Not sent: you have no current WeChat contact. Type \"contacts\" to list them, then \"to <name>\" to pick one, or press Reply on a message.",
+			Blocked:           "Not sent: your message to {contact} breaks the firm's rule {rules}. It is kept in the compliance record; rephrase it or ask your compliance team.",
+			Redacted:          "Sent to {contact} with {n} passage(s) replaced under the firm's rule {rules}: they received \"{text}\".",
+			Withheld:          "{contact} wrote a message the firm's rule {rules} keeps from you. It is kept in the compliance record for your compliance team.",
 		},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
 // This file is the conversation policy of DESIGN §2, one function per thing that can happen.
@@ -229,6 +230,11 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 			Contact: string(in.Contact), ExternalID: in.ExternalID, MsgType: in.Message.Type,
 		}
 		mediaMeta(&meta, in.Message.Media)
+		var members []EmployeeID
+		if chat != nil && chat.Status.Live() {
+			members = chat.Members
+		}
+		screened := s.screen(&meta, in.Message.Text, supervision.ToEmployee, members)
 		s.archive(chat, compliance.ContactStream(string(in.Contact)), compliance.KindCustomerMessage, actorCustomer(in.Contact), meta, compliance.Content{Text: in.Message.Text})
 		texts, _ := s.customerTexts(ct)
 
@@ -268,12 +274,32 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 			s.autoCustomer(chat, ct, "customer.unavailable", texts.Unavailable)
 			res.Outcome, res.Reason = OutcomeRefused, "no_enabled_member"
 		}
+		if err := s.flag(chat, meta.MessageID, "", screened); err != nil {
+			return err
+		}
+		msg := in.Message
+		switch screened.Action {
+		case supervision.ActionBlock:
+			// The firm's rule keeps it from the employees: they are told a message was withheld, and
+			// why; the customer is not (the chat goes on as if it had been read).
+			s.archiveChat(chat, compliance.KindBlocked, actorSystem, compliance.Meta{
+				MessageID: meta.MessageID, Contact: string(chat.Contact), Direction: "to_employee",
+				Reason: "rule", Matched: matchedRefs(screened, supervision.ActionBlock), Action: string(supervision.ActionBlock),
+			}, compliance.Content{})
+			words := s.ruleWords(screened, supervision.ActionBlock)
+			for _, emp := range recipients {
+				s.noticeAbout(chat, emp, "employee.withheld", s.employeeText(chat, s.policy.Employee.Withheld, "{rules}", words), []string{meta.MessageID})
+			}
+			recipients = nil
+		case supervision.ActionRedact:
+			msg = s.redacted(chat, meta.MessageID, "", "to_employee", msg, screened)
+		}
 		for _, emp := range recipients {
 			s.outbox = append(s.outbox, &OutboxItem{
 				ChatID: chat.ID, Tenant: chat.Tenant, Channel: ChannelTeams, Lane: teamsLane(emp), Employee: emp, Contact: chat.Contact,
 				MessageID: meta.MessageID, State: OutboxPending, NotBefore: s.now, CreatedAt: s.now,
 				Teams: &TeamsMessage{Kind: TeamsCustomerMessage, ChatID: chat.ID, Contact: chat.Contact,
-					ContactName: ct.DisplayName(), Message: in.Message, SentAt: s.now},
+					ContactName: ct.DisplayName(), Message: msg, SentAt: s.now},
 			})
 		}
 		if err := s.flushQueue(chat, "employee.flushed", s.policy.Employee.Flushed, "customer wrote"); err != nil {
@@ -509,6 +535,7 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 		mediaMeta(&meta, in.Message.Media)
 		content := compliance.Content{Text: in.Message.Text}
 		actor := actorEmployee(emp.ID)
+		screened := s.screen(&meta, in.Message.Text, supervision.ToCustomer, []EmployeeID{emp.ID})
 
 		chat, err := s.lock(in.Chat)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -546,10 +573,21 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 			res = s.refuse(chat, emp.ID, res.MessageID, "left", "employee.refused_left", s.employeeText(chat, p.Employee.RefusedLeft))
 		case chat.Status == StatusClosed:
 			res = s.refuse(chat, emp.ID, res.MessageID, "closed", "employee.refused_closed", s.employeeText(chat, p.Employee.RefusedClosed))
+		case screened.Action == supervision.ActionBlock:
+			res = s.blockEmployeeMessage(chat, emp.ID, res.MessageID, screened)
+		case screened.Action == supervision.ActionRedact:
+			m := s.redacted(chat, res.MessageID, emp.ID, "to_customer", in.Message, screened)
+			if res, err = s.employeeSends(chat, emp.ID, res.MessageID, m); err == nil && res.Outcome != OutcomeRefused {
+				s.noticeAbout(chat, emp.ID, "employee.redacted", s.employeeText(chat, p.Employee.Redacted,
+					"{n}", strconv.Itoa(spans(screened, supervision.ActionRedact)), "{rules}", s.ruleWords(screened, supervision.ActionRedact), "{text}", m.Text), []string{res.MessageID})
+			}
 		default:
 			res, err = s.employeeSends(chat, emp.ID, res.MessageID, in.Message)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.flag(chat, res.MessageID, emp.ID, screened)
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("message from employee %s: %w", in.Employee, err)

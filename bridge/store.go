@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
 // Reader looks up employees, customers and media.
@@ -119,6 +120,10 @@ type Tx interface {
 
 	// Append archives events, chaining each onto the head of its stream.
 	Append(ctx context.Context, events ...compliance.Event) error
+
+	// AddReview opens a review item (a flagged message) and sets its ID. A message already flagged
+	// is not flagged twice: the existing item's ID is set.
+	AddReview(ctx context.Context, item *supervision.ReviewItem) error
 
 	// PutMedia stores media bytes by SHA-256 (idempotent), and remembers m.Source if set.
 	PutMedia(ctx context.Context, m *Media, data []byte, now time.Time) error

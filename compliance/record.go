@@ -69,6 +69,17 @@ const (
 	// Meta.Subject, its manifest hash in Meta.Hash).
 	KindExportRemoved Kind = "compliance.export_removed"
 
+	// Supervision: what the firm's rules did to a message is in the message's chat stream
+	// (Meta.Matched names the rule versions); rule changes and review steps are in the supervision
+	// stream, with who made them.
+	KindBlocked        Kind = "message.blocked"             // a rule kept the message from its recipient
+	KindRedacted       Kind = "message.redacted"            // a rule replaced spans; Content is the text delivered
+	KindRuleChanged    Kind = "supervision.rule"            // a rule created, changed or deleted (Meta.Subject id, Meta.Version, Content.Payload the rule)
+	KindGroupChanged   Kind = "supervision.group"           // a supervision group's members set (Meta.Subject name, Meta.Added/Removed)
+	KindSettingChanged Kind = "supervision.setting"         // a review setting changed (Meta.Subject name, Meta.From, Meta.To)
+	KindReviewOpened   Kind = "supervision.review_opened"   // a review item opened: a flagged message or a sampled conversation
+	KindReviewAssigned Kind = "supervision.review_assigned" // a reviewer took an item or was given it
+	KindReviewDecided  Kind = "supervision.review_decided"  // no issue, escalate or close, with the reviewer's note as Content
 	// KindCompleteness: a day's signed completeness report (compliance/completeness): the day in
 	// Meta.Subject, the report's hash in Meta.Hash, its signature in Meta.Signature, the report in
 	// Content.Payload.
@@ -117,6 +128,11 @@ type Meta struct {
 	// Callers are the network addresses of refused unauthenticated calls, each with its count when
 	// the record sums up several ("203.0.113.7 ×812").
 	Callers []string `json:"callers,omitempty"`
+	// Rules are the refs ("id@version") of the supervision rules a message was checked against;
+	// Matched those that matched it, and Action what they did (block, redact, flag).
+	Rules   []string `json:"rules,omitempty"`
+	Matched []string `json:"matched,omitempty"`
+	Action  string   `json:"action,omitempty"`
 	// Signature is a base64 Ed25519 signature the record carries (a completeness report's).
 	Signature string `json:"signature,omitempty"`
 }
@@ -170,6 +186,9 @@ func ContactStream(openID string) string { return "contact:" + openID }
 
 // AdminStream is the hash chain of administrator and compliance actions.
 const AdminStream = "admin"
+
+// SupervisionStream is the hash chain of the firm's rule changes and review steps.
+const SupervisionStream = "supervision"
 
 // Hash is a SHA-256 digest.
 type Hash [sha256.Size]byte

@@ -27,6 +27,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/wechat"
 	"github.com/wxteams/wxteams/compliance/api"
 	"github.com/wxteams/wxteams/compliance/export"
+	"github.com/wxteams/wxteams/compliance/supervision"
 	"github.com/wxteams/wxteams/console"
 )
 
@@ -278,6 +279,9 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	if err != nil {
 		return err
 	}
+	if err := engine.LoadRules(ctx, store); err != nil {
+		return fmt.Errorf("%w (list them with `wxteams rules list`; fix or delete the rule named)", err)
+	}
 	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{}), registry: registry, clock: clk}
 	watcher := intake.New(intake.Config{Store: store, Clock: clk, Log: log.Named("intake"), StallAfter: cfg.StallAfter})
 	receipts := newReceipts(registry, watcher)
@@ -303,6 +307,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 			return err
 		}
 		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
+			Rules: store, Supervisor: engineRules{engine, store},
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
 			}, Completeness: completenessSource(store, keys, cfg, clk)})
@@ -357,6 +362,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
 	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
+	go engine.WatchRules(engineCtx, store, rulesWatchEvery)
 	go runCompletenessJob(engineCtx, store, keys, cfg, clk, log.Named("completeness"))
 	go watcher.Run(engineCtx)
 
@@ -540,3 +546,16 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// rulesWatchEvery is how often a replica looks whether the firm's rules changed elsewhere.
+const rulesWatchEvery = 5 * time.Second
+
+// engineRules gives the compliance API the engine's rules: those in force, and a reload.
+type engineRules struct {
+	engine *bridge.Engine
+	src    bridge.RuleSource
+}
+
+func (r engineRules) Rules() *supervision.Set { return r.engine.Rules() }
+
+func (r engineRules) ReloadRules(ctx context.Context) error { return r.engine.LoadRules(ctx, r.src) }
