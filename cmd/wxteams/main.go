@@ -49,6 +49,7 @@ func commands() []*command {
 		{name: "verify-export", summary: "check an export folder offline with the signing public key", run: runVerifyExport},
 		{name: "export-job", summary: "schedule incremental exports (optionally mailed over SMTP)", run: runExportJobCmd},
 		{name: "checkpoint", summary: "sign a checkpoint of the archive now", run: runCheckpoint},
+		{name: "completeness", summary: "the daily completeness report: print, archive or verify one", run: runCompleteness},
 		{name: "purge", summary: "remove records past the retention period that no hold covers", run: runPurge},
 		{name: "loadtest", summary: "drive the public endpoints with many chats against the fakes; throughput, latency, pgbench ratio", run: runLoadtest},
 		{name: "manifest", summary: "build the Teams app package (manifest and icons) for the app catalog", run: runManifest},
