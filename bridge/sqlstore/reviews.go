@@ -19,25 +19,6 @@ import (
 // content — encrypted at rest like message bodies, never in a plain column), the daily random
 // sample of conversations, and the report.
 
-// ErrNoReview is returned for a review item that does not exist.
-var ErrNoReview = errors.New("no such review item")
-
-// SettingSamplePercent is the supervision setting holding the share of each employee's
-// conversations of a day drawn for review (0–100; unset or 0: no sample).
-const SettingSamplePercent = "sample_percent"
-
-// ReviewFilter narrows a listing of review items. Zero fields do not narrow.
-type ReviewFilter struct {
-	State    string // open, assigned, escalated, closed; "backlog": any but closed
-	Reason   string // flag, sample
-	Rule     string // a rule id: items it flagged (any version)
-	Employee string
-	Assignee string
-	From, To time.Time // opened in [From, To)
-	Limit    int       // [50], at most 500
-	Offset   int
-}
-
 const reviewColumns = `id, tenant, chat_id, message_id, employee_id, contact, reason, rules, day, state, assignee, decision, decided_by, created_us, decided_us`
 
 func scanReview(row interface{ Scan(...any) error }) (supervision.ReviewItem, error) {
@@ -56,7 +37,7 @@ func scanReview(row interface{ Scan(...any) error }) (supervision.ReviewItem, er
 }
 
 // ReviewItems lists the review items f selects, oldest first, and how many it selects in all.
-func (s *Store) ReviewItems(ctx context.Context, f ReviewFilter) ([]supervision.ReviewItem, int, error) {
+func (s *Store) ReviewItems(ctx context.Context, f supervision.ReviewFilter) ([]supervision.ReviewItem, int, error) {
 	var (
 		where []string
 		args  []any
@@ -130,11 +111,11 @@ func (s *Store) queryReviews(ctx context.Context, q string, args ...any) ([]supe
 	return out, s.wrap(rows.Err())
 }
 
-// ReviewItem returns one review item (ErrNoReview when there is none).
+// ReviewItem returns one review item (supervision.ErrNoReview when there is none).
 func (s *Store) ReviewItem(ctx context.Context, id int64) (supervision.ReviewItem, error) {
 	it, err := scanReview(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+reviewColumns+` FROM review_items WHERE id = $1`), id))
 	if isNoRows(err) {
-		return it, fmt.Errorf("review item %d: %w", id, ErrNoReview)
+		return it, fmt.Errorf("review item %d: %w", id, supervision.ErrNoReview)
 	}
 	if err != nil {
 		return it, fmt.Errorf("review item %d: %w", id, s.wrap(err))
@@ -158,7 +139,7 @@ func (s *Store) changeReview(ctx context.Context, id int64, step func(*supervisi
 		t := btx.(*tx)
 		old, err := scanReview(t.queryRow(ctx, `SELECT `+reviewColumns+` FROM review_items WHERE id = $1`, id))
 		if isNoRows(err) {
-			return fmt.Errorf("review item %d: %w", id, ErrNoReview)
+			return fmt.Errorf("review item %d: %w", id, supervision.ErrNoReview)
 		}
 		if err != nil {
 			return fmt.Errorf("review item %d: %w", id, t.s.wrap(err))
@@ -178,7 +159,7 @@ func (s *Store) changeReview(ctx context.Context, id int64, step func(*supervisi
 			return fmt.Errorf("review item %d: %w", id, t.s.wrap(err))
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("review item %d was changed meanwhile by someone else; reload it: %w", id, bridge.ErrConflict)
+			return fmt.Errorf("review item %d was changed meanwhile by someone else; reload it: %w (%w)", id, supervision.ErrChanged, bridge.ErrConflict)
 		}
 		out = it
 		return t.Append(ctx, event(old, it))
@@ -275,7 +256,7 @@ type SampleResult struct {
 func (s *Store) SampleDay(ctx context.Context, day time.Time, actor string, now time.Time) (SampleResult, error) {
 	start := day.UTC().Truncate(24 * time.Hour)
 	res := SampleResult{Day: start.Format(time.DateOnly), Conversations: map[string]int{}, Sampled: map[string]int{}, Items: []int64{}}
-	v, err := s.Setting(ctx, SettingSamplePercent)
+	v, err := s.Setting(ctx, supervision.SettingSamplePercent)
 	if err != nil {
 		return res, err
 	}

@@ -126,7 +126,7 @@ func TestReviewDecisionsAreInTheRecordWithWhoMadeThem(t *testing.T) {
 		if !errors.Is(err, supervision.ErrState) || !errors.Is(err, bridge.ErrConflict) || !strings.Contains(err.Error(), "is closed (close by "+senior+")") {
 			t.Errorf("deciding a closed item: %v", err)
 		}
-		if _, err = s.DecideReview(ctx, id+100, supervision.DecisionNoIssue, "", reviewer, day1); !errors.Is(err, sqlstore.ErrNoReview) {
+		if _, err = s.DecideReview(ctx, id+100, supervision.DecisionNoIssue, "", reviewer, day1); !errors.Is(err, supervision.ErrNoReview) {
 			t.Errorf("deciding an unknown item: %v", err)
 		}
 
@@ -245,18 +245,18 @@ func TestReviewItemsFilterAndPage(t *testing.T) {
 		}
 		for _, tc := range []struct {
 			name string
-			f    sqlstore.ReviewFilter
+			f    supervision.ReviewFilter
 			want []int64
 		}{
-			{"all", sqlstore.ReviewFilter{}, []int64{a1, a2, b1}},
-			{"backlog", sqlstore.ReviewFilter{State: "backlog"}, []int64{a2, b1}},
-			{"closed", sqlstore.ReviewFilter{State: supervision.StateClosed}, []int64{a1}},
-			{"rule, any version", sqlstore.ReviewFilter{Rule: "promises"}, []int64{a1, a2}},
-			{"rule id is not a prefix match", sqlstore.ReviewFilter{Rule: "insider"}, []int64{a2}},
-			{"employee", sqlstore.ReviewFilter{Employee: empB}, []int64{b1}},
-			{"days", sqlstore.ReviewFilter{From: day1.Add(24 * time.Hour), To: day1.Add(48 * time.Hour)}, []int64{a2}},
-			{"page 2 of 2 by 2", sqlstore.ReviewFilter{Limit: 2, Offset: 2}, []int64{b1}},
-			{"reason", sqlstore.ReviewFilter{Reason: supervision.ReasonSample}, nil},
+			{"all", supervision.ReviewFilter{}, []int64{a1, a2, b1}},
+			{"backlog", supervision.ReviewFilter{State: "backlog"}, []int64{a2, b1}},
+			{"closed", supervision.ReviewFilter{State: supervision.StateClosed}, []int64{a1}},
+			{"rule, any version", supervision.ReviewFilter{Rule: "promises"}, []int64{a1, a2}},
+			{"rule id is not a prefix match", supervision.ReviewFilter{Rule: "insider"}, []int64{a2}},
+			{"employee", supervision.ReviewFilter{Employee: empB}, []int64{b1}},
+			{"days", supervision.ReviewFilter{From: day1.Add(24 * time.Hour), To: day1.Add(48 * time.Hour)}, []int64{a2}},
+			{"page 2 of 2 by 2", supervision.ReviewFilter{Limit: 2, Offset: 2}, []int64{b1}},
+			{"reason", supervision.ReviewFilter{Reason: supervision.ReasonSample}, nil},
 		} {
 			items, total, err := s.ReviewItems(ctx, tc.f)
 			if err != nil {
@@ -311,7 +311,7 @@ func TestASamplePicksThePromisedShareOfConversations(t *testing.T) {
 		if err != nil || res.Percent != 0 || len(res.Items) != 0 {
 			t.Fatalf("sampling with no sample_percent set: %+v, %v", res, err)
 		}
-		if err := s.PutSetting(ctx, sqlstore.SettingSamplePercent, "10", reviewer, day1); err != nil {
+		if err := s.PutSetting(ctx, supervision.SettingSamplePercent, "10", reviewer, day1); err != nil {
 			t.Fatal(err)
 		}
 		picks := map[string][]int64{}
@@ -347,7 +347,7 @@ func TestASamplePicksThePromisedShareOfConversations(t *testing.T) {
 			if drew != 1 {
 				t.Fatalf("day %d: %d runs drew a sample, want exactly 1", d, drew)
 			}
-			items, total, err := s.ReviewItems(ctx, sqlstore.ReviewFilter{Reason: supervision.ReasonSample, From: day.Add(25 * time.Hour), To: day.Add(26 * time.Hour), Limit: 500})
+			items, total, err := s.ReviewItems(ctx, supervision.ReviewFilter{Reason: supervision.ReasonSample, From: day.Add(25 * time.Hour), To: day.Add(26 * time.Hour), Limit: 500})
 			if err != nil || total != 20 {
 				t.Fatalf("day %d: %d sample items, %v; want 20", d, total, err)
 			}

@@ -298,7 +298,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		if err := teams.routes(routes, engine, qr, officials, clk, log.Named("teams")); err != nil {
 			return err
 		}
-		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
+		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, Reviews: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
 			}})
@@ -353,6 +353,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
 	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
+	go runSampler(engineCtx, store, clk, log.Named("sample"))
 
 	log.Info("wxteams listening",
 		zap.String("version", versionString()),

@@ -81,6 +81,8 @@ type Config struct {
 	// transcripts); with it, a search, export or hold naming nobody it knows is refused. nil: ids
 	// are taken as they are.
 	People Directory
+	// Reviews is the supervision review queue (/reviews); nil: those calls answer 501.
+	Reviews Reviews
 }
 
 // API serves /compliance/v1.
@@ -127,6 +129,7 @@ func (a *API) Routes(r *mux.Router) {
 	s.HandleFunc("/verify", a.handle("verify", a.verify)).Methods(http.MethodPost)
 	s.HandleFunc("/people", a.handle("find people", a.people)).Methods(http.MethodGet)
 	s.HandleFunc("/chats/{id}/transcript", a.handle("read transcript", a.transcriptOf)).Methods(http.MethodGet)
+	a.reviewRoutes(s)
 }
 
 // call is one request in progress: who, and what to archive about it.

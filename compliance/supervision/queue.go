@@ -20,6 +20,29 @@ import (
 // answers it with 409.
 var ErrState = errors.New("not allowed in the item's state")
 
+// ErrChanged refuses a step on an item someone else changed meanwhile (of two concurrent
+// decisions, one wins). The API answers it with 409.
+var ErrChanged = errors.New("changed meanwhile")
+
+// ErrNoReview is returned for a review item that does not exist.
+var ErrNoReview = errors.New("no such review item")
+
+// SettingSamplePercent is the supervision setting holding the share of each employee's
+// conversations of a day drawn for review (0–100; unset or 0: no sample).
+const SettingSamplePercent = "sample_percent"
+
+// ReviewFilter narrows a listing of review items. Zero fields do not narrow.
+type ReviewFilter struct {
+	State    string // open, assigned, escalated, closed; "backlog": any but closed
+	Reason   string // flag, sample
+	Rule     string // a rule id: items it flagged (any version)
+	Employee string
+	Assignee string
+	From, To time.Time // opened in [From, To)
+	Limit    int       // [50], at most 500
+	Offset   int
+}
+
 // MaxNoteBytes bounds a reviewer's note.
 const MaxNoteBytes = 4000
 
