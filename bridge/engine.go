@@ -30,6 +30,8 @@ type Engine struct {
 	log      *zap.Logger
 	policy   atomic.Pointer[versionedPolicy]
 	rules    atomic.Pointer[supervision.Set] // the firm's supervision rules (nil: none)
+	rulesMu  sync.Mutex                      // orders loads of the rules
+	rulesRev int64                           // the revision of the rules in force
 
 	workers      int
 	pollInterval time.Duration

@@ -23,6 +23,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/wechat"
 	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
 // The policy's promises checked against random orders of events (issue 12): customers scan, write,
@@ -340,6 +341,18 @@ type employeeMessage struct {
 	cust    int
 	at      int
 	outcome bridge.Outcome
+	// The firm's rules: a message with an insider term must be blocked, one with a password
+	// must reach the customer redacted (the model sends one of each now and then).
+	insider, password bool
+	delivered         string // the text the customer gets (redacted)
+}
+
+// The model's supervision rules: a block and a redaction, both on messages to customers.
+var modelRules = []supervision.Rule{
+	{ID: "insider", Version: 1, Name: "Inside information", Action: supervision.ActionBlock,
+		Directions: []supervision.Direction{supervision.ToCustomer}, Terms: []supervision.Term{{Text: "内幕消息"}}},
+	{ID: "passwords", Version: 1, Name: "Passwords", Action: supervision.ActionRedact,
+		Directions: []supervision.Direction{supervision.ToCustomer}, Terms: []supervision.Term{{Text: "hunter2"}}},
 }
 
 func (m *model) fail(format string, args ...any) {
@@ -375,6 +388,11 @@ func runModel(t testing.TB, open func(testing.TB) *sqlstore.Store, events []even
 	if err != nil {
 		t.Fatal(err)
 	}
+	rules, err := supervision.Compile(modelRules, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.engine.SetRules(rules)
 	const token, aesKey = "callbacktoken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 	cb, err := wechat.NewCallback(wechat.CallbackConfig{AppID: "wx2c2769f8efd9abc2", OriginalID: "gh_10f6c3c3ac5a", Tokens: []string{token}, AESKeys: []string{aesKey}}, m.engine, m.clock, nil)
 	if err != nil {
@@ -440,9 +458,18 @@ func (m *model) apply(i int, ev event) error {
 			chat = cust.chat.ID
 		}
 		text := fmt.Sprintf("%s to customer %d, #%d", modelNames[ev.E], ev.C+1, i)
+		msg := &employeeMessage{author: m.empID(ev.E), cust: ev.C, at: i, insider: i%11 == 5, password: i%7 == 3}
+		delivered := text
+		switch {
+		case msg.insider:
+			text += ": 内幕消息"
+		case msg.password:
+			text += ", password hunter2"
+			delivered += ", password [redacted]"
+		}
+		msg.text, msg.delivered = text, delivered
 		m.mu.Lock()
-		msg := &employeeMessage{text: text, author: m.empID(ev.E), cust: ev.C, at: i}
-		m.sent[text] = msg
+		m.sent[delivered] = msg
 		m.mu.Unlock()
 		res, err := m.engine.EmployeeWrites(m.ctx, bridge.EmployeeMessage{Employee: msg.author, Chat: chat, Message: bridge.TextMessage(text)})
 		if errors.Is(err, bridge.ErrUnknownEmployee) {
@@ -614,10 +641,16 @@ func (m *model) delivered(d wechatfake.Delivered) {
 	if cust.window > m.policy.Quota {
 		m.fail("customer received %d messages in one WeChat window; the quota is %d", cust.window, m.policy.Quota)
 	}
+	if strings.Contains(d.Text, "hunter2") || strings.Contains(d.Text, "内幕消息") {
+		m.fail("%q reached the customer: the firm's rules redact or block it", d.Text)
+	}
 	msg, isEmployee := m.sent[d.Text]
 	if !isEmployee {
 		m.deliveredAuto(cust, d.Text)
 		return
+	}
+	if msg.insider {
+		m.fail("%q reached the customer: the firm's rule blocks it", d.Text)
 	}
 	if cust.received[d.Text] {
 		m.fail("%q reached the customer twice", d.Text)
@@ -893,7 +926,7 @@ func (m *model) checkOutcomes(stats map[string]int) {
 				if mt.Channel == string(bridge.ChannelWeChat) {
 					ends[mt.MessageID] = append(ends[mt.MessageID], string(recs[i].Kind))
 				}
-			case compliance.KindCancelled, compliance.KindRefused:
+			case compliance.KindCancelled, compliance.KindRefused, compliance.KindBlocked:
 				ends[mt.MessageID] = append(ends[mt.MessageID], string(recs[i].Kind))
 			case compliance.KindAutoMessage:
 				for _, id := range mt.About {
@@ -919,7 +952,7 @@ func (m *model) checkOutcomes(stats map[string]int) {
 			m.fail("%q ended %d ways %v; want exactly one of delivered, cancelled, refused, failed, outcome unknown", msg.text, len(end), end)
 			continue
 		}
-		received := m.custs[msg.cust].received[msg.text]
+		received := m.custs[msg.cust].received[msg.delivered]
 		switch end[0] {
 		case string(compliance.KindDelivered):
 			if !received {

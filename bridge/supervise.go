@@ -1,6 +1,12 @@
 package bridge
 
 import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
 	"slices"
 	"strings"
 
@@ -12,6 +18,66 @@ import (
 // the firm's rules before it goes anywhere. A block keeps it from its recipient, a redact replaces
 // the matched spans in what is delivered (the original stays in the record), a flag opens a review
 // item. The message's record names the rule versions it was checked against and those it matched.
+
+// RuleSource is where the engine reads the firm's rules (sqlstore.Store).
+type RuleSource interface {
+	// SupervisionRules returns the rules in force and the supervision groups by name.
+	SupervisionRules(ctx context.Context) ([]supervision.Rule, map[string][]string, error)
+	// RulesRevision changes whenever a rule or a group does.
+	RulesRevision(ctx context.Context) (int64, error)
+}
+
+// LoadRules compiles the rules src holds now; messages are checked against them from the next
+// step on. On an error the rules in force stay.
+func (e *Engine) LoadRules(ctx context.Context, src RuleSource) error {
+	rev, err := src.RulesRevision(ctx)
+	if err != nil {
+		return fmt.Errorf("load rules: %w", err)
+	}
+	rules, groups, err := src.SupervisionRules(ctx)
+	if err != nil {
+		return fmt.Errorf("load rules: %w", err)
+	}
+	set, err := supervision.Compile(rules, groups)
+	if err != nil {
+		return fmt.Errorf("load rules: %w", err)
+	}
+	e.rulesMu.Lock()
+	defer e.rulesMu.Unlock()
+	if rev >= e.rulesRev {
+		e.rules.Store(set)
+		e.rulesRev = rev
+	}
+	return nil
+}
+
+// WatchRules loads the rules again whenever another process (or this one) changed them, looking
+// every interval, until ctx ends. A failed load is logged and tried again at the next look.
+func (e *Engine) WatchRules(ctx context.Context, src RuleSource, every time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.clock.After(every):
+		}
+		rev, err := src.RulesRevision(ctx)
+		if err != nil {
+			e.log.Warn("supervision rules not checked", zap.Error(err))
+			continue
+		}
+		e.rulesMu.Lock()
+		stale := rev != e.rulesRev
+		e.rulesMu.Unlock()
+		if !stale {
+			continue
+		}
+		if err := e.LoadRules(ctx, src); err != nil {
+			e.log.Error("supervision rules not loaded; the previous ones stay in force", zap.Error(err))
+			continue
+		}
+		e.log.Info("supervision rules loaded", zap.Int64("revision", rev), zap.Int("rules", len(e.Rules().Rules())))
+	}
+}
 
 // SetRules makes set the rules messages are checked against from the next step on (nil: none).
 func (e *Engine) SetRules(set *supervision.Set) { e.rules.Store(set) }

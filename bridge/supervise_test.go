@@ -1,6 +1,11 @@
 package bridge_test
 
 import (
+	"crypto/ed25519"
+	"io"
+	"mime/quotedprintable"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,6 +14,7 @@ import (
 
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/export"
 	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
@@ -173,7 +179,7 @@ func TestARuleChangeIsVersionedArchivedAndUsedFromTheNextMessage(t *testing.T) {
 		if err != nil || got.Version != 2 {
 			t.Fatalf("PutRule = %+v, %v; want version 2", got, err)
 		}
-		if _, err := w.store.PutRule(w.ctx, changed, officer, w.clock.Now()); !isErr(err, bridge.ErrConflict) {
+		if _, err := w.store.PutRule(w.ctx, changed, officer, w.clock.Now()); !isErr(err, supervision.ErrStale) {
 			t.Errorf("an edit of version 1 after version 2 = %v; want a conflict", err)
 		}
 		w.reloadRules()
@@ -239,6 +245,47 @@ func TestARedactionDeliversTheRedactedTextAndKeepsTheOriginal(t *testing.T) {
 			t.Errorf("Ann was shown %q; want it redacted", got.Message.Text)
 		}
 		assertArchived(t, w.archived(chat), "employee.message", "message.redacted", "customer.message", "message.redacted")
+
+		// The export holds both texts, in every format, and verifies offline.
+		pub, key, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "export")
+		if _, err := export.Write(w.ctx, dir, w.store.ExportSource(), export.Scope{Formats: export.AllFormats}, export.Options{Key: key, Tool: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := export.Verify(dir, pub); err != nil {
+			t.Errorf("verify-export: %v", err)
+		}
+		for _, f := range export.AllFormats {
+			files, _ := filepath.Glob(filepath.Join(dir, "*"))
+			var all []byte
+			for _, name := range files {
+				if strings.Contains(strings.ToLower(filepath.Base(name)), strings.ToLower(f)) {
+					if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+						_ = filepath.WalkDir(name, func(p string, d os.DirEntry, err error) error {
+							if err == nil && !d.IsDir() {
+								b, _ := os.ReadFile(p)
+								all = append(all, b...)
+							}
+							return nil
+						})
+					} else if b, err := os.ReadFile(name); err == nil {
+						all = append(all, b...)
+					}
+				}
+			}
+			text := string(all)
+			if f == export.EML {
+				text = decodeQuotedPrintable(text)
+			}
+			for _, want := range []string{"hunter2, change it", "[redacted], change it"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("the %s export lacks %q", f, want)
+				}
+			}
+		}
 	})
 }
 
@@ -317,4 +364,10 @@ func TestARuleCoversOnlyTheEmployeesAndGroupsItNames(t *testing.T) {
 		}
 		w.after(time.Minute)
 	})
+}
+
+// decodeQuotedPrintable reads the quoted-printable parts of EML files as text.
+func decodeQuotedPrintable(s string) string {
+	b, _ := io.ReadAll(quotedprintable.NewReader(strings.NewReader(s)))
+	return string(b)
 }

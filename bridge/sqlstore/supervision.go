@@ -19,9 +19,6 @@ import (
 // This file keeps the firm's supervision rules, the groups they name, and flagged messages' review
 // items. Every change is archived in the supervision stream in the same transaction, with who made it.
 
-// ErrNoRule is returned for a rule id that was never written (or whose last version deleted it).
-var ErrNoRule = errors.New("no such rule")
-
 // AddReview opens a review item for a flagged message (once per message).
 func (t *tx) AddReview(ctx context.Context, it *supervision.ReviewItem) error {
 	err := t.queryRow(ctx, `INSERT INTO review_items (tenant, chat_id, message_id, employee_id, contact, reason, rules, day, state, created_us)
@@ -71,7 +68,7 @@ func (s *Store) RuleHistory(ctx context.Context, id string) ([]supervision.Rule,
 	}
 	rules, err := scanRules(rows)
 	if err == nil && len(rules) == 0 {
-		err = fmt.Errorf("rule %q: %w", id, ErrNoRule)
+		err = fmt.Errorf("rule %q: %w", id, supervision.ErrNoRule)
 	}
 	return rules, err
 }
@@ -101,7 +98,7 @@ func scanRules(rows *sql.Rows) ([]supervision.Rule, error) {
 // on a stale copy is refused with bridge.ErrConflict, so two officers cannot overwrite each other).
 func (s *Store) PutRule(ctx context.Context, r supervision.Rule, actor string, now time.Time) (supervision.Rule, error) {
 	if err := r.Validate(); err != nil {
-		return r, fmt.Errorf("%w: %v", bridge.ErrInvalid, err)
+		return r, fmt.Errorf("%w: %v", supervision.ErrInvalid, err)
 	}
 	return s.writeRule(ctx, r, false, actor, now)
 }
@@ -115,7 +112,7 @@ func (s *Store) DeleteRule(ctx context.Context, id string, version int, actor st
 	}
 	last := hist[len(hist)-1]
 	if last.Deleted {
-		return last, fmt.Errorf("rule %q: %w", id, ErrNoRule)
+		return last, fmt.Errorf("rule %q: %w", id, supervision.ErrNoRule)
 	}
 	if version == 0 {
 		version = last.Version
@@ -136,17 +133,20 @@ func (s *Store) writeRule(ctx context.Context, r supervision.Rule, deleted bool,
 			return fmt.Errorf("rule %s: %w", r.ID, t.s.wrap(err))
 		}
 		if expect != 0 && expect != current {
-			return fmt.Errorf("rule %s is at version %d, not %d (someone changed it meanwhile; reload it): %w", r.ID, current, expect, bridge.ErrConflict)
+			return fmt.Errorf("rule %s is at version %d, not %d (someone changed it meanwhile; reload it): %w", r.ID, current, expect, supervision.ErrStale)
 		}
 		r.Version = current + 1
 		spec, err := json.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("rule %s: %w", r.ID, err)
 		}
-		// Two writers of the same version collide on the primary key: the later one gets ErrConflict.
+		// Two writers of the same version collide on the primary key: the later one is told it is stale.
 		if _, err := t.exec(ctx, `INSERT INTO supervision_rules (rule_id, version, spec, deleted, actor, at_us) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.ID, r.Version, string(spec), deleted, actor, us(now)); err != nil {
-			return fmt.Errorf("rule %s: %w", r.ID, t.s.wrap(err))
+			if err = t.s.wrap(err); errors.Is(err, bridge.ErrConflict) {
+				return fmt.Errorf("rule %s was changed meanwhile; reload it: %w", r.ID, supervision.ErrStale)
+			}
+			return fmt.Errorf("rule %s: %w", r.ID, err)
 		}
 		change := "changed"
 		switch {
@@ -191,7 +191,7 @@ func (s *Store) SupervisionGroups(ctx context.Context) (map[string][]string, err
 func (s *Store) SetGroup(ctx context.Context, name string, employees []string, actor string, now time.Time) error {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > supervision.MaxNameBytes {
-		return fmt.Errorf("%w: a group name of 1–%d bytes is required", bridge.ErrInvalid, supervision.MaxNameBytes)
+		return fmt.Errorf("%w: a group name of 1–%d bytes is required", supervision.ErrInvalid, supervision.MaxNameBytes)
 	}
 	want := slices.Compact(slices.Sorted(slices.Values(employees)))
 	return s.InTx(ctx, func(btx bridge.Tx) error {
@@ -213,7 +213,7 @@ func (s *Store) SetGroup(ctx context.Context, name string, employees []string, a
 		var added, removed []string
 		for _, e := range want {
 			if e == "" {
-				return fmt.Errorf("%w: an empty employee id in group %s", bridge.ErrInvalid, name)
+				return fmt.Errorf("%w: an empty employee id in group %s", supervision.ErrInvalid, name)
 			}
 			if !slices.Contains(had, e) {
 				added = append(added, e)

@@ -26,6 +26,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/wechat"
 	"github.com/wxteams/wxteams/compliance/api"
 	"github.com/wxteams/wxteams/compliance/export"
+	"github.com/wxteams/wxteams/compliance/supervision"
 	"github.com/wxteams/wxteams/console"
 )
 
@@ -277,6 +278,9 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	if err != nil {
 		return err
 	}
+	if err := engine.LoadRules(ctx, store); err != nil {
+		return fmt.Errorf("%w (list them with `wxteams rules list`; fix or delete the rule named)", err)
+	}
 	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{}), registry: registry, clock: clk}
 	if wx != nil {
 		if s.wechatCallback, err = newWeChatCallback(cfg, engine, clk, log.Named("wechat")); err != nil {
@@ -298,7 +302,8 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		if err := teams.routes(routes, engine, qr, officials, clk, log.Named("teams")); err != nil {
 			return err
 		}
-		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, Reviews: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
+		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
+			Rules: store, Supervisor: engineRules{engine, store}, Reviews: store,
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
 			}})
@@ -353,6 +358,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
 	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
+	go engine.WatchRules(engineCtx, store, rulesWatchEvery)
 	go runSampler(engineCtx, store, clk, log.Named("sample"))
 
 	log.Info("wxteams listening",
@@ -535,3 +541,16 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// rulesWatchEvery is how often a replica looks whether the firm's rules changed elsewhere.
+const rulesWatchEvery = 5 * time.Second
+
+// engineRules gives the compliance API the engine's rules: those in force, and a reload.
+type engineRules struct {
+	engine *bridge.Engine
+	src    bridge.RuleSource
+}
+
+func (r engineRules) Rules() *supervision.Set { return r.engine.Rules() }
+
+func (r engineRules) ReloadRules(ctx context.Context) error { return r.engine.LoadRules(ctx, r.src) }

@@ -98,7 +98,7 @@ func runRules(ctx context.Context, env *environment, args []string) error {
 		return nil
 	case "show":
 		hist, err := store.RuleHistory(ctx, positional[0])
-		if errors.Is(err, sqlstore.ErrNoRule) {
+		if errors.Is(err, supervision.ErrNoRule) {
 			return fmt.Errorf("there is no rule %q: `wxteams rules list` shows the rules", positional[0])
 		}
 		if err != nil {
@@ -126,9 +126,9 @@ func runRules(ctx context.Context, env *environment, args []string) error {
 		}
 		got, err := store.PutRule(ctx, rule, actor, now)
 		switch {
-		case errors.Is(err, bridge.ErrInvalid):
+		case errors.Is(err, supervision.ErrInvalid):
 			return fmt.Errorf("%w: %v", errUsage, err)
-		case errors.Is(err, bridge.ErrConflict):
+		case errors.Is(err, supervision.ErrStale):
 			return fmt.Errorf("%w; `wxteams rules show %s` prints the current version to edit", err, rule.ID)
 		case err != nil:
 			return err
@@ -138,9 +138,9 @@ func runRules(ctx context.Context, env *environment, args []string) error {
 	case "delete":
 		got, err := store.DeleteRule(ctx, positional[0], *version, actor, now)
 		switch {
-		case errors.Is(err, sqlstore.ErrNoRule):
+		case errors.Is(err, supervision.ErrNoRule):
 			return fmt.Errorf("there is no rule %q in force: `wxteams rules list` shows the rules", positional[0])
-		case errors.Is(err, bridge.ErrConflict):
+		case errors.Is(err, supervision.ErrStale):
 			return fmt.Errorf("%w; `wxteams rules show %s` prints the current version", err, positional[0])
 		case err != nil:
 			return err

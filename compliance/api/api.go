@@ -81,6 +81,9 @@ type Config struct {
 	// transcripts); with it, a search, export or hold naming nobody it knows is refused. nil: ids
 	// are taken as they are.
 	People Directory
+	// Rules and Supervisor serve /rules and /groups (the firm's supervision rules); nil: not served.
+	Rules      RuleStore
+	Supervisor Supervisor
 	// Reviews is the supervision review queue (/reviews); nil: those calls answer 501.
 	Reviews Reviews
 }
@@ -129,6 +132,7 @@ func (a *API) Routes(r *mux.Router) {
 	s.HandleFunc("/verify", a.handle("verify", a.verify)).Methods(http.MethodPost)
 	s.HandleFunc("/people", a.handle("find people", a.people)).Methods(http.MethodGet)
 	s.HandleFunc("/chats/{id}/transcript", a.handle("read transcript", a.transcriptOf)).Methods(http.MethodGet)
+	a.ruleRoutes(s)
 	a.reviewRoutes(s)
 }
 

@@ -96,6 +96,13 @@ type Rule struct {
 	ChangedAt time.Time `json:"changed_at,omitzero"`
 }
 
+// Errors the store returns for rules.
+var (
+	ErrInvalid = errors.New("invalid rule")
+	ErrStale   = errors.New("rule changed meanwhile")
+	ErrNoRule  = errors.New("no such rule")
+)
+
 // DefaultReplacement replaces a redacted span when the rule names none.
 const DefaultReplacement = "[redacted]"
 
