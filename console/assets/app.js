@@ -832,6 +832,7 @@ async function openRuleForm(r, history) {
   ruleChips();
   $("rule-delete").hidden = !r;
   $("rule-history-box").hidden = !history;
+  $("rule-history-box").open = !!history;
   $("rule-history").replaceChildren(...(history || []).slice().reverse().map((v) => el("li", {},
     el("strong", { textContent: "v" + v.version }), " " + when(v.changed_at) + " · " +
     (v.deleted ? tr("deleted by {who}", { who: v.changed_by }) : tr("{action}, {n} terms, by {who}", { action: tr(actionWords[v.action] || v.action), n: (v.terms || []).length, who: v.changed_by })))));
