@@ -151,13 +151,26 @@ func TestARuleBlocksAnEmployeesMessageAndSaysWhich(t *testing.T) {
 			t.Errorf("blocked record names %q; want insider@1", blocked.Matched)
 		}
 
-		// The streak is untouched: a blocked message is not one of the three.
-		for _, text := range []string{"one", "two", "three"} {
-			if res := w.employeeSays(ann, chat, text); res.Outcome != bridge.OutcomeSent {
-				t.Fatalf("%q = %+v; want sent (the blocked message used no slot)", text, res)
+		// However it is written: Traditional, spaced, hyphenated, full-width.
+		for _, text := range []string{"有內幕消息", "内 幕 消 息", "内-幕消息", "ＩＮＳＩＤＥ　ＩＮＦＯＲＭＡＴＩＯＮ here", "Inside\tInformation!"} {
+			if res := w.employeeSays(ann, chat, text); res.Reason != "blocked" {
+				t.Errorf("%q = %+v; want blocked", text, res)
 			}
 		}
-		w.customerGets(ming, "one", "two", "three")
+		w.employeeGets(ann, slices.Repeat([]string{"Not sent: your message to WeChat customer 1 breaks the firm's rule “Inside information” (never pass on non-public information). It is kept in the compliance record; rephrase it or ask your compliance team."}, 5)...)
+		w.customerGets(ming)
+
+		// The streak is untouched: blocked messages are not among the three. 内部消息 (internal news) is not 内幕消息.
+		if res := w.employeeSays(ann, chat, "内部消息: the office moves"); res.Outcome != bridge.OutcomeSent {
+			t.Fatalf("内部消息 = %+v; want sent", res)
+		}
+		w.customerGets(ming, "内部消息: the office moves")
+		for _, text := range []string{"two", "three"} {
+			if res := w.employeeSays(ann, chat, text); res.Outcome != bridge.OutcomeSent {
+				t.Fatalf("%q = %+v; want sent (the blocked messages used no slot)", text, res)
+			}
+		}
+		w.customerGets(ming, "two", "three")
 	})
 }
 
