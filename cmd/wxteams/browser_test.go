@@ -406,7 +406,7 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 		chromedp.Click("#rule-save", chromedp.ByID), waitText("#rule-status", "at least one term"), chromedp.Click("#rule-cancel", chromedp.ByID))
 	b.step("a block rule", newRule("insider", "Inside information", "never pass on non-public information", "block", "内幕消息\ninside information", false),
 		waitText("#rules-rows", "Inside information"), waitText("#rules-rows", "everyone"), waitText("#rule-history", "v1"))
-	b.step("a flag rule", newRule("promises", "Promised returns", "", "flag", "guaranteed return", true),
+	b.step("a flag rule", newRule("promises", "Promised returns", "", "flag", "regex:guaranteed\\s+returns?", true),
 		waitText("#rules-rows", "Promised returns"))
 	b.step("try a message", chromedp.SetValue("#try-text", "老客户：这是内幕消息，别外传", chromedp.ByID),
 		chromedp.SetValue("#try-direction", "to_customer", chromedp.ByID), chromedp.Click("#try-check", chromedp.ByID),
