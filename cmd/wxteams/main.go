@@ -44,6 +44,8 @@ func commands() []*command {
 		{name: "sandbox", summary: "run wxteams on embedded SQLite with no configuration", run: runSandbox},
 		{name: "admin", summary: "enable and disable WeChat for employees, list them, write their QR codes", run: runAdmin},
 		{name: "keys", summary: "list, rotate and rewrap the data keys that encrypt message content", run: runKeys},
+		{name: "rules", summary: "list, show, change, delete and try the firm's supervision rules", run: runRules},
+		{name: "review", summary: "work the supervision review queue: list, show, assign, decide, sample, report", run: runReview},
 		{name: "hold", summary: "place, lift and list legal holds", run: runHold},
 		{name: "export", summary: "export the compliance record (JSONL, CSV, EML, Actiance XML) with a signed manifest", run: runExport},
 		{name: "verify-export", summary: "check an export folder offline with the signing public key", run: runVerifyExport},

@@ -307,7 +307,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 			return err
 		}
 		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
-			Rules: store, Supervisor: engineRules{engine, store},
+			Rules: store, Supervisor: engineRules{engine, store}, Reviews: store,
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
 			}, Completeness: completenessSource(store, keys, cfg, clk)})
@@ -365,6 +365,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	go engine.WatchRules(engineCtx, store, rulesWatchEvery)
 	go runCompletenessJob(engineCtx, store, keys, cfg, clk, log.Named("completeness"))
 	go watcher.Run(engineCtx)
+	go runSampler(engineCtx, store, clk, log.Named("sample"))
 
 	log.Info("wxteams listening",
 		zap.String("version", versionString()),

@@ -86,6 +86,8 @@ type Config struct {
 	Supervisor Supervisor
 	// Completeness serves GET /completeness (nil: not available).
 	Completeness CompletenessFunc
+	// Reviews is the supervision review queue (/reviews); nil: those calls answer 501.
+	Reviews Reviews
 }
 
 // API serves /compliance/v1.
@@ -134,6 +136,7 @@ func (a *API) Routes(r *mux.Router) {
 	s.HandleFunc("/chats/{id}/transcript", a.handle("read transcript", a.transcriptOf)).Methods(http.MethodGet)
 	a.ruleRoutes(s)
 	s.HandleFunc("/completeness", a.handle("read completeness report", a.completenessOf)).Methods(http.MethodGet)
+	a.reviewRoutes(s)
 }
 
 // call is one request in progress: who, and what to archive about it.
