@@ -52,6 +52,9 @@ type EndpointConfig struct {
 	// Clock times the refusal records [the system clock].
 	Clock   bridge.Clock
 	MaxBody int64 // [256 KiB]
+	// Receipts, if set, is told of every authenticated activity from a person, and of each
+	// authenticated activity then refused.
+	Receipts bridge.Receipts
 }
 
 // Archive appends events to the compliance archive (bridge/sqlstore implements it).
@@ -148,18 +151,46 @@ func (e *Endpoint) serve(r *http.Request, w http.ResponseWriter) (int, []byte, e
 		refused := Refusal(err)
 		return refused.Status, nil, &refusal{public: refused.Error(), err: err}
 	}
+	status, body, err := e.serveAuthenticated(r, &a)
+	if rc := e.cfg.Receipts; rc != nil {
+		at := e.cfg.Clock.Now()
+		if a.From.AADObjectID != "" {
+			rc.Received(bridge.ChannelTeams, at)
+		}
+		if err != nil {
+			rc.Refused(bridge.ChannelTeams, refusalReason(status), at)
+		}
+	}
+	return status, body, err
+}
+
+// refusalReason names why an authenticated activity was refused, for the completeness report.
+func refusalReason(status int) string {
+	switch status {
+	case http.StatusForbidden:
+		return "not_allowed" // another tenant, or a serviceUrl not allowed
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusServiceUnavailable:
+		return "not_recorded"
+	}
+	return "status_" + strconv.Itoa(status)
+}
+
+// serveAuthenticated handles an activity whose token checked out.
+func (e *Endpoint) serveAuthenticated(r *http.Request, a *Activity) (int, []byte, error) {
 	if !e.connector.HostAllowed(a.ServiceURL) {
 		return http.StatusForbidden, nil, fmt.Errorf("serviceUrl %q is not an allowed Teams host (WXTEAMS_BOT_SERVICEURL_ALLOW)", truncate(a.ServiceURL, 200))
 	}
-	if tenant, ok := e.ourTenant(&a); !ok {
-		e.refusals.archive(r.Context(), e, &a, tenant)
+	if tenant, ok := e.ourTenant(a); !ok {
+		e.refusals.archive(r.Context(), e, a, tenant)
 		return http.StatusForbidden, nil, &refusal{public: "this bot serves one Entra ID tenant; activities from other tenants are refused",
 			err: fmt.Errorf("activity %q names tenant %q, not the bot's (WXTEAMS_BOT_TENANT_ID)", truncate(a.ID, 100), truncate(tenant, 64))}
 	}
 	if a.Conversation.ConversationType != "" && a.Conversation.ConversationType != "personal" {
 		return http.StatusOK, nil, nil // the bot works in personal chats only
 	}
-	resp, err := e.handle(r.Context(), &a)
+	resp, err := e.handle(r.Context(), a)
 	if err != nil {
 		if errors.Is(err, bridge.ErrInvalid) {
 			return http.StatusBadRequest, nil, err

@@ -61,6 +61,7 @@ type rig struct {
 	msClient *http.Client // trusts the fake Microsoft TLS server
 	pusher   *wechatfake.Pusher
 	logs     *observer.ObservedLogs // what the endpoint logged
+	receipts *receiptLog            // what the endpoint told of its receipts
 }
 
 func newRig(t *testing.T, store *sqlstore.Store) *rig {
@@ -140,7 +141,8 @@ func newRig(t *testing.T, store *sqlstore.Store) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: botAppID, TenantID: tenant, Entra: entra, Archive: store, Clock: r.clock},
+	r.receipts = &receiptLog{}
+	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: botAppID, TenantID: tenant, Entra: entra, Archive: store, Clock: r.clock, Receipts: r.receipts},
 		validator, connector, r.engine, qr, zap.New(core))
 	callback, err := wechat.NewCallback(wechat.CallbackConfig{AppID: wxAppID, OriginalID: wxGH, Tokens: []string{wxToken}, AESKeys: []string{wxAESKey}}, r.engine, r.clock, nil)
 	if err != nil {

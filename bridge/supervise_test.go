@@ -16,6 +16,7 @@ import (
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
 	"github.com/wxteams/wxteams/compliance/supervision"
+	"github.com/wxteams/wxteams/compliance/transcript"
 )
 
 // A compliance officer's day with the firm's own rules (issue 15): what a block, a redaction and a
@@ -259,6 +260,28 @@ func TestARedactionDeliversTheRedactedTextAndKeepsTheOriginal(t *testing.T) {
 		}
 		assertArchived(t, w.archived(chat), "employee.message", "message.redacted", "customer.message", "message.redacted")
 
+		// The compliance transcript shows each message as written, its fate, and what went out.
+		recs, err := w.store.ArchiveStream(w.ctx, compliance.ChatStream(int64(chat)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ptrs []*compliance.Record
+		for i := range recs {
+			ptrs = append(ptrs, &recs[i])
+		}
+		var lines []string
+		for _, e := range transcript.Build(ptrs, noNames{}) {
+			if e.Type == transcript.Message && e.Fate != nil {
+				lines = append(lines, e.Text+" → "+e.Fate.State+" as "+e.Delivered)
+			}
+		}
+		wantLines := []string{"hello → delivered as ",
+			"Your temporary password is hunter2, change it → delivered as Your temporary password is [redacted], change it",
+			"ok, my new one is hunter2 → delivered as ok, my new one is [redacted]"}
+		if !slices.Equal(lines, wantLines) {
+			t.Errorf("transcript:\n%s\nwant:\n%s", list(lines), list(wantLines))
+		}
+
 		// The export holds both texts, in every format, and verifies offline.
 		pub, key, err := ed25519.GenerateKey(nil)
 		if err != nil {
@@ -384,3 +407,9 @@ func decodeQuotedPrintable(s string) string {
 	b, _ := io.ReadAll(quotedprintable.NewReader(strings.NewReader(s)))
 	return string(b)
 }
+
+// noNames names nobody: transcripts show ids.
+type noNames struct{}
+
+func (noNames) Employee(string) string { return "" }
+func (noNames) Contact(string) string  { return "" }

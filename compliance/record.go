@@ -80,6 +80,10 @@ const (
 	KindReviewOpened   Kind = "supervision.review_opened"   // a review item opened: a flagged message or a sampled conversation
 	KindReviewAssigned Kind = "supervision.review_assigned" // a reviewer took an item or was given it
 	KindReviewDecided  Kind = "supervision.review_decided"  // no issue, escalate or close, with the reviewer's note as Content
+	// KindCompleteness: a day's signed completeness report (compliance/completeness): the day in
+	// Meta.Subject, the report's hash in Meta.Hash, its signature in Meta.Signature, the report in
+	// Content.Payload.
+	KindCompleteness Kind = "compliance.completeness"
 )
 
 // Meta is the non-content part of an event: identifiers, reasons and outcomes. It is stored as
@@ -129,6 +133,8 @@ type Meta struct {
 	Rules   []string `json:"rules,omitempty"`
 	Matched []string `json:"matched,omitempty"`
 	Action  string   `json:"action,omitempty"`
+	// Signature is a base64 Ed25519 signature the record carries (a completeness report's).
+	Signature string `json:"signature,omitempty"`
 }
 
 // DecodeMeta reverses the canonical encoding of Meta.

@@ -51,6 +51,9 @@ func (e exportSource) Scan(ctx context.Context, scope export.Scope, fn func(*com
 			where = append(where, "a.seq IN ("+strings.Join(marks, ", ")+")")
 		}
 	}
+	if scope.Stream != "" {
+		where = append(where, "a.stream = "+arg(scope.Stream))
+	}
 	if scope.Employee != "" || scope.Contact != "" {
 		streams, err := e.streams(ctx, scope)
 		if err != nil {

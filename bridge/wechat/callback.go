@@ -38,6 +38,8 @@ type CallbackConfig struct {
 	// now [5 min].
 	MaxBody      int64
 	ReplayWindow time.Duration
+	// Receipts, if set, is told of every signed push and of each one then refused.
+	Receipts bridge.Receipts
 }
 
 // Callback is the endpoint WeChat pushes to (GET for URL verification, POST for messages and
@@ -160,12 +162,24 @@ func (cb *Callback) checkSignature(sig, timestamp, nonce string) error {
 	return nil
 }
 
-// receive verifies, decrypts and parses a push, hands it on, and returns the reply.
-func (cb *Callback) receive(r *http.Request, w http.ResponseWriter) (string, error) {
+// receive verifies, decrypts and parses a push, hands it on, and returns the reply. A push whose
+// signature checks out is a receipt (CallbackConfig.Receipts); if it is then refused, that is told
+// too, with the reason.
+func (cb *Callback) receive(r *http.Request, w http.ResponseWriter) (reply string, err error) {
 	q := r.URL.Query()
 	timestamp, nonce := q.Get("timestamp"), q.Get("nonce")
 	if err := cb.checkSignature(q.Get("signature"), timestamp, nonce); err != nil {
 		return "", err
+	}
+	reason := "malformed"
+	if rc := cb.cfg.Receipts; rc != nil {
+		at := cb.clock.Now()
+		rc.Received(bridge.ChannelWeChat, at)
+		defer func() {
+			if err != nil {
+				rc.Refused(bridge.ChannelWeChat, reason, at)
+			}
+		}()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, cb.cfg.MaxBody))
 	if err != nil {
@@ -183,12 +197,15 @@ func (cb *Callback) receive(r *http.Request, w http.ResponseWriter) (string, err
 	encrypted := q.Get("encrypt_type") == "aes" || envelope.Encrypt != ""
 	switch {
 	case encrypted && len(cb.ciphers) == 0:
+		reason = "mode"
 		return "", refuse(http.StatusBadRequest, "encrypted push, but no EncodingAESKey is configured (WXTEAMS_WECHAT_AES_KEY)")
 	case !encrypted && len(cb.ciphers) > 0:
 		// With a key configured, a plaintext push proves only knowledge of the token.
+		reason = "mode"
 		return "", refuse(http.StatusForbidden, "plaintext push refused: the account is configured for safe mode")
 	case encrypted:
 		if push, err = cb.decrypt(envelope, q.Get("msg_signature"), timestamp, nonce); err != nil {
+			reason = "undecryptable"
 			return "", err
 		}
 	}
@@ -196,12 +213,15 @@ func (cb *Callback) receive(r *http.Request, w http.ResponseWriter) (string, err
 		return "", refuse(http.StatusBadRequest, "%v", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(push.ToUserName), []byte(cb.cfg.OriginalID)) != 1 {
+		reason = "wrong_account"
 		return "", refuse(http.StatusForbidden, "push is for account %q, not this one", push.ToUserName)
 	}
 	if err := cb.handle(r.Context(), push); err != nil {
 		if errors.Is(err, bridge.ErrInvalid) {
+			reason = "invalid"
 			return "", refuse(http.StatusBadRequest, "%v", err)
 		}
+		reason = "not_recorded"
 		return "", refuse(http.StatusServiceUnavailable, "push not recorded, WeChat should retry: %v", err)
 	}
 	if encrypted {

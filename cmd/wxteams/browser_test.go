@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -388,6 +389,66 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 	b.shot("9-team-chat-alex")
 	b.step("back to Megan", chooseEmployee(megan.id), waitText("#teams-messages", "Alex will call you tomorrow"))
 
+	// Supervision (issue 15): an officer writes a block rule and a flag rule on the Rules page,
+	// tries a message, sees Megan's message blocked in the sandbox and her flagged one reach the
+	// Review page, and decides it; the history names who did each step.
+	b.step("the Rules page", chromedp.Click("#tab-rules", chromedp.ByID), waitText("#rules-rows", "No rules yet"))
+	newRule := func(id, name, reason, action, terms string, both bool) chromedp.Action {
+		fields, _ := json.Marshal(map[string]string{"rule-id": id, "rule-name": name, "rule-reason": reason, "rule-action": action, "rule-terms": terms})
+		return chromedp.Tasks{chromedp.Click("#rule-new", chromedp.ByID), waitText("#rule-form-title", "New rule"),
+			chromedp.Evaluate(`(() => { for (const [k, v] of Object.entries(`+string(fields)+`)) document.getElementById(k).value = v;
+				document.querySelector("input[name=rule-direction][value=to_employee]").checked = `+fmt.Sprint(both)+`; })()`, nil),
+			chromedp.Click("#rule-save", chromedp.ByID), waitText("#rule-status", "Saved: "+id+" is at version 1")}
+	}
+	b.step("a rule without terms is refused in words", chromedp.Click("#rule-new", chromedp.ByID),
+		chromedp.SetValue("#rule-id", "empty", chromedp.ByID), chromedp.SetValue("#rule-name", "Nothing", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("rule-terms").required = false`, nil),
+		chromedp.Click("#rule-save", chromedp.ByID), waitText("#rule-status", "at least one term"), chromedp.Click("#rule-cancel", chromedp.ByID))
+	b.step("a block rule", newRule("insider", "Inside information", "never pass on non-public information", "block", "内幕消息\ninside information", false),
+		waitText("#rules-rows", "Inside information"), waitText("#rules-rows", "everyone"), waitText("#rule-history", "v1"))
+	b.step("a flag rule", newRule("promises", "Promised returns", "", "flag", "regex:guaranteed\\s+returns?", true),
+		waitText("#rules-rows", "Promised returns"))
+	b.step("try a message", chromedp.SetValue("#try-text", "老客户：这是内幕消息，别外传", chromedp.ByID),
+		chromedp.SetValue("#try-direction", "to_customer", chromedp.ByID), chromedp.Click("#try-check", chromedp.ByID),
+		waitText("#try-result", "Blocked"), waitText("#try-result mark.hit", "内幕消息"), waitText("#try-result", "insider@1"))
+	b.step("try a redaction-free flag", chromedp.SetValue("#try-text", "a guaranteed return of 8%", chromedp.ByID),
+		chromedp.Click("#try-check", chromedp.ByID), waitText("#try-result", "Flagged"), waitText("#try-result .what", "a guaranteed return of 8%"))
+	b.noError("on the Rules page")
+	b.shot("11a-rules")
+	b.step("Megan's message with inside information is blocked", chromedp.Click("#tab-sandbox", chromedp.ByID),
+		typeAndSend("teams-text", "I have inside information on that fund"),
+		waitText("#teams-messages", "breaks the firm's rule"), waitText("#teams-messages", "Inside information"))
+	b.step("her flagged message goes out", typeAndSend("teams-text", "It has a guaranteed return, nearly"),
+		waitText("#wechat-messages", "It has a guaranteed return, nearly"))
+	if b.count("#wechat-messages", "inside information on that fund") != 0 {
+		t.Error("the blocked message reached the customer")
+	}
+	b.step("the Review page shows the flagged message", chromedp.Click("#tab-review", chromedp.ByID),
+		waitText("#review-rows", "Promised returns"), waitText("#review-rows", "Megan Bowen"),
+		chromedp.Click("#review-rows tr", chromedp.ByQuery), waitText("#review-transcript li.focus", "It has a guaranteed return, nearly"),
+		waitText("#review-transcript", "Alex will call you tomorrow"), waitText("#review-history", "flagged by Promised returns"))
+	b.step("assign it to me", chromedp.Click("#review-assign-me", chromedp.ByID), waitText("#review-history", "assigned"),
+		waitText("#review-item-detail", "reviewer: "+sandboxAdminUPN))
+	b.step("escalating needs a note", chromedp.SetValue("#review-decision", "escalate", chromedp.ByID),
+		chromedp.Click("#review-decide-button", chromedp.ByID), waitText("#error", "A note is required to escalate"))
+	b.step("escalate with a note, then close", chromedp.SetValue("#review-note", "reads like a promise of returns", chromedp.ByID),
+		chromedp.Click("#review-decide-button", chromedp.ByID), waitText("#review-history", "reads like a promise of returns"),
+		waitText("#review-item-detail", "escalated"),
+		chromedp.SetValue("#review-decision", "close", chromedp.ByID), chromedp.SetValue("#review-note", "Megan corrected it by phone", chromedp.ByID),
+		chromedp.Click("#review-decide-button", chromedp.ByID), waitText("#review-item-detail", "closed"),
+		waitText("#review-history", "Megan corrected it by phone"))
+	var history string
+	b.eval("who decided", `[...document.querySelectorAll("#review-history li")].map(li => li.textContent).join("\n")`, &history)
+	if !strings.Contains(history, sandboxAdminUPN+" assigned") || strings.Count(history, sandboxAdminUPN+" decided") != 2 {
+		t.Errorf("the item's history does not name who took each step:\n%s", history)
+	}
+	b.step("the sample and the report", chromedp.SetValue("#sample-percent", "10", chromedp.ByID),
+		chromedp.Click("#sample-form button", chromedp.ByQuery), waitText("#sample-status", "10 %"),
+		chromedp.Click("#report-form button[type=submit]", chromedp.ByQuery), waitText("#report-rows", "Promised returns"),
+		chromedp.Click("#report-csv", chromedp.ByID), waitText("#report-status", "started"))
+	b.noError("on the Review page")
+	b.shot("11b-review")
+
 	// The other pages work in the sandbox too.
 	b.step("users: Megan with her QR code, Lee Gu not enabled", chromedp.Click("#tab-users", chromedp.ByID),
 		waitText("#users-rows", "Megan Bowen"), waitText("#users-rows", "Lee Gu"),
@@ -535,7 +596,7 @@ func TestSandboxStoryInTheBrowser(t *testing.T) {
 
 	// A phone-sized window: nothing is wider than the screen, on any page.
 	b.step("400 px wide", chromedp.EmulateViewport(400, 860))
-	for _, tab := range []string{"sandbox", "users", "compliance", "policy"} {
+	for _, tab := range []string{"sandbox", "users", "compliance", "rules", "review", "policy"} {
 		var width int
 		b.step("open "+tab+" at 400 px", chromedp.Click("#tab-"+tab, chromedp.ByID), chromedp.Sleep(300*time.Millisecond))
 		switch tab {

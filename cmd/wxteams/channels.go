@@ -39,7 +39,7 @@ func newWeChatClient(cfg *Config, store *sqlstore.Store, clk bridge.Clock, log *
 }
 
 // newWeChatCallback is the endpoint WeChat pushes to, handing pushes to the engine.
-func newWeChatCallback(cfg *Config, engine *bridge.Engine, clk bridge.Clock, log *zap.Logger) (*wechat.Callback, error) {
+func newWeChatCallback(cfg *Config, engine *bridge.Engine, receipts bridge.Receipts, clk bridge.Clock, log *zap.Logger) (*wechat.Callback, error) {
 	w := cfg.WeChat
 	keys := []string{}
 	if w.AESKey != "" {
@@ -52,7 +52,7 @@ func newWeChatCallback(cfg *Config, engine *bridge.Engine, clk bridge.Clock, log
 	if w.PreviousToken != "" {
 		tokens = append(tokens, w.PreviousToken)
 	}
-	return wechat.NewCallback(wechat.CallbackConfig{AppID: w.AppID, OriginalID: w.OriginalID, Tokens: tokens, AESKeys: keys}, engine, clk, log)
+	return wechat.NewCallback(wechat.CallbackConfig{AppID: w.AppID, OriginalID: w.OriginalID, Tokens: tokens, AESKeys: keys, Receipts: receipts}, engine, clk, log)
 }
 
 // newBotCredential is the bot's identity for outbound calls: a client secret, a certificate, or
@@ -117,8 +117,9 @@ type teamsChannel struct {
 	client    *http.Client
 	connector *bot.Connector
 	sender    *bot.Sender
-	installer bot.Installer // nil without WXTEAMS_TEAMS_APP_ID
-	directory bot.Directory // Graph's users, to enable employees by e-mail address
+	installer bot.Installer   // nil without WXTEAMS_TEAMS_APP_ID
+	directory bot.Directory   // Graph's users, to enable employees by e-mail address
+	receipts  bridge.Receipts // told of the activities received and refused
 }
 
 // newTeamsChannel builds the bot's outbound side. transport carries every call to Microsoft (nil =
@@ -175,7 +176,7 @@ func (t *teamsChannel) routes(r *mux.Router, engine *bridge.Engine, qr bot.QRSou
 		log.Info("Entra ID tokens of the bot's tenant are accepted on /api/messages from these applications (WXTEAMS_BOT_ENTRA_CALLERS)",
 			zap.Strings("callers", t.cfg.Bot.EntraCallers))
 	}
-	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: t.cfg.Bot.AppID, TenantID: t.cfg.Bot.TenantID, Entra: entra, Archive: t.store, Clock: clk},
+	endpoint := bot.NewEndpoint(bot.EndpointConfig{AppID: t.cfg.Bot.AppID, TenantID: t.cfg.Bot.TenantID, Entra: entra, Archive: t.store, Clock: clk, Receipts: t.receipts},
 		validator, t.connector, engine, qr, log)
 	r.Handle("/api/messages", endpoint).Methods(http.MethodPost)
 	t.admin(officials, engine, qr, log.Named("admin")).Routes(r)

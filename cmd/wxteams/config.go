@@ -46,6 +46,13 @@ type Config struct {
 	// (archived); 0 keeps them for ever.
 	ExportRetention time.Duration // WXTEAMS_EXPORT_RETENTION
 
+	// DeliveryOverdue is how long a delivery may wait (pending or being sent) before the daily
+	// completeness report lists it as a gap.
+	DeliveryOverdue time.Duration // WXTEAMS_DELIVERY_OVERDUE
+	// StallAfter is how long live chats may go without inbound traffic before serve calls the
+	// bridge stalled; 0 never does.
+	StallAfter time.Duration // WXTEAMS_STALL_AFTER
+
 	// Insecure are the settings serve refuses unless explicitly allowed (startup.go).
 	Insecure Insecure
 
@@ -337,6 +344,14 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 	retention := get("WXTEAMS_EXPORT_RETENTION", "30d")
 	if c.ExportRetention, err = parseDays(retention); err != nil || c.ExportRetention < 0 || (c.ExportRetention > 0 && c.ExportRetention < time.Hour) {
 		bad("WXTEAMS_EXPORT_RETENTION", "%q is not a duration of at least 1h such as 30d or 720h, or 0 to keep exports for ever", retention)
+	}
+	overdue := get("WXTEAMS_DELIVERY_OVERDUE", "15m")
+	if c.DeliveryOverdue, err = time.ParseDuration(overdue); err != nil || c.DeliveryOverdue < time.Minute {
+		bad("WXTEAMS_DELIVERY_OVERDUE", "%q is not a duration of at least 1m, such as 15m", overdue)
+	}
+	stall := get("WXTEAMS_STALL_AFTER", "30m")
+	if c.StallAfter, err = time.ParseDuration(stall); err != nil || c.StallAfter < 0 || (c.StallAfter > 0 && c.StallAfter < time.Minute) {
+		bad("WXTEAMS_STALL_AFTER", "%q is not a duration of at least 1m, such as 30m, or 0 to never call the bridge stalled", stall)
 	}
 	c.Insecure = Insecure{
 		PlaintextCallback: boolean("WXTEAMS_INSECURE_PLAINTEXT_CALLBACK", false),

@@ -97,6 +97,8 @@ func exportMeta(scope export.Scope, m *export.Manifest, hash string) compliance.
 		meta.Scope, meta.Subject = "employee", scope.Employee
 	case scope.Contact != "":
 		meta.Scope, meta.Subject = "contact", scope.Contact
+	case scope.Stream != "":
+		meta.Scope, meta.Subject = "stream", scope.Stream
 	}
 	var window []string
 	if !scope.From.IsZero() {

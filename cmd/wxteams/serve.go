@@ -22,6 +22,7 @@ import (
 	"github.com/wxteams/wxteams/bot"
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/clock"
+	"github.com/wxteams/wxteams/bridge/intake"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/wechat"
 	"github.com/wxteams/wxteams/compliance/api"
@@ -282,8 +283,10 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		return fmt.Errorf("%w (list them with `wxteams rules list`; fix or delete the rule named)", err)
 	}
 	s := &server{cfg: cfg, log: log, store: store, engine: engine, wechat: wx, ready: make(chan struct{}), registry: registry, clock: clk}
+	watcher := intake.New(intake.Config{Store: store, Clock: clk, Log: log.Named("intake"), StallAfter: cfg.StallAfter})
+	receipts := newReceipts(registry, watcher)
 	if wx != nil {
-		if s.wechatCallback, err = newWeChatCallback(cfg, engine, clk, log.Named("wechat")); err != nil {
+		if s.wechatCallback, err = newWeChatCallback(cfg, engine, receipts, clk, log.Named("wechat")); err != nil {
 			return err
 		}
 	}
@@ -299,14 +302,15 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		if err != nil {
 			return err
 		}
+		teams.receipts = receipts
 		if err := teams.routes(routes, engine, qr, officials, clk, log.Named("teams")); err != nil {
 			return err
 		}
 		officers, err = api.New(api.Config{Auth: officials, Archive: store, People: store, ExportDir: cfg.ExportDir, PublicKey: keys.public(), Clock: clk,
-			Rules: store, Supervisor: engineRules{engine, store},
+			Rules: store, Supervisor: engineRules{engine, store}, Reviews: store,
 			Log: log.Named("compliance"), Export: func(ctx context.Context, dir string, scope export.Scope, actor string) (*export.Manifest, error) {
 				return exportAndArchive(ctx, store, keys, dir, scope, actor, clk.Now())
-			}})
+			}, Completeness: completenessSource(store, keys, cfg, clk)})
 		if err != nil {
 			return err
 		}
@@ -359,6 +363,9 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	go func() { engineDone <- engine.Run(engineCtx) }()
 	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
 	go engine.WatchRules(engineCtx, store, rulesWatchEvery)
+	go runCompletenessJob(engineCtx, store, keys, cfg, clk, log.Named("completeness"))
+	go watcher.Run(engineCtx)
+	go runSampler(engineCtx, store, clk, log.Named("sample"))
 
 	log.Info("wxteams listening",
 		zap.String("version", versionString()),

@@ -84,6 +84,10 @@ type Config struct {
 	// Rules and Supervisor serve /rules and /groups (the firm's supervision rules); nil: not served.
 	Rules      RuleStore
 	Supervisor Supervisor
+	// Completeness serves GET /completeness (nil: not available).
+	Completeness CompletenessFunc
+	// Reviews is the supervision review queue (/reviews); nil: those calls answer 501.
+	Reviews Reviews
 }
 
 // API serves /compliance/v1.
@@ -131,6 +135,8 @@ func (a *API) Routes(r *mux.Router) {
 	s.HandleFunc("/people", a.handle("find people", a.people)).Methods(http.MethodGet)
 	s.HandleFunc("/chats/{id}/transcript", a.handle("read transcript", a.transcriptOf)).Methods(http.MethodGet)
 	a.ruleRoutes(s)
+	s.HandleFunc("/completeness", a.handle("read completeness report", a.completenessOf)).Methods(http.MethodGet)
+	a.reviewRoutes(s)
 }
 
 // call is one request in progress: who, and what to archive about it.

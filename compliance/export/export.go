@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -59,7 +60,20 @@ type Scope struct {
 	// has exported already (its cursor); Run numbers the job's exports.
 	Job string `json:"job,omitempty"`
 	Run int64  `json:"run,omitempty"`
+	// Stream narrows the export to one stream ("supervision": the rule changes and review steps).
+	Stream string `json:"stream,omitempty"`
+	// Files are written into the export beside the records — a report drawn from them — and listed
+	// in the manifest with their SHA-256 like every file, so the signature covers them.
+	Files []Attachment `json:"-"`
 }
+
+// Attachment is a file an export carries beside its records.
+type Attachment struct {
+	Name string // a plain file name: letters, digits, '.', '-', '_'
+	Data []byte
+}
+
+var attachmentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 // Validate checks the formats and the window.
 func (s *Scope) Validate() error {
@@ -76,6 +90,17 @@ func (s *Scope) Validate() error {
 	}
 	if len(s.Records) > 0 && s.Chat <= 0 {
 		return errors.New("records are named within a chat: give the chat too")
+	}
+	if s.Stream != "" && s.Chat != 0 {
+		return errors.New("name a chat or a stream, not both")
+	}
+	for _, f := range s.Files {
+		switch {
+		case !attachmentName.MatchString(f.Name):
+			return fmt.Errorf("attached file %q: use a plain file name (letters, digits, '.', '-', '_')", f.Name)
+		case slices.Contains([]string{RecordsName, CSVName, ActianceName, ManifestName, SignatureName, "eml", "media"}, f.Name):
+			return fmt.Errorf("attached file %q: the export writes a file of that name itself", f.Name)
+		}
 	}
 	if len(s.Records) > MaxRecords {
 		return fmt.Errorf("at most %d records can be named; export the chat or a time window instead", MaxRecords)
@@ -370,6 +395,11 @@ func Write(ctx context.Context, dir string, src Source, scope Scope, opt Options
 	}
 	sort.Slice(m.Streams, func(i, j int) bool { return m.Streams[i].Stream < m.Streams[j].Stream })
 
+	for _, f := range scope.Files {
+		if err := writeFile(filepath.Join(dir, f.Name), f.Data); err != nil {
+			return nil, err
+		}
+	}
 	if m.Files, err = hashFiles(dir); err != nil {
 		return nil, err
 	}

@@ -33,6 +33,8 @@ const (
 	Unknown   = "unknown"   // the request may have reached the channel; never resent
 	Cancelled = "cancelled" // taken back before it went out (Reason says why)
 	Refused   = "refused"   // not accepted at all (Reason says why)
+	Blocked   = "blocked"   // a firm's rule kept it from its recipient (Reason names the rule)
+	Redacted  = "redacted"  // a firm's rule replaced passages before delivery (Entry.Delivered is what went out)
 )
 
 // Person is someone in a transcript.
@@ -63,6 +65,8 @@ type Entry struct {
 	Template string   `json:"template,omitempty"` // a notice's template
 	About    []string `json:"about,omitempty"`    // the messages a notice reports the fate of
 	Fate     *Fate    `json:"fate,omitempty"`
+	// Delivered is the text its recipient received when a firm's rule redacted the message.
+	Delivered string `json:"delivered,omitempty"`
 	// Records are the sequence numbers, in the chat's stream, this entry shows: its own and its
 	// receipts'. An export of what is on screen is an export of these.
 	Records []int64 `json:"records"`
@@ -97,6 +101,8 @@ var receiptKinds = map[compliance.Kind]string{
 	compliance.KindDeliveryRetry:  Sending,
 	compliance.KindOutcomeUnknown: Unknown,
 	compliance.KindRequeued:       Queued,
+	compliance.KindBlocked:        Blocked,
+	compliance.KindRedacted:       Redacted,
 }
 
 // ReceiptState is the state a record about a message puts it in, and whether it is a receipt. A
@@ -131,6 +137,9 @@ func Build(records []*compliance.Record, names Names) []Entry {
 		content, _ := compliance.DecodeContent(r.Body)
 		if st, ok := ReceiptState(r, meta); ok {
 			if i, found := byID[meta.MessageID]; found {
+				if r.Kind == compliance.KindRedacted {
+					out[i].Delivered = content.Text
+				}
 				out[i].addReceipt(r, meta, st, names)
 				continue
 			}
@@ -205,11 +214,20 @@ func (e *Entry) addReceipt(r *compliance.Record, m compliance.Meta, state string
 		e.Fate.State, e.Fate.Reason = state, rc.Reason
 		return
 	}
+	for _, x := range e.Fate.Receipts {
+		if x.State == Blocked { // withheld from every member
+			e.Fate.State, e.Fate.Reason = Blocked, x.Reason
+			return
+		}
+	}
 	// A customer's message goes to every member: delivered once it reached each one it was sent
 	// to, failed if it failed for any.
 	last := map[string]Receipt{}
 	var order []string
 	for _, x := range e.Fate.Receipts {
+		if x.State == Redacted {
+			continue // a step on its way, not an answer from a member
+		}
 		key := ""
 		if x.To != nil {
 			key = x.To.ID

@@ -75,6 +75,10 @@ func Reason(kind compliance.Kind, m compliance.Meta) string {
 		return fmt.Sprintf("%s; another try is due (attempt %d)", codeWords(m), m.Attempt)
 	case compliance.KindOutcomeUnknown:
 		return "the request may have reached " + channelName(m.Channel) + "; it is not sent again"
+	case compliance.KindBlocked:
+		return "kept from its recipient by the firm's rule " + strings.Join(m.Matched, ", ")
+	case compliance.KindRedacted:
+		return fmt.Sprintf("%d passage(s) redacted under the firm's rule %s", m.Count, strings.Join(m.Matched, ", "))
 	}
 	return m.Reason
 }

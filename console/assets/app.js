@@ -215,6 +215,8 @@ function openTab(name) {
   if (name === "users") run(loadUsers);
   if (name === "compliance") { run(loadExports); run(loadHolds); }
   if (name === "policy") run(loadPolicy);
+  if (name === "rules") run(loadRules);
+  if (name === "review") { run(() => loadReviews(1)); run(loadSampleSetting); run(loadReport); }
   if (name === "sandbox") tick();
 }
 
@@ -743,6 +745,331 @@ async function loadPolicy() {
   $("policy-json").textContent = JSON.stringify(p, null, 2);
 }
 
+// ---- Rules ------------------------------------------------------------------------------------
+
+const actionWords = { block: "block", redact: "redact", flag: "flag" };
+const directionWords = { to_customer: "employee → customer", to_employee: "customer → employee" };
+
+// nameOf names an employee id from the people directory, each id asked once.
+const employeeNames = new Map();
+async function nameOf(id) {
+  if (!employeeNames.has(id)) {
+    employeeNames.set(id, (async () => {
+      try {
+        const people = (await call("GET", "/compliance/people?q=" + encodeURIComponent(id) + "&limit=5")).people || [];
+        const p = people.find((x) => x.id === id);
+        return p ? p.name : id;
+      } catch { return id; }
+    })());
+  }
+  return employeeNames.get(id);
+}
+
+async function coverageWords(r) {
+  const parts = [];
+  for (const g of r.groups || []) parts.push(tr("group {name}", { name: g }));
+  for (const e of r.employees || []) parts.push(await nameOf(e));
+  return parts.length ? parts.join(", ") : tr("everyone");
+}
+
+async function loadRules() {
+  const res = await call("GET", "/compliance/rules");
+  state.rules = res.rules || [];
+  state.groups = res.groups || {};
+  const rows = [];
+  for (const r of state.rules) {
+    rows.push(el("tr", {},
+      el("td", {}, el("strong", { textContent: r.name }), el("span", { className: "detail", textContent: r.id })),
+      el("td", { className: "num", textContent: String(r.version) }),
+      el("td", { textContent: tr(actionWords[r.action] || r.action) + (r.disabled ? " (" + tr("disabled") + ")" : "") }),
+      el("td", { textContent: (r.directions || []).map((d) => tr(directionWords[d] || d)).join(", ") }),
+      el("td", { textContent: await coverageWords(r) }),
+      el("td", { className: "num", textContent: String((r.terms || []).length) }),
+      el("td", {}, el("button", { type: "button", className: "rule-edit", textContent: tr("Edit"), onclick: () => run(() => editRule(r.id)) }))));
+    rows[rows.length - 1].dataset.rule = r.id;
+  }
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 7, className: "empty", textContent: tr("No rules yet: add one below.") })));
+  $("rules-rows").replaceChildren(...rows);
+  const groups = [];
+  for (const [name, ids] of Object.entries(state.groups)) {
+    const names = [];
+    for (const id of ids) names.push(await nameOf(id));
+    groups.push(el("tr", {}, el("td", { textContent: name }), el("td", { textContent: names.join(", ") })));
+  }
+  if (groups.length === 0) groups.push(el("tr", {}, el("td", { colSpan: 2, className: "empty", textContent: tr("No groups yet.") })));
+  $("group-rows").replaceChildren(...groups);
+}
+
+// termsText writes a rule's terms one per line, patterns as "regex:…".
+const termsText = (terms) => (terms || []).map((t) => (t.regex ? "regex:" + t.text : t.text)).join("\n");
+const termsOf = (text) => text.split("\n").map((l) => l.trim()).filter((l) => l)
+  .map((l) => (l.startsWith("regex:") ? { text: l.slice(6).trim(), regex: true } : { text: l }));
+const lines = (text) => text.split("\n").map((l) => l.trim()).filter((l) => l);
+
+function ruleChips() {
+  $("rule-employees").replaceChildren(...state.ruleEmployees.map((p) => el("li", {}, el("span", { textContent: p.name, title: p.id }),
+    el("button", { type: "button", textContent: "×", title: tr("Remove {name}", { name: p.name }), onclick: () => {
+      state.ruleEmployees = state.ruleEmployees.filter((x) => x.id !== p.id); ruleChips(); } }))));
+}
+
+async function openRuleForm(r, history) {
+  state.editing = r;
+  $("rule-form").hidden = false;
+  $("rule-form-title").textContent = r ? tr("Rule {id}, version {v}", { id: r.id, v: r.version }) : tr("New rule");
+  $("rule-id").value = r ? r.id : "";
+  $("rule-id").readOnly = !!r;
+  $("rule-name").value = r ? r.name : "";
+  $("rule-reason").value = r ? r.reason || "" : "";
+  $("rule-action").value = r ? r.action : "block";
+  for (const c of document.querySelectorAll("input[name=rule-direction]")) c.checked = r ? (r.directions || []).includes(c.value) : c.value === "to_customer";
+  $("rule-terms").value = r ? termsText(r.terms) : "";
+  $("rule-exceptions").value = r ? (r.exceptions || []).join("\n") : "";
+  $("rule-groups").value = r ? (r.groups || []).join(", ") : "";
+  $("rule-replacement").value = r ? r.replacement || "" : "";
+  $("rule-disabled").checked = r ? !!r.disabled : false;
+  state.ruleEmployees = [];
+  for (const id of (r && r.employees) || []) state.ruleEmployees.push({ id, name: await nameOf(id) });
+  ruleChips();
+  $("rule-delete").hidden = !r;
+  $("rule-history-box").hidden = !history;
+  $("rule-history-box").open = !!history;
+  $("rule-history").replaceChildren(...(history || []).slice().reverse().map((v) => el("li", {},
+    el("strong", { textContent: "v" + v.version }), " " + when(v.changed_at) + " · " +
+    (v.deleted ? tr("deleted by {who}", { who: v.changed_by }) : tr("{action}, {n} terms, by {who}", { action: tr(actionWords[v.action] || v.action), n: (v.terms || []).length, who: v.changed_by })))));
+  status("rule-status", "");
+  $("rule-form").scrollIntoView({ block: "nearest" });
+}
+
+async function editRule(id) {
+  const res = await call("GET", "/compliance/rules/" + encodeURIComponent(id));
+  await openRuleForm(res.rule, res.history || []);
+}
+
+function ruleFromForm() {
+  const r = {
+    id: $("rule-id").value.trim(), version: state.editing ? state.editing.version : 0, name: $("rule-name").value.trim(),
+    reason: $("rule-reason").value.trim(), action: $("rule-action").value,
+    directions: [...document.querySelectorAll("input[name=rule-direction]:checked")].map((c) => c.value),
+    terms: termsOf($("rule-terms").value), exceptions: lines($("rule-exceptions").value),
+    employees: state.ruleEmployees.map((p) => p.id),
+    groups: $("rule-groups").value.split(",").map((g) => g.trim()).filter((g) => g),
+    replacement: $("rule-replacement").value, disabled: $("rule-disabled").checked,
+  };
+  if (r.directions.length === 0) throw new Error(tr("Choose at least one direction."));
+  return r;
+}
+
+// showCheck shows what the rules do to a message: the verdict, each match highlighted in the
+// text, and what would be delivered.
+function showCheck(text, res) {
+  const box = $("try-result");
+  const action = res.action || "none";
+  const verdicts = { block: "Blocked: not delivered; the employee is told which rule.", redact: "Redacted: delivered with the matches replaced.",
+    flag: "Flagged: delivered, and a review item is opened.", none: "No rule matches: delivered as written." };
+  const marked = el("p", { className: "delivered" });
+  // Highlight matched spans (byte offsets in UTF-8) in the original.
+  const bytes = new TextEncoder().encode(text);
+  const spans = (res.matches || []).slice().sort((a, b) => a.start - b.start);
+  let at = 0;
+  const dec = new TextDecoder();
+  for (const m of spans) {
+    if (m.start < at) continue;
+    marked.append(dec.decode(bytes.slice(at, m.start)));
+    marked.append(el("mark", { className: "hit hit-" + m.action, title: m.name + " (" + m.rule + ") · " + m.term, textContent: dec.decode(bytes.slice(m.start, m.end)) }));
+    at = m.end;
+  }
+  marked.append(dec.decode(bytes.slice(at)));
+  const list = el("ul", {}, ...(res.matches || []).map((m) => el("li", {}, el("strong", { textContent: m.name }), " · " +
+    tr(actionWords[m.action] || m.action) + " · " + tr("term {term}", { term: m.term }) + " · " + m.rule)));
+  box.replaceChildren(el("p", { className: "verdict verdict-" + action, textContent: tr(verdicts[action] || action) }),
+    el("div", { className: "detail", textContent: tr("Matches in the message:") }), marked, list,
+    el("div", { className: "detail", textContent: tr("What would be delivered:") }),
+    el("p", { className: "delivered what", textContent: action === "block" ? tr("(nothing)") : res.text }),
+    el("p", { className: "detail", textContent: tr("Checked against: {rules}", { rules: (res.checked || []).join(", ") || tr("no rule") }) }));
+}
+
+function rulesHandlers() {
+  state.ruleEmployees = [];
+  $("rule-new").onclick = () => run(() => openRuleForm(null, null));
+  $("rule-cancel").onclick = () => { $("rule-form").hidden = true; state.editing = null; };
+  $("rule-employee").addEventListener("picked", () => {
+    const input = $("rule-employee");
+    if (!state.ruleEmployees.some((p) => p.id === input.dataset.id)) state.ruleEmployees.push({ id: input.dataset.id, name: input.value });
+    input.value = ""; delete input.dataset.id; input.closest("label").querySelector(".detail").textContent = "";
+    ruleChips();
+  });
+  $("rule-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
+    const r = ruleFromForm();
+    try {
+      const res = await call("PUT", "/compliance/rules/" + encodeURIComponent(r.id), r);
+      status("rule-status", tr("Saved: {id} is at version {v}.", { id: res.rule.id, v: res.rule.version }));
+      await loadRules();
+      await editRule(res.rule.id);
+      status("rule-status", tr("Saved: {id} is at version {v}.", { id: res.rule.id, v: res.rule.version }));
+    } catch (err) {
+      status("rule-status", err.message, true);
+      throw err;
+    }
+  }); };
+  $("rule-delete").onclick = () => run(async () => {
+    const r = state.editing;
+    if (!r || !confirm(tr("Delete rule {id}? Its versions stay in the record.", { id: r.id }))) return;
+    await call("DELETE", "/compliance/rules/" + encodeURIComponent(r.id) + "?version=" + r.version);
+    $("rule-form").hidden = true; state.editing = null;
+    await loadRules();
+  });
+  $("try-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
+    const who = await picked($("try-employee"));
+    const text = $("try-text").value;
+    const res = await call("POST", "/compliance/rules/check", { text, direction: $("try-direction").value, employee: who ? who.id : "" });
+    showCheck(text, res);
+  }); };
+  $("group-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
+    const name = $("group-name").value.trim();
+    const who = await picked($("group-employee"));
+    if (!who) throw new Error(tr("Pick the employee to add."));
+    const members = [...new Set([...(state.groups[name] || []), who.id])];
+    await call("PUT", "/compliance/groups/" + encodeURIComponent(name), { employees: members });
+    $("group-employee").value = ""; delete $("group-employee").dataset.id;
+    await loadRules();
+  }); };
+}
+
+// ---- Review -----------------------------------------------------------------------------------
+
+const reviewStateWords = { open: "open", assigned: "assigned", escalated: "escalated", closed: "closed" };
+const decisionWords = { no_issue: "no issue", escalate: "escalate", close: "close" };
+const stepWords = { opened: "opened", assigned: "assigned", decided: "decided" };
+
+function ruleName(ref) {
+  const id = ref.split("@")[0];
+  const r = (state.rules || []).find((x) => x.id === id);
+  return r ? r.name + " (" + ref + ")" : ref;
+}
+
+function whyWords(it) {
+  return it.reason === "sample" ? tr("sampled: {day}", { day: it.day }) : tr("flagged: {rules}", { rules: (it.rules || []).map(ruleName).join(", ") });
+}
+
+function since(seconds) {
+  if (!seconds) return "—";
+  if (seconds < 3600) return plural(Math.round(seconds / 60), "minute");
+  if (seconds < 3 * 86400) return plural(Math.round(seconds / 3600), "hour");
+  return plural(Math.round(seconds / 86400), "day");
+}
+
+async function loadReviews(page) {
+  if (!state.rules) { try { await loadRules(); } catch { /* names fall back to refs */ } }
+  const q = new URLSearchParams({ page: String(page || 1), size: "20" });
+  for (const [k, id] of [["state", "review-state"], ["reason", "review-reason"], ["rule", "review-rule"], ["from", "review-from"], ["to", "review-to"]]) {
+    const v = $(id).value.trim();
+    if (v) q.set(k, v);
+  }
+  const who = await picked($("review-employee"));
+  if (who) q.set("employee", who.id);
+  const res = await call("GET", "/compliance/reviews?" + q);
+  state.reviews = res;
+  const rows = (res.items || []).map((it) => {
+    const tr_ = el("tr", { onclick: () => run(() => openReview(it.id)), tabIndex: 0 },
+      el("td", { textContent: String(it.id) }), el("td", { textContent: when(it.created_at).slice(0, 16) }),
+      el("td", { textContent: whyWords(it) }), el("td", { textContent: it.employee_name || it.employee }),
+      el("td", { textContent: it.contact_name || it.contact }),
+      el("td", { className: "state-" + it.state, textContent: tr(reviewStateWords[it.state] || it.state) + (it.decision ? " · " + tr(decisionWords[it.decision] || it.decision) : "") }),
+      el("td", { textContent: it.assignee_name || "" }));
+    tr_.dataset.item = String(it.id);
+    tr_.onkeydown = (e) => { if (e.key === "Enter") run(() => openReview(it.id)); };
+    if (state.review && state.review.item.id === it.id) tr_.setAttribute("aria-current", "true");
+    return tr_;
+  });
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colSpan: 7, className: "empty", textContent: tr("Nothing to review here.") })));
+  $("review-rows").replaceChildren(...rows);
+  setText($("review-page"), tr("page {page} of {pages} · {n} items", { page: res.page, pages: res.pages, n: res.total }));
+  $("review-prev").disabled = res.page <= 1;
+  $("review-next").disabled = res.page >= res.pages;
+}
+
+async function openReview(id) {
+  const d = await call("GET", "/compliance/reviews/" + id);
+  state.review = d;
+  renderReview(d);
+  for (const row of document.querySelectorAll("#review-rows tr")) row.setAttribute("aria-current", row.dataset.item === String(id) ? "true" : "false");
+  $("review-item").scrollIntoView({ block: "nearest" });
+}
+
+function renderReview(d) {
+  const it = d.item;
+  $("review-item").hidden = false;
+  $("review-item-title").textContent = tr("Item {id}: {why}", { id: it.id, why: whyWords(it) });
+  $("review-item-detail").textContent = tr("{employee} with {customer} · chat {chat} · {state}", {
+    employee: it.employee_name || it.employee, customer: it.contact_name || it.contact, chat: it.chat_id, state: tr(reviewStateWords[it.state] || it.state) }) +
+    (it.assignee_name ? " · " + tr("reviewer: {who}", { who: it.assignee_name }) : "");
+  $("review-assign-me").hidden = it.state === "closed";
+  $("review-decide").hidden = it.state === "closed";
+  const decision = $("review-decision");
+  for (const o of decision.options) o.disabled = it.state === "escalated" && o.value === "escalate";
+  if (decision.selectedOptions[0] && decision.selectedOptions[0].disabled) decision.value = "close";
+  $("review-history").replaceChildren(...d.history.map((s) => {
+    let what = tr(stepWords[s.step] || s.step);
+    if (s.step === "opened") what += " · " + (s.reason === "sample" ? tr("drawn in the sample") : tr("flagged by {rules}", { rules: (s.rules || []).map(ruleName).join(", ") }));
+    if (s.step === "assigned") what += " · " + tr("to {who}", { who: s.to.replace(/^compliance:/, "") });
+    if (s.step === "decided") what += " · " + tr(decisionWords[s.reason] || s.reason);
+    const li = el("li", {}, el("time", { textContent: when(s.at) }), " ", el("strong", { textContent: s.actor_name }), " ", what);
+    if (s.note) li.append(el("span", { className: "note", textContent: s.note }));
+    return li;
+  }));
+  const list = $("review-transcript");
+  list.replaceChildren(...d.transcript.entries.map((e) => {
+    const node = entryNode(e);
+    if (d.focus && e.message_id === d.focus) node.classList.add("focus");
+    return node;
+  }));
+  if (d.transcript.entries.length === 0) list.append(el("li", { className: "empty", textContent: tr("Nothing archived around it.") }));
+}
+
+async function loadSampleSetting() {
+  const s = await call("GET", "/compliance/reviews/settings");
+  $("sample-percent").value = String(s.sample_percent);
+}
+
+async function loadReport() {
+  const q = new URLSearchParams();
+  for (const [k, id] of [["from", "report-from"], ["to", "report-to"]]) if ($(id).value) q.set(k, $(id).value);
+  const rep = await call("GET", "/compliance/reviews/report?" + q);
+  const sectionWords = { total: "all items", reason: "why", rule: "rule", decision: "decision", backlog: "backlog by age" };
+  const keyWords = { flag: "flagged", sample: "sampled", all: "all", ...decisionWords };
+  $("report-rows").replaceChildren(...rep.rows.map((r) => el("tr", {}, el("td", { textContent: tr(sectionWords[r.section] || r.section) }),
+    el("td", { textContent: r.section === "rule" ? ruleName(r.key).replace(/ \(.*\)$/, "") : tr(keyWords[r.key] || r.key) }),
+    ...[r.items, r.open, r.assigned, r.escalated, r.closed].map((n) => el("td", { className: "num", textContent: String(n) })),
+    el("td", { textContent: since(r.median_seconds) }), el("td", { textContent: since(r.p90_seconds) }))));
+}
+
+function reviewHandlers() {
+  $("review-filter").onsubmit = (e) => { e.preventDefault(); run(() => loadReviews(1)); };
+  $("review-prev").onclick = () => run(() => loadReviews(state.reviews.page - 1));
+  $("review-next").onclick = () => run(() => loadReviews(state.reviews.page + 1));
+  $("review-assign-me").onclick = () => run(async () => {
+    await call("POST", "/compliance/reviews/" + state.review.item.id + "/assign", { assignee: "me" });
+    await openReview(state.review.item.id); await loadReviews(state.reviews ? state.reviews.page : 1);
+  });
+  $("review-decide").onsubmit = (e) => { e.preventDefault(); run(async () => {
+    const id = state.review.item.id;
+    await call("POST", "/compliance/reviews/" + id + "/decide", { decision: $("review-decision").value, note: $("review-note").value });
+    $("review-note").value = "";
+    await openReview(id); await loadReviews(state.reviews ? state.reviews.page : 1);
+  }); };
+  $("sample-form").onsubmit = (e) => { e.preventDefault(); run(async () => {
+    const s = await call("PUT", "/compliance/reviews/settings", { sample_percent: Number($("sample-percent").value) });
+    status("sample-status", tr("Saved: {p} % of each employee's conversations are drawn each day.", { p: s.sample_percent }));
+  }); };
+  $("report-form").onsubmit = (e) => { e.preventDefault(); run(loadReport); };
+  for (const format of ["csv", "jsonl"]) {
+    $("report-" + format).onclick = () => run(async () => {
+      const x = await call("POST", "/compliance/reviews/report/export", { format, from: $("report-from").value, to: $("report-to").value });
+      status("report-status", tr("Export {id} started: download it under Compliance › Exports; wxteams verify-export checks its signature.", { id: x.id }));
+    });
+  }
+}
+
 // ---- Start ------------------------------------------------------------------------------------
 
 // relabel redraws what the language changes: the static words (i18n.js) and the open page.
@@ -769,6 +1096,8 @@ window.addEventListener("DOMContentLoaded", () => run(async () => {
   usersHandlers();
   complianceHandlers();
   transcriptHandlers();
+  rulesHandlers();
+  reviewHandlers();
   state.employee = remembered.get("employee");
   state.customer = remembered.get("customer");
   const tabs = [...document.querySelectorAll(".tab")].filter((b) => me.sandbox || b.dataset.tab !== "sandbox").map((b) => b.dataset.tab);

@@ -1,0 +1,404 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/completeness"
+)
+
+// MaxOverdueListed bounds how many overdue deliveries a report lists one by one; the rest are
+// counted (Report.GapsOmitted).
+const MaxOverdueListed = 500
+
+// CompletenessReport computes the completeness report of day (YYYY-MM-DD, UTC) as of now: what the
+// archive holds for the day, per channel and stream kind; the deliveries created by the day's end
+// and still waiting now, those waiting longer than overdue listed as gaps; the pushes and
+// activities refused after receipt during the day; and the chain of every stream with records
+// that day, checked across the day. It reads the day's records twice (once to count, once per
+// stream to verify, plus the record before and after), so its cost follows the day's traffic, not
+// the archive's size. It neither signs nor archives the report (MakeCompleteness does).
+func (s *Store) CompletenessReport(ctx context.Context, day string, now time.Time, overdue time.Duration) (*completeness.Report, error) {
+	rep, err := completeness.New(day, now, overdue)
+	if err != nil {
+		return nil, err
+	}
+	spans, err := s.countDay(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitingDeliveries(ctx, rep, now, overdue); err != nil {
+		return nil, err
+	}
+	if err := s.refusalsOfDay(ctx, rep); err != nil {
+		return nil, err
+	}
+	streams := make([]string, 0, len(spans))
+	for stream := range spans {
+		streams = append(streams, stream)
+	}
+	sort.Strings(streams)
+	for _, stream := range streams {
+		sp := spans[stream]
+		problem, err := s.dayChainProblem(ctx, stream, sp.min, sp.max)
+		if err != nil {
+			return nil, err
+		}
+		rep.StreamsChecked++
+		if problem != "" {
+			g := completeness.Gap{Kind: completeness.GapChain, Stream: stream, Reason: problem}
+			if id, ok := strings.CutPrefix(stream, "chat:"); ok {
+				g.ChatID, _ = strconv.ParseInt(id, 10, 64)
+			}
+			rep.Gaps = append(rep.Gaps, g)
+		}
+	}
+	rep.Notes = append(rep.Notes,
+		"chains are checked across the day by their hashes and links; sealed contents are checked by `wxteams verify`",
+		"refused_after_receipt counts what each replica had written when the report was made: a replica that crashed loses the refusals it had not written yet (at most a minute's); its log names each one")
+	rep.Finish()
+	return rep, nil
+}
+
+// seqSpan is the first and last sequence number a stream has on the day.
+type seqSpan struct{ min, max int64 }
+
+// streamKind is the part of a stream's name before the colon: chat, contact, employee, admin.
+func streamKind(stream string) string {
+	kind, _, _ := strings.Cut(stream, ":")
+	return kind
+}
+
+// channelOf is the side a record is about: the channel its Meta names, else the side its kind
+// belongs to, else none.
+func channelOf(kind compliance.Kind, meta []byte) string {
+	var m struct {
+		Channel string `json:"channel"`
+	}
+	if json.Unmarshal(meta, &m) == nil && m.Channel != "" {
+		return m.Channel
+	}
+	switch k := string(kind); {
+	case strings.HasPrefix(k, "customer."):
+		return string(bridge.ChannelWeChat)
+	case strings.HasPrefix(k, "employee."):
+		return string(bridge.ChannelTeams)
+	}
+	return completeness.ChannelNone
+}
+
+// countDay counts the day's records into rep and returns each stream's span of them.
+func (s *Store) countDay(ctx context.Context, rep *completeness.Report) (map[string]seqSpan, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT stream, seq, kind, meta FROM archive WHERE at_us >= $1 AND at_us < $2`), us(rep.From), us(rep.To))
+	if err != nil {
+		return nil, fmt.Errorf("read the day's records: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	spans := map[string]seqSpan{}
+	for rows.Next() {
+		var (
+			stream, kind string
+			seq          int64
+			meta         []byte
+		)
+		if err := rows.Scan(&stream, &seq, &kind, &meta); err != nil {
+			return nil, fmt.Errorf("read the day's records: %w", s.wrap(err))
+		}
+		k := compliance.Kind(kind)
+		c := rep.Row(channelOf(k, meta), streamKind(stream))
+		c.Archived++
+		switch k {
+		case compliance.KindCustomerMessage, compliance.KindEmployeeMessage:
+			c.Received++
+		case compliance.KindDelivered:
+			c.Delivered++
+		case compliance.KindDeliveryFailed:
+			c.Failed++
+		case compliance.KindOutcomeUnknown:
+			c.Unknown++
+		case compliance.KindDeliveryRetry:
+			c.Retries++
+		}
+		sp, ok := spans[stream]
+		if !ok || seq < sp.min {
+			sp.min = seq
+		}
+		if seq > sp.max {
+			sp.max = seq
+		}
+		spans[stream] = sp
+	}
+	return spans, s.wrap(rows.Err())
+}
+
+// waitingDeliveries counts the deliveries created before the day's end and still pending or being
+// sent at now, and lists those waiting longer than overdue.
+func (s *Store) waitingDeliveries(ctx context.Context, rep *completeness.Report, now time.Time, overdue time.Duration) error {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, chat_id, channel, state, attempts, created_us, message_id FROM outbox
+		WHERE state IN ('pending', 'sending') AND created_us < $1 ORDER BY id`), us(rep.To))
+	if err != nil {
+		return fmt.Errorf("read waiting deliveries: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			g       completeness.Gap
+			created int64
+		)
+		if err := rows.Scan(&g.OutboxID, &g.ChatID, &g.Channel, &g.State, &g.Attempts, &created, &g.MessageID); err != nil {
+			return fmt.Errorf("read waiting deliveries: %w", s.wrap(err))
+		}
+		// The stream its outcome will be archived in (bridge's outcomeStream).
+		streams := "chat"
+		switch {
+		case g.ChatID != 0:
+		case g.Channel == string(bridge.ChannelTeams):
+			streams = "employee"
+		default:
+			streams = "contact"
+		}
+		c := rep.Row(g.Channel, streams)
+		c.Waiting++
+		g.Since = fromUS(created)
+		age := now.Sub(g.Since)
+		if age < overdue {
+			continue
+		}
+		c.Overdue++
+		if int64(len(rep.Gaps)) >= MaxOverdueListed {
+			rep.GapsOmitted++
+			continue
+		}
+		g.Kind, g.AgeSeconds = completeness.GapOverdue, int64(age/time.Second)
+		if g.ChatID != 0 {
+			g.Stream = compliance.ChatStream(g.ChatID)
+		}
+		rep.Gaps = append(rep.Gaps, g)
+	}
+	return s.wrap(rows.Err())
+}
+
+// refusalsOfDay adds the pushes and activities refused after receipt during the day.
+func (s *Store) refusalsOfDay(ctx context.Context, rep *completeness.Report) error {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT channel, reason, SUM(n) FROM receipt_refusals
+		WHERE hour_us >= $1 AND hour_us < $2 GROUP BY channel, reason ORDER BY channel, reason`), us(rep.From), us(rep.To))
+	if err != nil {
+		return fmt.Errorf("read refusals after receipt: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		g := completeness.Gap{Kind: completeness.GapRefused}
+		if err := rows.Scan(&g.Channel, &g.Reason, &g.Count); err != nil {
+			return fmt.Errorf("read refusals after receipt: %w", s.wrap(err))
+		}
+		rep.Row(g.Channel, "").Refused += g.Count
+		rep.Gaps = append(rep.Gaps, g)
+	}
+	return s.wrap(rows.Err())
+}
+
+// dayChainProblem checks a stream's chain from the record before the day's first (seq minSeq) to
+// the record after its last (maxSeq), or to the stream's head when there is none after it. It
+// returns what is wrong, or "".
+func (s *Store) dayChainProblem(ctx context.Context, stream string, minSeq, maxSeq int64) (string, error) {
+	// The head first: a record appended after it was read is then among the rows read below.
+	var (
+		head     compliance.Head
+		headHash []byte
+	)
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT seq, hash FROM archive_heads WHERE stream = $1`), stream).Scan(&head.Seq, &headHash)
+	switch {
+	case isNoRows(err):
+		return "the stream has no recorded head", nil
+	case err != nil:
+		return "", fmt.Errorf("read the head of %s: %w", stream, s.wrap(err))
+	}
+	copy(head.Hash[:], headHash)
+	var (
+		disposal     compliance.Head
+		disposalHash []byte
+	)
+	err = s.db.QueryRowContext(ctx, s.rebind(`SELECT through_seq, hash FROM archive_disposals WHERE stream = $1 ORDER BY through_seq DESC LIMIT 1`), stream).
+		Scan(&disposal.Seq, &disposalHash)
+	if err != nil && !isNoRows(err) {
+		return "", fmt.Errorf("read the disposals of %s: %w", stream, s.wrap(err))
+	}
+	copy(disposal.Hash[:], disposalHash)
+
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT `+recordColumns+` FROM archive WHERE stream = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq`),
+		stream, minSeq-1, maxSeq+1)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", stream, s.wrap(err))
+	}
+	defer rows.Close()
+	var (
+		v    *compliance.ChainVerifier
+		last int64
+	)
+	switch {
+	case minSeq == 1:
+		v = compliance.NewChainVerifier(stream)
+	case disposal.Seq >= minSeq-1:
+		v = compliance.NewChainVerifierFrom(stream, disposal)
+	}
+	for rows.Next() {
+		r, key, err := scanRecord(rows)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", stream, s.wrap(err))
+		}
+		last = r.Seq
+		if v == nil {
+			if r.Seq != minSeq-1 {
+				return fmt.Sprintf("seq %d, the record before the day's first, is missing", minSeq-1), nil
+			}
+			v = compliance.NewChainVerifierFrom(stream, compliance.Head{Seq: r.Seq, Hash: r.Hash})
+			continue
+		}
+		if r.Seq <= v.Head().Seq {
+			continue // disposed of; verification starts after the disposal
+		}
+		if err := v.Add(&r, key == ""); err != nil {
+			return err.Error(), nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("read %s: %w", stream, s.wrap(err))
+	}
+	if v == nil {
+		return fmt.Sprintf("seq %d, the record before the day's first, is missing", minSeq-1), nil
+	}
+	if last <= maxSeq { // no record after the day's last: the chain must end at the head
+		if err := v.Finish(head); err != nil {
+			return err.Error(), nil
+		}
+	}
+	return "", nil
+}
+
+// Completeness returns the archived report of day, or bridge.ErrNotFound.
+func (s *Store) Completeness(ctx context.Context, day string) (*completeness.Signed, error) {
+	var (
+		sig    completeness.Signed
+		report []byte
+	)
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT hash, key_id, signature, report FROM completeness_reports WHERE day = $1`), day).
+		Scan(&sig.Hash, &sig.KeyID, &sig.Signature, &report)
+	switch {
+	case isNoRows(err):
+		return nil, fmt.Errorf("completeness report of %s: %w", day, bridge.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("read the completeness report of %s: %w", day, s.wrap(err))
+	}
+	sig.Report = report
+	if len(sig.Signature) == 0 {
+		sig.Signature = nil
+	}
+	return &sig, nil
+}
+
+// MakeCompleteness makes, signs (with key; nil leaves it unsigned) and archives the report of day
+// — once: if it exists already, whichever replica or command made it, that one is returned and
+// made is false. The report is stored and archived in the admin stream (compliance.completeness)
+// in one transaction.
+func (s *Store) MakeCompleteness(ctx context.Context, day string, key ed25519.PrivateKey, overdue time.Duration, actor string, now time.Time) (signed *completeness.Signed, made bool, err error) {
+	if got, err := s.Completeness(ctx, day); err == nil {
+		return got, false, nil
+	} else if !errors.Is(err, bridge.ErrNotFound) {
+		return nil, false, err
+	}
+	rep, err := s.CompletenessReport(ctx, day, now, overdue)
+	if err != nil {
+		return nil, false, err
+	}
+	signed, err = completeness.Sign(rep, key)
+	if err != nil {
+		return nil, false, err
+	}
+	err = s.InTx(ctx, func(btx bridge.Tx) error {
+		t := btx.(*tx)
+		made = false
+		var got string
+		err := t.queryRow(ctx, `INSERT INTO completeness_reports (day, made_us, hash, key_id, signature, report) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (day) DO NOTHING RETURNING day`, day, us(now), signed.Hash, signed.KeyID, append([]byte{}, signed.Signature...), []byte(signed.Report)).Scan(&got)
+		switch {
+		case isNoRows(err):
+			return nil // another replica made it first
+		case err != nil:
+			return fmt.Errorf("store the completeness report: %w", t.s.wrap(err))
+		}
+		made = true
+		return t.Append(ctx, signed.Event(day, now, actor, len(rep.Gaps)))
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !made {
+		signed, err = s.Completeness(ctx, day)
+	}
+	return signed, made, err
+}
+
+// AddReceiptRefusals adds counts of pushes and activities refused after receipt (each replica
+// adds its own; the counts of an hour, channel and reason add up).
+func (s *Store) AddReceiptRefusals(ctx context.Context, counts []bridge.RefusalCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	return s.InTx(ctx, func(btx bridge.Tx) error {
+		t := btx.(*tx)
+		for _, c := range counts {
+			if _, err := t.exec(ctx, `INSERT INTO receipt_refusals (hour_us, channel, reason, n) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (hour_us, channel, reason) DO UPDATE SET n = receipt_refusals.n + EXCLUDED.n`,
+				us(c.Hour.UTC().Truncate(time.Hour)), string(c.Channel), c.Reason, c.N); err != nil {
+				return fmt.Errorf("count refusals after receipt: %w", t.s.wrap(err))
+			}
+		}
+		return nil
+	})
+}
+
+// inboundKinds are the records only traffic from a channel makes: a customer's message or event,
+// an employee's message, edit or deletion.
+var inboundKinds = []compliance.Kind{compliance.KindCustomerMessage, compliance.KindCustomerEvent, compliance.KindLeave,
+	compliance.KindUnsubscribe, compliance.KindRouting, compliance.KindEmployeeMessage, compliance.KindEmployeeEdit, compliance.KindEmployeeDelete}
+
+// LastInbound returns when the latest record of inbound traffic (inboundKinds) was archived, by
+// any replica, looking back no further than since; the zero time if there is none since then. It
+// walks the archive's time index backwards from now, so it costs what was archived since the last
+// arrival, never more than since allows.
+func (s *Store) LastInbound(ctx context.Context, since time.Time) (time.Time, error) {
+	args := []any{us(since)}
+	marks := make([]string, len(inboundKinds))
+	for i, k := range inboundKinds {
+		args = append(args, string(k))
+		marks[i] = "$" + strconv.Itoa(i+2)
+	}
+	var at int64
+	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT at_us FROM archive WHERE at_us >= $1 AND kind IN (`+strings.Join(marks, ", ")+`)
+		ORDER BY at_us DESC LIMIT 1`), args...).Scan(&at)
+	switch {
+	case isNoRows(err):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("last inbound record: %w", s.wrap(err))
+	}
+	return fromUS(at), nil
+}
+
+// LiveChats counts the chats whose customer can be written to now (active or capped).
+func (s *Store) LiveChats(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM chats WHERE status IN ('active', 'capped')`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count live chats: %w", s.wrap(err))
+	}
+	return n, nil
+}
