@@ -951,8 +951,10 @@ function whyWords(it) {
   return it.reason === "sample" ? tr("sampled: {day}", { day: it.day }) : tr("flagged: {rules}", { rules: (it.rules || []).map(ruleName).join(", ") });
 }
 
-function since(seconds) {
-  if (!seconds) return "—";
+// since words a time to review; decided is how many items it was measured on ("—": none).
+function since(seconds, decided) {
+  if (!decided) return "—";
+  if (seconds < 60) return tr("under a minute");
   if (seconds < 3600) return plural(Math.round(seconds / 60), "minute");
   if (seconds < 3 * 86400) return plural(Math.round(seconds / 3600), "hour");
   return plural(Math.round(seconds / 86400), "day");
@@ -1040,7 +1042,7 @@ async function loadReport() {
   $("report-rows").replaceChildren(...rep.rows.map((r) => el("tr", {}, el("td", { textContent: tr(sectionWords[r.section] || r.section) }),
     el("td", { textContent: r.section === "rule" ? ruleName(r.key).replace(/ \(.*\)$/, "") : tr(keyWords[r.key] || r.key) }),
     ...[r.items, r.open, r.assigned, r.escalated, r.closed].map((n) => el("td", { className: "num", textContent: String(n) })),
-    el("td", { textContent: since(r.median_seconds) }), el("td", { textContent: since(r.p90_seconds) }))));
+    el("td", { textContent: since(r.median_seconds, r.decided) }), el("td", { textContent: since(r.p90_seconds, r.decided) }))));
 }
 
 function reviewHandlers() {

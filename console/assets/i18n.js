@@ -117,7 +117,7 @@ const zh = {
   "sampled: {day}": "抽样：{day}", "flagged: {rules}": "标记：{rules}", "Nothing to review here.": "这里没有需要审查的内容。",
   "page {page} of {pages} · {n} items": "第 {page} 页，共 {pages} 页 · {n} 项", "Item {id}: {why}": "审查项 {id}：{why}",
   "{employee} with {customer} · chat {chat} · {state}": "{employee} 与 {customer} · 会话 {chat} · {state}", "reviewer: {who}": "审查人：{who}",
-  "drawn in the sample": "被抽样选中", "flagged by {rules}": "被 {rules} 标记", "to {who}": "给 {who}", "Nothing archived around it.": "前后没有存档内容。",
+  "drawn in the sample": "被抽样选中", "flagged by {rules}": "被 {rules} 标记", "to {who}": "给 {who}", "Nothing archived around it.": "前后没有存档内容。", "under a minute": "不到一分钟",
   "Saved: {p} % of each employee's conversations are drawn each day.": "已保存：每天抽取每位员工 {p}% 的对话。",
   "Export {id} started: download it under Compliance › Exports; wxteams verify-export checks its signature.": "导出 {id} 已开始：请在“合规 › 导出”下载；wxteams verify-export 可校验其签名。",
   "opened": "已创建", "decided": "已作出结论", "all items": "全部审查项", "why": "原因", "rule": "规则", "decision": "结论", "backlog by age": "积压（按时长）",
