@@ -178,7 +178,8 @@ func newLogger(cfg *Config, env *environment) (*zap.Logger, error) {
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(env.stderr), level)), nil
+	// Locked: the log is written from many goroutines, and the writer may be any io.Writer (a buffer in tests).
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(env.stderr)), level)), nil
 }
 
 // server is a running wxteams: listeners, store and engine.
