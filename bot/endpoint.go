@@ -152,13 +152,18 @@ func (e *Endpoint) serve(r *http.Request, w http.ResponseWriter) (int, []byte, e
 		return refused.Status, nil, &refusal{public: refused.Error(), err: err}
 	}
 	status, body, err := e.serveAuthenticated(r, &a)
-	if rc := e.cfg.Receipts; rc != nil {
+	// Only an activity from a person is a receipt, and only a receipt can be refused: the counts
+	// of the two stay consistent. A serviceUrl not allowed is refused without being archived, unlike
+	// another tenant's activity (archived as refused): it is not a refusal by policy.
+	if rc := e.cfg.Receipts; rc != nil && a.From.AADObjectID != "" {
 		at := e.cfg.Clock.Now()
-		if a.From.AADObjectID != "" {
-			rc.Received(bridge.ChannelTeams, at)
-		}
+		rc.Received(bridge.ChannelTeams, at)
 		if err != nil {
-			rc.Refused(bridge.ChannelTeams, refusalReason(status), at)
+			reason := refusalReason(status)
+			if status == http.StatusForbidden && !e.connector.HostAllowed(a.ServiceURL) {
+				reason = "service_url"
+			}
+			rc.Refused(bridge.ChannelTeams, reason, at)
 		}
 	}
 	return status, body, err
@@ -168,7 +173,7 @@ func (e *Endpoint) serve(r *http.Request, w http.ResponseWriter) (int, []byte, e
 func refusalReason(status int) string {
 	switch status {
 	case http.StatusForbidden:
-		return "not_allowed" // another tenant, or a serviceUrl not allowed
+		return "not_allowed" // another tenant: archived as refused (completeness.PolicyReasons)
 	case http.StatusBadRequest:
 		return "invalid"
 	case http.StatusServiceUnavailable:

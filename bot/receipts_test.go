@@ -56,8 +56,18 @@ func TestEndpointTellsReceiptsAndRefusalsAfterReceipt(t *testing.T) {
 	if status, _ := r.post(evil, r.teams.Issuer.BotToken(botAppID, "https://evil.example/")); status != 403 {
 		t.Errorf("serviceUrl outside the allowlist = %d; want 403", status)
 	}
+	// Another tenant's activity from no person (no aadObjectId) is not a receipt, so its refusal
+	// is not told either: refusals never outnumber receipts.
+	nobody := bytes.ReplaceAll(foreign, []byte(`"aadObjectId": "7faf8ab2-3d56-4244-b585-20c8a42ed2b8"`), []byte(`"aadObjectId": ""`))
+	if bytes.Equal(nobody, foreign) {
+		t.Fatal("the test did not remove the sender's aadObjectId")
+	}
+	if status, _ := r.post(nobody, good); status != 403 {
+		t.Errorf("another tenant's activity from no person = %d; want 403", status)
+	}
 	received, refused := r.receipts.counts()
-	if received != 3 || refused != "teams not_allowed,teams not_allowed" {
-		t.Errorf("receipts %d, refusals %q; want 3 receipts (the good one and the two refused after authenticating) and 2 refusals", received, refused)
+	if received != 3 || refused != "teams not_allowed,teams service_url" {
+		t.Errorf("receipts %d, refusals %q; want 3 receipts (the good one and the two refused after authenticating) and 2 refusals: "+
+			"another tenant's (archived as refused: policy) and the serviceUrl's (not archived)", received, refused)
 	}
 }

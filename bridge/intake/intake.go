@@ -2,11 +2,19 @@
 // and activities refused after they were received, for the daily completeness report, and judges
 // whether the bridge has stalled — chats are live but no real traffic has arrived for a while.
 //
-// It judges from real traffic only: a WeChat push that passed its signature check, a Teams
-// activity from a person, and the inbound records every replica archives (a customer's message or
-// event, an employee's message), never health checks or pings. With several replicas behind a
-// load balancer one of them may see nothing while the others work, so a replica that has seen
-// nothing for a while asks the archive before it calls the bridge stalled.
+// It judges from real traffic that was accepted only: a WeChat push that passed its signature
+// check, or a Teams activity from a person, and was not then refused; and the inbound records
+// every replica archives (a customer's message or event, an employee's message); never health
+// checks or pings, and never receipts that were refused — a bridge refusing everything (its
+// database down, pushes it cannot decrypt after a key change) is stalled however much arrives.
+// With several replicas behind a load balancer one of them may see nothing while the others work,
+// so a replica that has accepted nothing for a while asks the archive before it calls the bridge
+// stalled.
+//
+// A receipt is known to be accepted once it has settled: Receipts says when one is received and,
+// if it is refused, says so with the same time (WeChat's callback before and after handling the
+// push, the bot after handling the activity). A receipt that has gone settleAfter without being
+// refused was accepted.
 //
 // It imports bridge and zap only; the store comes in as an interface, wired by cmd/wxteams.
 package intake
@@ -48,6 +56,23 @@ type Config struct {
 // lastWeek bounds how far back the stall warning looks for the last arrival it names.
 const lastWeek = 7 * 24 * time.Hour
 
+// settleAfter is how long after its receipt a push or activity not refused counts as accepted:
+// longer than a request may take (serve's write timeout is 30 s).
+const settleAfter = time.Minute
+
+// inflightKey groups receipts not settled yet by channel and the second they arrived in: a
+// refusal is told with its receipt's time, so it lands in its receipt's group.
+type inflightKey struct {
+	channel bridge.Channel
+	second  int64
+}
+
+// inflight counts the receipts of a group and the refusals among them.
+type inflight struct {
+	received, refused int64
+	latest            time.Time
+}
+
 type refusalKey struct {
 	hour    time.Time
 	channel bridge.Channel
@@ -60,7 +85,9 @@ type Watcher struct {
 	cfg Config
 
 	mu          sync.Mutex
-	last        time.Time            // latest receipt this replica saw
+	last        time.Time            // latest receipt this replica saw accepted (settled, not refused)
+	inflight    map[inflightKey]*inflight
+	lastRefused time.Time // latest receipt this replica refused
 	pending     map[refusalKey]int64 // refusals not yet written
 	sinceStart  map[refusalKey]int64 // refusals this process saw, written or not (for the log)
 	stalled     bool
@@ -80,25 +107,53 @@ func New(cfg Config) *Watcher {
 			cfg.Every = q
 		}
 	}
-	return &Watcher{cfg: cfg, pending: map[refusalKey]int64{}, sinceStart: map[refusalKey]int64{}}
+	return &Watcher{cfg: cfg, pending: map[refusalKey]int64{}, sinceStart: map[refusalKey]int64{}, inflight: map[inflightKey]*inflight{}}
 }
 
-// Received records an arrival.
+// Received records an arrival; it counts for the stall once it has settled unrefused.
 func (w *Watcher) Received(ch bridge.Channel, at time.Time) {
+	k := inflightKey{channel: ch, second: at.Unix()}
 	w.mu.Lock()
-	if at.After(w.last) {
-		w.last = at
+	f := w.inflight[k]
+	if f == nil {
+		f = &inflight{}
+		w.inflight[k] = f
+	}
+	f.received++
+	if at.After(f.latest) {
+		f.latest = at
 	}
 	w.mu.Unlock()
 }
 
-// Refused counts a receipt refused for reason.
+// Refused counts a receipt refused for reason; at is the time its receipt was told with.
 func (w *Watcher) Refused(ch bridge.Channel, reason string, at time.Time) {
 	k := refusalKey{hour: at.UTC().Truncate(time.Hour), channel: ch, reason: reason}
 	w.mu.Lock()
 	w.pending[k]++
 	w.sinceStart[k]++
+	if at.After(w.lastRefused) {
+		w.lastRefused = at
+	}
+	if f := w.inflight[inflightKey{channel: ch, second: at.Unix()}]; f != nil && f.refused < f.received {
+		f.refused++
+	}
 	w.mu.Unlock()
+}
+
+// settle takes the receipts older than settleAfter at now out of flight: a group with more
+// receipts than refusals was (partly) accepted, and its latest receipt is this replica's latest
+// accepted one. Call it with mu held.
+func (w *Watcher) settle(now time.Time) {
+	for k, f := range w.inflight {
+		if now.Sub(f.latest) < settleAfter {
+			continue
+		}
+		if f.received > f.refused && f.latest.After(w.last) {
+			w.last = f.latest
+		}
+		delete(w.inflight, k)
+	}
 }
 
 // Stalled reports whether the bridge was stalled when last judged (the wxteams_bridge_stalled
@@ -141,11 +196,18 @@ func (w *Watcher) Check(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	w.mu.Lock()
-	last, wasStalled := w.last, w.stalled
+	w.settle(now)
+	last, wasStalled, refusing := w.last, w.stalled, now.Sub(w.lastRefused) < w.cfg.StallAfter
 	w.mu.Unlock()
 	stalled, live, err := w.judge(ctx, now, &last)
+	var storeDown error
 	if err != nil {
-		return err // judged again at the next check; the state stays as it was
+		if !refusing || now.Sub(last) < w.cfg.StallAfter {
+			return err // judged again at the next check; the state stays as it was
+		}
+		// The store cannot be asked, but receipts keep arriving and being refused while none was
+		// accepted: the channels are live and nothing gets through.
+		stalled, storeDown = true, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -153,7 +215,12 @@ func (w *Watcher) Check(ctx context.Context, now time.Time) error {
 	switch {
 	case stalled && !wasStalled:
 		w.stalledFrom = last
-		fields := []zap.Field{zap.Int64("live_chats", live), zap.Duration("stall_after", w.cfg.StallAfter)}
+		fields := []zap.Field{zap.Duration("stall_after", w.cfg.StallAfter)}
+		if storeDown != nil {
+			fields = append(fields, zap.String("live_chats", "unknown: the store cannot be asked, and every receipt is refused"), zap.NamedError("store_error", storeDown))
+		} else {
+			fields = append(fields, zap.Int64("live_chats", live))
+		}
 		if last.IsZero() {
 			fields = append(fields, zap.String("last_arrival", "none in the last 7 days"))
 		} else {
@@ -166,8 +233,8 @@ func (w *Watcher) Check(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// judge decides whether the bridge is stalled at now; last is this replica's last arrival, and on
-// return the latest known.
+// judge decides whether the bridge is stalled at now; last is this replica's last accepted
+// arrival, and on return the latest known.
 func (w *Watcher) judge(ctx context.Context, now time.Time, last *time.Time) (stalled bool, live int64, err error) {
 	if now.Sub(*last) < w.cfg.StallAfter {
 		return false, 0, nil // this replica saw traffic: no need to ask the store

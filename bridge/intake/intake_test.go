@@ -170,3 +170,61 @@ func TestRefusalsAreKeptUntilTheStoreTakesThem(t *testing.T) {
 		t.Errorf("refused since start = %d; want 3", got)
 	}
 }
+
+// refuseEverything has receipts arrive every minute for d from start, each refused (WeChat style:
+// the refusal told some seconds after the receipt, with the receipt's time).
+func refuseEverything(w *intake.Watcher, from time.Time, d time.Duration, reason string) {
+	for at := from; at.Before(from.Add(d)); at = at.Add(time.Minute) {
+		w.Received(bridge.ChannelWeChat, at)
+		w.Refused(bridge.ChannelWeChat, reason, at)
+	}
+}
+
+func TestABridgeRefusingEverythingIsStalled(t *testing.T) {
+	ctx := context.Background()
+	store := &fakeStore{live: 3}
+	w, logs := watcher(store, 30*time.Minute)
+	w.Received(bridge.ChannelWeChat, start) // accepted: never refused
+	// From then on every push is refused (undecryptable after a key change).
+	refuseEverything(w, start.Add(time.Minute), 40*time.Minute, "undecryptable")
+	if err := w.Check(ctx, start.Add(29*time.Minute)); err != nil || w.Stalled() {
+		t.Fatalf("stalled 29 minutes after the last accepted push: %v", err)
+	}
+	if err := w.Check(ctx, start.Add(31*time.Minute)); err != nil || !w.Stalled() {
+		t.Fatalf("not stalled 31 minutes after the last accepted push, refusals arriving: %v", err)
+	}
+	stalls := logs.FilterMessage("bridge stalled").All()
+	if len(stalls) != 1 || !stalls[0].ContextMap()["last_arrival"].(time.Time).Equal(start) {
+		t.Errorf("stall lines = %v; want one naming the last accepted push", logs.All())
+	}
+	// The refusals are counted as ever.
+	if got := w.RefusedSinceStart()["wechat undecryptable"]; got != 40 {
+		t.Errorf("refused since start = %d; want 40", got)
+	}
+	// A push accepted again (told, never refused) clears the stall once it has settled.
+	w.Received(bridge.ChannelWeChat, start.Add(45*time.Minute))
+	if err := w.Check(ctx, start.Add(45*time.Minute+10*time.Second)); err != nil || !w.Stalled() {
+		t.Errorf("cleared by a push not yet settled (it may still be refused): %v", err)
+	}
+	if err := w.Check(ctx, start.Add(47*time.Minute)); err != nil || w.Stalled() {
+		t.Errorf("still stalled after an accepted push: %v", err)
+	}
+}
+
+func TestADatabaseDownWhileReceiptsAreRefusedIsAStall(t *testing.T) {
+	ctx := context.Background()
+	store := &fakeStore{live: 3, down: true}
+	w, logs := watcher(store, 30*time.Minute)
+	// Nothing arrives: with the store down there is no judging (the state stays).
+	if err := w.Check(ctx, start); err == nil || w.Stalled() {
+		t.Fatalf("quiet with the store down: %v, stalled %v", err, w.Stalled())
+	}
+	refuseEverything(w, start, 40*time.Minute, "not_recorded")
+	if err := w.Check(ctx, start.Add(40*time.Minute)); err != nil || !w.Stalled() {
+		t.Fatalf("the store down and every receipt refused for 40 minutes: %v, stalled %v", err, w.Stalled())
+	}
+	stalls := logs.FilterMessage("bridge stalled").All()
+	if len(stalls) != 1 || stalls[0].ContextMap()["store_error"] == nil {
+		t.Errorf("stall lines = %v; want one naming the store's error", logs.All())
+	}
+}

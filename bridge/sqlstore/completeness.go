@@ -16,15 +16,22 @@ import (
 	"github.com/wxteams/wxteams/compliance/completeness"
 )
 
-// MaxOverdueListed bounds how many overdue deliveries a report lists one by one; the rest are
-// counted (Report.GapsOmitted).
+// MaxOverdueListed bounds how many overdue and late deliveries a report lists one by one; the
+// rest are counted (Report.GapsOmitted).
 const MaxOverdueListed = 500
+
+// outboxKept is how long finished deliveries stay in the outbox before they are pruned (bridge's
+// keepOutbox): a report made later than this after its day cannot list that day's late ones.
+const outboxKept = 7 * 24 * time.Hour
 
 // CompletenessReport computes the completeness report of day (YYYY-MM-DD, UTC) as of now: what the
 // archive holds for the day, per channel and stream kind; the deliveries created by the day's end
-// and still waiting now, those waiting longer than overdue listed as gaps; the pushes and
-// activities refused after receipt during the day; and the chain of every stream with records
-// that day, checked across the day. It reads the day's records twice (once to count, once per
+// and still waiting now, those waiting longer than overdue listed as gaps; the deliveries created
+// that day whose outcome came more than overdue after they were created (late, gaps too); the
+// pushes and activities refused after receipt during the day (those refused by policy and archived
+// as refused calls counted apart, not gaps); and the chain of every stream with records that day,
+// checked across the day. Made before the day ended (completeness.Ended), the report is
+// provisional (Final false). It reads the day's records twice (once to count, once per
 // stream to verify, plus the record before and after), so its cost follows the day's traffic, not
 // the archive's size. It neither signs nor archives the report (MakeCompleteness does).
 func (s *Store) CompletenessReport(ctx context.Context, day string, now time.Time, overdue time.Duration) (*completeness.Report, error) {
@@ -37,6 +44,9 @@ func (s *Store) CompletenessReport(ctx context.Context, day string, now time.Tim
 		return nil, err
 	}
 	if err := s.waitingDeliveries(ctx, rep, now, overdue); err != nil {
+		return nil, err
+	}
+	if err := s.lateDeliveries(ctx, rep, now, overdue); err != nil {
 		return nil, err
 	}
 	if err := s.refusalsOfDay(ctx, rep); err != nil {
@@ -64,7 +74,11 @@ func (s *Store) CompletenessReport(ctx context.Context, day string, now time.Tim
 	}
 	rep.Notes = append(rep.Notes,
 		"chains are checked across the day by their hashes and links; sealed contents are checked by `wxteams verify`",
-		"refused_after_receipt counts what each replica had written when the report was made: a replica that crashed loses the refusals it had not written yet (at most a minute's); its log names each one")
+		"refused_after_receipt counts what each replica had written when the report was made: a replica that crashed loses the refusals it had not written yet (at most a minute's); its log names each one",
+		"late deliveries are found in the outbox, which keeps finished deliveries for 7 days: a report made within 7 days of the day's end lists all of them, one made later only those still kept")
+	if rep.MadeAt.After(rep.To.Add(outboxKept)) {
+		rep.Notes = append(rep.Notes, "this report was made more than 7 days after the day ended: the day's finished deliveries may have been pruned from the outbox, so late ones may be missing")
+	}
 	rep.Finish()
 	return rep, nil
 }
@@ -157,16 +171,7 @@ func (s *Store) waitingDeliveries(ctx context.Context, rep *completeness.Report,
 		if err := rows.Scan(&g.OutboxID, &g.ChatID, &g.Channel, &g.State, &g.Attempts, &created, &g.MessageID); err != nil {
 			return fmt.Errorf("read waiting deliveries: %w", s.wrap(err))
 		}
-		// The stream its outcome will be archived in (bridge's outcomeStream).
-		streams := "chat"
-		switch {
-		case g.ChatID != 0:
-		case g.Channel == string(bridge.ChannelTeams):
-			streams = "employee"
-		default:
-			streams = "contact"
-		}
-		c := rep.Row(g.Channel, streams)
+		c := rep.Row(g.Channel, outcomeStreams(g.ChatID, g.Channel))
 		c.Waiting++
 		g.Since = fromUS(created)
 		age := now.Sub(g.Since)
@@ -187,7 +192,139 @@ func (s *Store) waitingDeliveries(ctx context.Context, rep *completeness.Report,
 	return s.wrap(rows.Err())
 }
 
-// refusalsOfDay adds the pushes and activities refused after receipt during the day.
+// outcomeStreams is the kind of stream a delivery's outcome is archived in (bridge's outcomeStream).
+func outcomeStreams(chatID int64, channel string) string {
+	switch {
+	case chatID != 0:
+		return "chat"
+	case channel == string(bridge.ChannelTeams):
+		return "employee"
+	}
+	return "contact"
+}
+
+// lateKey matches a finished delivery with its outcome's record: the record's Meta names the
+// delivery's channel, message, employee, contact and attempt.
+type lateKey struct {
+	channel, message, employee, contact string
+	attempt                             int
+}
+
+// lateDeliveries counts and lists the deliveries created during the day whose outcome (delivered,
+// failed, unknown) came more than overdue after they were created. A WeChat delivery's outcome
+// time is when WeChat answered (outbox answered_us); any other's is its outcome record's time in
+// the archive, found by reading the outcome records stamped from the day's start plus overdue on
+// (an outcome before that is on time for every delivery of the day) and matching them to the
+// day's finished deliveries (held in memory, ids only). Finished deliveries are pruned from the
+// outbox after 7 days (outboxKept): a report made later misses those.
+func (s *Store) lateDeliveries(ctx context.Context, rep *completeness.Report, now time.Time, overdue time.Duration) error {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, chat_id, channel, state, attempts, created_us, answered_us, message_id, employee_id, contact FROM outbox
+		WHERE created_us >= $1 AND created_us < $2 AND state IN ($3, $4, $5) ORDER BY id`),
+		us(rep.From), us(rep.To), string(bridge.OutboxDone), string(bridge.OutboxFailed), string(bridge.OutboxUnknown))
+	if err != nil {
+		return fmt.Errorf("read finished deliveries: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	candidates := map[lateKey][]completeness.Gap{}
+	var late []completeness.Gap
+	for rows.Next() {
+		var (
+			g                 completeness.Gap
+			created, answered int64
+			employee, contact string
+		)
+		if err := rows.Scan(&g.OutboxID, &g.ChatID, &g.Channel, &g.State, &g.Attempts, &created, &answered, &g.MessageID, &employee, &contact); err != nil {
+			return fmt.Errorf("read finished deliveries: %w", s.wrap(err))
+		}
+		g.Kind, g.Since = completeness.GapLate, fromUS(created)
+		if g.ChatID != 0 {
+			g.Stream = compliance.ChatStream(g.ChatID)
+		}
+		if g.State == string(bridge.OutboxDone) && answered > 0 {
+			if g.OutcomeAt = fromUS(answered); g.OutcomeAt.Sub(g.Since) > overdue {
+				late = append(late, g)
+			}
+			continue
+		}
+		k := lateKey{g.Channel, g.MessageID, employee, contact, g.Attempts}
+		candidates[k] = append(candidates[k], g)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read finished deliveries: %w", s.wrap(err))
+	}
+	rows.Close()
+	if len(candidates) > 0 {
+		found, err := s.outcomesAfter(ctx, rep.From.Add(overdue), now, candidates, overdue)
+		if err != nil {
+			return err
+		}
+		late = append(late, found...)
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i].OutboxID < late[j].OutboxID })
+	for _, g := range late {
+		rep.Row(g.Channel, outcomeStreams(g.ChatID, g.Channel)).Late++
+		if int64(len(rep.Gaps)) >= MaxOverdueListed {
+			rep.GapsOmitted++
+			continue
+		}
+		g.AgeSeconds = int64(g.OutcomeAt.Sub(g.Since) / time.Second)
+		rep.Gaps = append(rep.Gaps, g)
+	}
+	return nil
+}
+
+// outcomesAfter reads the outcome records stamped in [from, now] and returns the candidates whose
+// outcome record came more than overdue after they were created, OutcomeAt set. Each candidate
+// takes its earliest matching record.
+func (s *Store) outcomesAfter(ctx context.Context, from, now time.Time, candidates map[lateKey][]completeness.Gap, overdue time.Duration) ([]completeness.Gap, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT at_us, meta FROM archive WHERE at_us >= $1 AND at_us <= $2 AND kind IN ($3, $4, $5) ORDER BY at_us`),
+		us(from), us(now), string(compliance.KindDelivered), string(compliance.KindDeliveryFailed), string(compliance.KindOutcomeUnknown))
+	if err != nil {
+		return nil, fmt.Errorf("read outcome records: %w", s.wrap(err))
+	}
+	defer rows.Close()
+	var late []completeness.Gap
+	for rows.Next() {
+		var (
+			at   int64
+			meta []byte
+		)
+		if err := rows.Scan(&at, &meta); err != nil {
+			return nil, fmt.Errorf("read outcome records: %w", s.wrap(err))
+		}
+		m, err := compliance.DecodeMeta(meta)
+		if err != nil {
+			continue // not ours to judge here; the chain check covers the record
+		}
+		k := lateKey{m.Channel, m.MessageID, m.Employee, m.Contact, m.Attempt}
+		gs := candidates[k]
+		if len(gs) == 0 {
+			continue
+		}
+		outcome := fromUS(at)
+		for i := 0; i < len(gs); i++ {
+			if outcome.Before(gs[i].Since) {
+				continue // an outcome before it was created is another delivery's
+			}
+			if outcome.Sub(gs[i].Since) > overdue {
+				gs[i].OutcomeAt = outcome
+				late = append(late, gs[i])
+			}
+			gs = append(gs[:i], gs[i+1:]...) // matched: on time or late, judged once
+			break
+		}
+		if len(gs) == 0 {
+			delete(candidates, k)
+		} else {
+			candidates[k] = gs
+		}
+	}
+	return late, s.wrap(rows.Err())
+}
+
+// refusalsOfDay adds the pushes and activities refused after receipt during the day: those refused
+// by policy and archived as refused calls (completeness.PolicyReasons) counted as such, the others
+// as gaps.
 func (s *Store) refusalsOfDay(ctx context.Context, rep *completeness.Report) error {
 	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT channel, reason, SUM(n) FROM receipt_refusals
 		WHERE hour_us >= $1 AND hour_us < $2 GROUP BY channel, reason ORDER BY channel, reason`), us(rep.From), us(rep.To))
@@ -199,6 +336,10 @@ func (s *Store) refusalsOfDay(ctx context.Context, rep *completeness.Report) err
 		g := completeness.Gap{Kind: completeness.GapRefused}
 		if err := rows.Scan(&g.Channel, &g.Reason, &g.Count); err != nil {
 			return fmt.Errorf("read refusals after receipt: %w", s.wrap(err))
+		}
+		if completeness.PolicyReasons[g.Reason] {
+			rep.Row(g.Channel, "").RefusedByPolicy += g.Count
+			continue
 		}
 		rep.Row(g.Channel, "").Refused += g.Count
 		rep.Gaps = append(rep.Gaps, g)
@@ -308,8 +449,16 @@ func (s *Store) Completeness(ctx context.Context, day string) (*completeness.Sig
 // MakeCompleteness makes, signs (with key; nil leaves it unsigned) and archives the report of day
 // — once: if it exists already, whichever replica or command made it, that one is returned and
 // made is false. The report is stored and archived in the admin stream (compliance.completeness)
-// in one transaction.
+// in one transaction. A day that has not ended at now (its midnight plus completeness.Grace) is
+// refused (completeness.ErrNotEnded): an archived report is final, never replaced.
 func (s *Store) MakeCompleteness(ctx context.Context, day string, key ed25519.PrivateKey, overdue time.Duration, actor string, now time.Time) (signed *completeness.Signed, made bool, err error) {
+	end, err := completeness.EndOf(day)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %v", bridge.ErrInvalid, err)
+	}
+	if now.Before(end) {
+		return nil, false, fmt.Errorf("the report of %s cannot be archived before %s: %w", day, end.Format(time.RFC3339), completeness.ErrNotEnded)
+	}
 	if got, err := s.Completeness(ctx, day); err == nil {
 		return got, false, nil
 	} else if !errors.Is(err, bridge.ErrNotFound) {
@@ -345,6 +494,30 @@ func (s *Store) MakeCompleteness(ctx context.Context, day string, key ed25519.Pr
 		signed, err = s.Completeness(ctx, day)
 	}
 	return signed, made, err
+}
+
+// LastCompletenessDay is the latest day with an archived report ("" when there is none).
+func (s *Store) LastCompletenessDay(ctx context.Context) (string, error) {
+	var day *string
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(day) FROM completeness_reports`).Scan(&day); err != nil {
+		return "", fmt.Errorf("latest completeness report: %w", s.wrap(err))
+	}
+	if day == nil {
+		return "", nil
+	}
+	return *day, nil
+}
+
+// FirstArchiveDay is the UTC day of the archive's earliest record ("" when it is empty).
+func (s *Store) FirstArchiveDay(ctx context.Context) (string, error) {
+	var at *int64
+	if err := s.db.QueryRowContext(ctx, `SELECT MIN(at_us) FROM archive`).Scan(&at); err != nil {
+		return "", fmt.Errorf("earliest archive record: %w", s.wrap(err))
+	}
+	if at == nil {
+		return "", nil
+	}
+	return completeness.DayOf(fromUS(*at)), nil
 }
 
 // AddReceiptRefusals adds counts of pushes and activities refused after receipt (each replica

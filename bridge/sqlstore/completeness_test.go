@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -309,6 +310,164 @@ func TestLastInboundAndLiveChats(t *testing.T) {
 		}
 		if n, err := s.LiveChats(ctx); err != nil || n != 1 {
 			t.Errorf("LiveChats = %d, %v; want 1", n, err)
+		}
+	})
+}
+
+// finished adds a delivery created at created and finished (state, attempts, answered_us), and
+// archives its outcome record at outcome unless that is zero.
+func finished(t *testing.T, s *sqlstore.Store, channel bridge.Channel, msg string, created time.Time, state bridge.OutboxState, attempts int, answered, outcome time.Time, kind compliance.Kind) int64 {
+	t.Helper()
+	ctx := context.Background()
+	it := &bridge.OutboxItem{ChatID: 7, Channel: channel, Lane: string(channel) + ":" + msg, Employee: "ann", MessageID: msg, State: bridge.OutboxPending,
+		CreatedAt: created, NotBefore: created}
+	if channel == bridge.ChannelWeChat {
+		it.Contact, it.WeChat = "o1", &bridge.WeChatMessage{Message: bridge.TextMessage("x")}
+	} else {
+		it.Teams = &bridge.TeamsMessage{Message: bridge.TextMessage("x")}
+	}
+	err := s.InTx(ctx, func(tx bridge.Tx) error {
+		if err := tx.AddOutbox(ctx, it); err != nil {
+			return err
+		}
+		if outcome.IsZero() {
+			return nil
+		}
+		return tx.Append(ctx, compliance.Event{Stream: "chat:7", ChatID: 7, At: outcome, Kind: kind, Actor: "system",
+			Meta: compliance.Meta{Channel: string(channel), MessageID: msg, Employee: "ann", Contact: string(it.Contact), Attempt: attempts}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans int64
+	if !answered.IsZero() {
+		ans = answered.UnixMicro()
+	}
+	if _, err := s.DB().Exec(fmt.Sprintf(`UPDATE outbox SET state = '%s', attempts = %d, answered_us = %d WHERE id = %d`, state, attempts, ans, it.ID)); err != nil {
+		t.Fatal(err)
+	}
+	return it.ID
+}
+
+func TestCompletenessReportListsLateDeliveriesAndCountsPolicyRefusalsApart(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		s := open(t)
+		ctx := context.Background()
+		at := func(h, m int) time.Time { return time.Date(2026, 11, 2, h, m, 0, 0, time.UTC) }
+		none := time.Time{}
+		finished(t, s, bridge.ChannelTeams, "on-time", at(9, 0), bridge.OutboxDone, 1, none, at(9, 1), compliance.KindDelivered)
+		teamsLate := finished(t, s, bridge.ChannelTeams, "teams-late", at(10, 0), bridge.OutboxDone, 2, none, at(11, 0), compliance.KindDelivered)
+		wechatLate := finished(t, s, bridge.ChannelWeChat, "wechat-late", at(12, 0), bridge.OutboxDone, 1, at(12, 40), at(12, 40), compliance.KindDelivered)
+		failedLate := finished(t, s, bridge.ChannelWeChat, "failed-late", at(13, 0), bridge.OutboxFailed, 1, none, at(13, 30), compliance.KindDeliveryFailed)
+		finished(t, s, bridge.ChannelWeChat, "unknown-on-time", at(14, 0), bridge.OutboxUnknown, 1, none, at(14, 10), compliance.KindOutcomeUnknown)
+		finished(t, s, bridge.ChannelWeChat, "yesterdays", at(0, 0).Add(-10*time.Minute), bridge.OutboxDone, 1, at(0, 30), at(0, 30), compliance.KindDelivered)
+		nextDay := finished(t, s, bridge.ChannelTeams, "finished-next-day", at(23, 58), bridge.OutboxDone, 1, none, at(24, 20), compliance.KindDelivered)
+		// A record of the same message at another attempt is not its outcome.
+		finished(t, s, bridge.ChannelTeams, "retried", at(15, 0), bridge.OutboxDone, 3, none, at(15, 5), compliance.KindDelivered)
+		if err := s.InTx(ctx, func(tx bridge.Tx) error {
+			return tx.Append(ctx, compliance.Event{Stream: "chat:7", ChatID: 7, At: at(16, 0), Kind: compliance.KindDeliveryFailed, Actor: "system",
+				Meta: compliance.Meta{Channel: "teams", MessageID: "retried", Employee: "ann", Attempt: 2}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddReceiptRefusals(ctx, []bridge.RefusalCount{
+			{Hour: at(9, 0), Channel: bridge.ChannelTeams, Reason: "not_allowed", N: 4},
+			{Hour: at(9, 0), Channel: bridge.ChannelTeams, Reason: "invalid", N: 1},
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		rep, err := s.CompletenessReport(ctx, reportedDay, at(25, 0), 15*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var late []completeness.Gap
+		for _, g := range rep.Gaps {
+			switch g.Kind {
+			case completeness.GapLate:
+				late = append(late, g)
+			case completeness.GapRefused:
+				if g.Reason != "invalid" || g.Count != 1 {
+					t.Errorf("refusal gap %+v; want only the invalid one (not_allowed is policy)", g)
+				}
+			default:
+				t.Errorf("unexpected gap %+v", g)
+			}
+		}
+		want := []struct {
+			id      int64
+			state   string
+			outcome time.Time
+		}{{teamsLate, "done", at(11, 0)}, {nextDay, "done", at(24, 20)}, {wechatLate, "done", at(12, 40)}, {failedLate, "failed", at(13, 30)}} // by channel, then id
+		if len(late) != len(want) {
+			t.Fatalf("late gaps = %+v; want %d", late, len(want))
+		}
+		for i, w := range want {
+			g := late[i]
+			if g.OutboxID != w.id || g.State != w.state || !g.OutcomeAt.Equal(w.outcome) || g.AgeSeconds != int64(w.outcome.Sub(g.Since)/time.Second) || g.ChatID != 7 {
+				t.Errorf("late gap %d = %+v; want outbox %d %s at %s", i, g, w.id, w.state, w.outcome)
+			}
+		}
+		if rep.Total.Late != 4 || row(t, rep, "teams", "chat").Late != 2 || row(t, rep, "wechat", "chat").Late != 2 {
+			t.Errorf("late counts: total %+v", rep.Total)
+		}
+		if got := row(t, rep, "teams", ""); got.RefusedByPolicy != 4 || got.Refused != 1 {
+			t.Errorf("teams refusals = %+v; want 4 by policy, 1 a gap", got)
+		}
+		if !rep.Final {
+			t.Error("a report made the next day is not final")
+		}
+
+		// Made more than 7 days later, the report says the outbox may have been pruned.
+		later, err := s.CompletenessReport(ctx, reportedDay, at(24*9, 0), 15*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(later.Notes, "\n"), "pruned from the outbox") {
+			t.Errorf("notes of a report made 9 days later: %q", later.Notes)
+		}
+	})
+}
+
+func TestADayIsNotArchivedBeforeItEndsAndItsReportIsProvisional(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		s := open(t)
+		ctx := context.Background()
+		if day, err := s.LastCompletenessDay(ctx); err != nil || day != "" {
+			t.Errorf("last report day of an empty store = %q, %v", day, err)
+		}
+		if day, err := s.FirstArchiveDay(ctx); err != nil || day != "" {
+			t.Errorf("first archive day of an empty store = %q, %v", day, err)
+		}
+		aDayOfTraffic(t, s)
+		key := ed25519.NewKeyFromSeed(kek(7))
+		for _, now := range []time.Time{t0.Add(6 * time.Hour), madeAt.Add(-time.Second)} {
+			if _, _, err := s.MakeCompleteness(ctx, reportedDay, key, 15*time.Minute, "cli:ops@host", now); !errors.Is(err, completeness.ErrNotEnded) {
+				t.Errorf("archiving %s at %s: %v; want ErrNotEnded", reportedDay, now, err)
+			}
+			rep, err := s.CompletenessReport(ctx, reportedDay, now, 15*time.Minute)
+			if err != nil || rep.Final {
+				t.Errorf("report made at %s: final %v, %v; want provisional", now, rep != nil && rep.Final, err)
+			}
+		}
+		if _, err := s.Completeness(ctx, reportedDay); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("after the refusals: %v; want nothing archived", err)
+		}
+		if _, _, err := s.MakeCompleteness(ctx, "2026-02-30", key, 15*time.Minute, "cli:ops@host", madeAt); !errors.Is(err, bridge.ErrInvalid) {
+			t.Errorf("a malformed day: %v", err)
+		}
+		signed, made, err := s.MakeCompleteness(ctx, reportedDay, key, 15*time.Minute, "system:completeness", madeAt)
+		if err != nil || !made {
+			t.Fatalf("at midnight + grace: %v, %v", made, err)
+		}
+		if rep, err := signed.Open(nil); err != nil || !rep.Final {
+			t.Errorf("the archived report: %+v, %v; want final", rep, err)
+		}
+		if day, err := s.LastCompletenessDay(ctx); err != nil || day != reportedDay {
+			t.Errorf("last report day = %q, %v", day, err)
+		}
+		if day, err := s.FirstArchiveDay(ctx); err != nil || day != "2026-11-01" {
+			t.Errorf("first archive day = %q, %v; want chat 99's record of the day before", day, err)
 		}
 	})
 }

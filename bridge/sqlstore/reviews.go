@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/completeness"
 	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
@@ -246,28 +247,46 @@ type SampleResult struct {
 	Items         []int64        `json:"items"`
 }
 
+// sampledPrefix names a day's sampling claim in supervision_settings ("sampled:2026-11-02" = the
+// percent it was drawn at; "0" when sample_percent was 0 then and nothing was drawn).
+const sampledPrefix = "sampled:"
+
 // SampleDay draws the day's random sample (day: any time on that UTC day): for each employee, of
 // the n conversations (chats) they had messages in that day — a message they wrote, or a
-// customer's message in a chat they are a member of, as the archive holds them — round-up(p % × n)
-// chosen uniformly at random, each opened as a sample review item and archived. p is the
-// sample_percent setting; at 0 nothing is drawn. A day is sampled once: the first run claims it
-// (a row only one transaction can insert, on every replica's shared database) and a later run adds
-// nothing.
+// customer's message in a chat they are a member of now (chat_members as it is when the sample is
+// drawn, not as it was that day), as the archive holds them — round-up(p % × n) chosen uniformly
+// at random, each opened as a sample review item and archived. p is the sample_percent setting.
+// A day is sampled once: the first run claims it (a row only one transaction can insert, on every
+// replica's shared database) and a later run adds nothing. At 0 nothing is drawn, but the day is
+// marked as handled at 0 (LastSampledDay counts it), a claim a later run at p > 0 may still take.
+// A day that has not ended at now (its midnight plus completeness.Grace) is refused
+// (completeness.ErrNotEnded): its conversations are not all in yet.
 func (s *Store) SampleDay(ctx context.Context, day time.Time, actor string, now time.Time) (SampleResult, error) {
 	start := day.UTC().Truncate(24 * time.Hour)
 	res := SampleResult{Day: start.Format(time.DateOnly), Conversations: map[string]int{}, Sampled: map[string]int{}, Items: []int64{}}
+	if end, _ := completeness.EndOf(res.Day); now.Before(end) {
+		return res, fmt.Errorf("%s cannot be sampled before %s: %w", res.Day, end.Format(time.RFC3339), completeness.ErrNotEnded)
+	}
 	v, err := s.Setting(ctx, supervision.SettingSamplePercent)
 	if err != nil {
 		return res, err
 	}
-	if res.Percent, err = supervision.ParsePercent(v); err != nil || res.Percent == 0 {
+	if res.Percent, err = supervision.ParsePercent(v); err != nil {
 		return res, err
+	}
+	if res.Percent == 0 {
+		if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO supervision_settings (name, value) VALUES ($1, '0') ON CONFLICT (name) DO NOTHING`),
+			sampledPrefix+res.Day); err != nil {
+			return res, fmt.Errorf("sample %s: %w", res.Day, s.wrap(err))
+		}
+		return res, nil
 	}
 	err = s.InTx(ctx, func(btx bridge.Tx) error {
 		t := btx.(*tx)
 		res.Conversations, res.Sampled, res.Items = map[string]int{}, map[string]int{}, []int64{}
-		claim, err := t.exec(ctx, `INSERT INTO supervision_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
-			"sampled:"+res.Day, strconv.Itoa(res.Percent))
+		claim, err := t.exec(ctx, `INSERT INTO supervision_settings (name, value) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE supervision_settings.value = '0'`,
+			sampledPrefix+res.Day, strconv.Itoa(res.Percent))
 		if err != nil {
 			return fmt.Errorf("sample %s: %w", res.Day, t.s.wrap(err))
 		}
@@ -318,13 +337,28 @@ func (s *Store) SampleDay(ctx context.Context, day time.Time, actor string, now 
 	return res, err
 }
 
+// LastSampledDay is the latest day sampling has handled — drawn, or marked at 0 % — ("" when
+// none has been).
+func (s *Store) LastSampledDay(ctx context.Context) (string, error) {
+	var name *string
+	if err := s.db.QueryRowContext(ctx, s.rebind(`SELECT MAX(name) FROM supervision_settings WHERE name LIKE $1`), sampledPrefix+"%").Scan(&name); err != nil {
+		return "", fmt.Errorf("latest sampled day: %w", s.wrap(err))
+	}
+	if name == nil {
+		return "", nil
+	}
+	return strings.TrimPrefix(*name, sampledPrefix), nil
+}
+
 type conversation struct {
 	id              int64
 	contact, tenant string
 }
 
 // conversations lists, per employee, the chats they had messages in during [from, to): chats they
-// wrote in, and chats whose customer wrote while they were a member (members as they are now).
+// wrote in, and chats whose customer wrote there and of which they are a member now (chat_members
+// as it is when the sample is drawn: an employee who left the chat since is not counted for the
+// customer's messages, one added since is).
 func (t *tx) conversations(ctx context.Context, from, to time.Time) (map[string][]conversation, error) {
 	rows, err := t.query(ctx, `SELECT DISTINCT a.chat_id, a.kind, a.actor, c.contact, c.tenant FROM archive a JOIN chats c ON c.id = a.chat_id
 		WHERE a.at_us >= $1 AND a.at_us < $2 AND a.kind IN ($3, $4) AND a.chat_id <> 0`,

@@ -14,6 +14,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/bridge/sqlstore/sqlstoretest"
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/compliance/completeness"
 	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
@@ -405,6 +406,64 @@ func TestASamplePicksThePromisedShareOfConversations(t *testing.T) {
 		}
 		if opened != 40 {
 			t.Errorf("%d sample openings archived, want 40", opened)
+		}
+	})
+}
+
+func TestADayIsSampledOnlyOnceItEndedAndAZeroPercentDayIsMarkedHandled(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		s := open(t)
+		ctx := context.Background()
+		chats := seedChats(t, s, []string{empA}, 4)
+		for i, c := range chats {
+			message(t, s, c, "employee:"+empA, day1.Add(time.Duration(9*60+i)*time.Minute))
+		}
+		if day, err := s.LastSampledDay(ctx); err != nil || day != "" {
+			t.Errorf("last sampled day of an empty store = %q, %v", day, err)
+		}
+		if err := s.PutSetting(ctx, supervision.SettingSamplePercent, "50", reviewer, day1); err != nil {
+			t.Fatal(err)
+		}
+		// During the day, and after midnight within the grace, the day has not ended.
+		for _, now := range []time.Time{day1.Add(20 * time.Hour), day1.Add(24*time.Hour + 4*time.Minute)} {
+			res, err := s.SampleDay(ctx, day1, "system:sample", now)
+			if !errors.Is(err, completeness.ErrNotEnded) || len(res.Items) != 0 {
+				t.Errorf("sampling %s at %s: %+v, %v; want ErrNotEnded", day1.Format(time.DateOnly), now, res, err)
+			}
+		}
+		if day, err := s.LastSampledDay(ctx); err != nil || day != "" {
+			t.Errorf("a refused sample marked %q, %v", day, err)
+		}
+
+		// At 0 % the day is marked handled, nothing drawn; a later sample at 50 % still draws it.
+		if err := s.PutSetting(ctx, supervision.SettingSamplePercent, "0", reviewer, day1); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.SampleDay(ctx, day1, "system:sample", day1.Add(24*time.Hour+5*time.Minute)); err != nil || res.Percent != 0 || len(res.Items) != 0 || res.Done {
+			t.Fatalf("at 0 %%: %+v, %v", res, err)
+		}
+		if day, err := s.LastSampledDay(ctx); err != nil || day != "2026-11-02" {
+			t.Errorf("last sampled day after a 0 %% day = %q, %v", day, err)
+		}
+		if err := s.PutSetting(ctx, supervision.SettingSamplePercent, "50", reviewer, day1); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.SampleDay(ctx, day1, "cli:ops@host", day1.Add(26*time.Hour))
+		if err != nil || res.Done || len(res.Items) != 2 {
+			t.Fatalf("at 50 %% after a 0 %% mark: %+v, %v; want 2 of 4 drawn", res, err)
+		}
+		if res, err := s.SampleDay(ctx, day1, "system:sample", day1.Add(27*time.Hour)); err != nil || !res.Done {
+			t.Errorf("sampled again: %+v, %v; want done", res, err)
+		}
+		// Back to 0: a day drawn at 50 % stays drawn (the 0 mark never replaces it).
+		if err := s.PutSetting(ctx, supervision.SettingSamplePercent, "0", reviewer, day1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SampleDay(ctx, day1, "system:sample", day1.Add(28*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Setting(ctx, "sampled:2026-11-02"); err != nil || v != "50" {
+			t.Errorf("the day's claim = %q, %v; want 50", v, err)
 		}
 	})
 }

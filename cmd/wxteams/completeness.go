@@ -21,9 +21,9 @@ import (
 // This file wires the daily completeness report (compliance/completeness, made by the store) and
 // stall detection (bridge/intake): the background jobs, the metrics, and the command.
 
-// reportGrace is how long after midnight (UTC) serve waits before reporting the day that ended,
-// so that the steps stamped just before midnight have committed.
-const reportGrace = 5 * time.Minute
+// backfillDays caps how many missed days a run of the daily report job, or of the sampler, makes
+// at once after downtime: the latest ones; earlier days are skipped, named in a warning.
+const backfillDays = 31
 
 // receiptMetrics counts receipts and refusals after receipt, and hands them on to the watcher.
 type receiptMetrics struct {
@@ -64,24 +64,55 @@ func (m *receiptMetrics) Refused(ch bridge.Channel, reason string, at time.Time)
 	m.next.Refused(ch, reason, at)
 }
 
-// reportDay is the day serve reports at now: the one before, once reportGrace has passed.
-func reportDay(now time.Time) string {
-	return completeness.DayOf(now.Add(-reportGrace - 24*time.Hour))
+// reportDay is the latest day serve reports at now: the one before, once completeness.Grace has
+// passed after midnight.
+func reportDay(now time.Time) string { return completeness.LastEnded(now) }
+
+// warnSkipped names the days a backfill skipped, beyond backfillDays.
+func warnSkipped(log *zap.Logger, what string, skipped []string) {
+	if len(skipped) == 0 {
+		return
+	}
+	log.Warn(what+" not made for days beyond the backfill cap", zap.Int("cap_days", backfillDays), zap.Int("skipped_days", len(skipped)),
+		zap.String("skipped_from", skipped[0]), zap.String("skipped_through", skipped[len(skipped)-1]))
 }
 
-// makeDailyReport makes and archives the report of the day that ended before now, unless it
-// exists already (another replica, an earlier run).
-func makeDailyReport(ctx context.Context, store *sqlstore.Store, key ed25519.PrivateKey, overdue time.Duration, now time.Time, log *zap.Logger) {
-	day := reportDay(now)
+// makeDailyReports makes and archives the report of every day that has ended and has none yet,
+// from the day after the latest archived one (or the archive's first day, if none is) through the
+// latest ended day, at most backfillDays of them (the latest; earlier ones skipped with a
+// warning). A day whose report fails stops the run, so that the next run starts again there.
+func makeDailyReports(ctx context.Context, store *sqlstore.Store, key ed25519.PrivateKey, overdue time.Duration, now time.Time, log *zap.Logger) {
+	last, err := store.LastCompletenessDay(ctx)
+	first := ""
+	if err == nil && last == "" {
+		first, err = store.FirstArchiveDay(ctx)
+	}
+	if err != nil {
+		log.Error("completeness reports failed", zap.Error(err))
+		return
+	}
+	days, skipped := completeness.Backfill(last, first, reportDay(now), backfillDays)
+	warnSkipped(log, "completeness reports", skipped)
+	for _, day := range days {
+		if !makeDailyReport(ctx, store, key, overdue, day, now, log) {
+			return
+		}
+	}
+}
+
+// makeDailyReport makes and archives the report of day, unless it exists already (another
+// replica, an earlier run). It reports whether the day has its report now.
+func makeDailyReport(ctx context.Context, store *sqlstore.Store, key ed25519.PrivateKey, overdue time.Duration, day string, now time.Time, log *zap.Logger) bool {
 	signed, made, err := store.MakeCompleteness(ctx, day, key, overdue, "system:completeness", now)
 	switch {
 	case err != nil:
 		log.Error("completeness report failed", zap.String("day", day), zap.Error(err))
+		return false
 	case made:
 		rep, err := signed.Open(nil)
 		if err != nil {
 			log.Error("completeness report unreadable", zap.String("day", day), zap.Error(err))
-			return
+			return true
 		}
 		level := log.Info
 		if len(rep.Gaps) > 0 {
@@ -89,15 +120,18 @@ func makeDailyReport(ctx context.Context, store *sqlstore.Store, key ed25519.Pri
 		}
 		level("completeness report archived", zap.String("day", day), zap.String("hash", signed.Hash), zap.Int("gaps", len(rep.Gaps)+int(rep.GapsOmitted)),
 			zap.Int64("received", rep.Total.Received), zap.Int64("delivered", rep.Total.Delivered), zap.Int64("failed", rep.Total.Failed),
-			zap.Int64("unknown", rep.Total.Unknown), zap.Int64("overdue", rep.Total.Overdue), zap.Int64("refused_after_receipt", rep.Total.Refused))
+			zap.Int64("unknown", rep.Total.Unknown), zap.Int64("overdue", rep.Total.Overdue), zap.Int64("late", rep.Total.Late),
+			zap.Int64("refused_after_receipt", rep.Total.Refused), zap.Int64("refused_by_policy", rep.Total.RefusedByPolicy))
 	}
+	return true
 }
 
-// runCompletenessJob archives the previous UTC day's report at start and every few minutes once
-// that day has ended, until ctx ends. Every replica runs it; the report is made once per day.
+// runCompletenessJob archives the report of every ended UTC day that has none (the previous day,
+// and after downtime the days missed, see makeDailyReports) at start and every few minutes, until
+// ctx ends. Every replica runs it; each day's report is made once.
 func runCompletenessJob(ctx context.Context, store *sqlstore.Store, keys *custody, cfg *Config, clk bridge.Clock, log *zap.Logger) {
 	for {
-		makeDailyReport(ctx, store, keys.sign, cfg.DeliveryOverdue, clk.Now(), log)
+		makeDailyReports(ctx, store, keys.sign, cfg.DeliveryOverdue, clk.Now(), log)
 		select {
 		case <-ctx.Done():
 			return
@@ -107,7 +141,8 @@ func runCompletenessJob(ctx context.Context, store *sqlstore.Store, keys *custod
 }
 
 // completenessSource is GET /compliance/v1/completeness's report: the archived one, else one made
-// now, signed, not archived.
+// now, signed, not archived — provisional (final false, inside the signature) when the day has not
+// ended yet.
 func completenessSource(store *sqlstore.Store, keys *custody, cfg *Config, clk bridge.Clock) func(ctx context.Context, day string) (*completeness.Signed, bool, error) {
 	return func(ctx context.Context, day string) (*completeness.Signed, bool, error) {
 		if signed, err := store.Completeness(ctx, day); err == nil {
@@ -126,19 +161,23 @@ func completenessSource(store *sqlstore.Store, keys *custody, cfg *Config, clk b
 
 const completenessSummary = `The daily completeness report: for one UTC day, per channel (wechat, teams) and archive stream
 kind, what was received, archived, delivered, failed, left with an unknown outcome, retried and is
-still waiting; and every gap — a delivery waiting longer than WXTEAMS_DELIVERY_OVERDUE [15m], pushes
-and activities refused after they were received, a stream whose chain does not verify across the
-day. serve signs (WXTEAMS_SIGNING_KEY) and archives each day's report shortly after midnight UTC.
+still waiting; and every gap — a delivery waiting longer than WXTEAMS_DELIVERY_OVERDUE [15m], or
+that finished only later than that, pushes and activities refused after they were received and not
+archived, a stream whose chain does not verify across the day. serve signs (WXTEAMS_SIGNING_KEY)
+and archives each day's report once the day has ended (midnight UTC + 5m), catching up on days
+missed while it was down (at most 31). A report of a day not ended yet is provisional ("final":
+false in the signed report) and is never archived.
 
   wxteams completeness [--day YYYY-MM-DD] [--json]   the archived report, else one computed now
-  wxteams completeness --day D --archive             make, sign and archive D's report now (once)
+  wxteams completeness --day D --archive             make, sign and archive D's report now (once;
+                                                     only once D has ended)
   wxteams completeness --verify FILE                 check a saved report's signature (--json output
                                                      or the API's answer)`
 
 func runCompleteness(ctx context.Context, env *environment, args []string) error {
 	fs := flags(env, "completeness", "[flags]", completenessSummary)
 	dbURL := fs.String("database-url", "", "sqlite:PATH or postgres://… (default WXTEAMS_DATABASE_URL or sqlite:wxteams.db)")
-	day := fs.String("day", "", "the UTC day, YYYY-MM-DD (default: yesterday)")
+	day := fs.String("day", "", "the UTC day, YYYY-MM-DD (default: the latest ended day, yesterday after 00:05 UTC)")
 	asJSON := fs.Bool("json", false, "print the signed report as JSON (what --verify reads)")
 	archive := fs.Bool("archive", false, "make, sign and archive the day's report if it is not archived yet")
 	verifyFile := fs.String("verify", "", "check the signature of a report saved in FILE")
@@ -172,12 +211,16 @@ func runCompleteness(ctx context.Context, env *environment, args []string) error
 	}
 	now := time.Now()
 	if *day == "" {
-		*day = completeness.DayOf(now.AddDate(0, 0, -1))
+		*day = reportDay(now)
 	}
 	if from, _, err := completeness.DayBounds(*day); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	} else if from.After(now) {
 		return fmt.Errorf("%w: day %s has not begun yet (days are in UTC)", errUsage, *day)
+	}
+	if end, _ := completeness.EndOf(*day); *archive && now.Before(end) {
+		return fmt.Errorf("%w: day %s has not ended yet: its report can be archived from %s (midnight UTC + %s); without --archive you see it as it is now, provisional",
+			errUsage, *day, end.Format(time.RFC3339), completeness.Grace)
 	}
 	store, cfg, keys, err := openCustodyStore(ctx, env, *dbURL)
 	if err != nil {

@@ -89,6 +89,9 @@ func TestCompletenessReportAndStallEndToEnd(t *testing.T) {
 	if err != nil || reply.Archived {
 		t.Fatalf("served report: archived %v, %v", reply.Archived, err)
 	}
+	if rep.Final {
+		t.Error("the report of a day not ended yet is served as final")
+	}
 	found := false
 	for _, g := range rep.Gaps {
 		found = found || g.Kind == completeness.GapOverdue && g.OutboxID == pending.ID && g.AgeSeconds >= 20*60
@@ -129,14 +132,29 @@ func TestCompletenessReportAndStallEndToEnd(t *testing.T) {
 		t.Errorf("completeness --verify of a changed report = %d %s; want refused", code, out)
 	}
 
-	// Archived by the command, once; the API then serves the archived one; the archive verifies.
+	// The day has not ended: the command refuses to archive it (for good) and shows it provisional.
+	if code, out := cli("completeness", "--day", day, "--archive"); code != 2 || !strings.Contains(out, "has not ended yet") {
+		t.Errorf("completeness --archive of today = %d %s; want refused", code, out)
+	}
+	if code, out := cli("completeness", "--day", day); code != 0 || !strings.Contains(out, "PROVISIONAL") {
+		t.Errorf("completeness of today = %d %s; want it marked provisional", code, out)
+	}
+	// Yesterday has ended: archived once (by the command or the daily job, whichever came
+	// first); the API then serves the archived one; the archive verifies.
+	day = reportDay(m.clock.Now())
 	for range 2 {
-		if code, out := cli("completeness", "--day", day, "--archive"); code != 0 || !strings.Contains(out, "as archived") || !strings.Contains(out, "signature verifies") {
+		if code, out := cli("completeness", "--day", day, "--archive"); code != 0 || !strings.Contains(out, "as archived") || !strings.Contains(out, "signature verifies") ||
+			!strings.Contains(out, "FINAL") {
 			t.Fatalf("completeness --archive = %d %s", code, out)
 		}
 	}
-	if _, body := m.call(t, s, http.MethodGet, "/compliance/v1/completeness?day="+day, cco, ""); !bytes.Contains(body, []byte(`"archived":true`)) {
-		t.Errorf("after archiving, GET = %s", body)
+	_, body = m.call(t, s, http.MethodGet, "/compliance/v1/completeness?day="+day, cco, "")
+	reply.Archived = false
+	if err := json.Unmarshal(body, &reply); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := reply.Open(nil); err != nil || !reply.Archived || !rep.Final {
+		t.Errorf("after archiving, GET = %s (%v)", body, err)
 	}
 	records, err := s.store.ArchiveStream(ctx, compliance.AdminStream)
 	if err != nil {

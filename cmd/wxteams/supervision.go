@@ -17,6 +17,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/sqlstore"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/api"
+	"github.com/wxteams/wxteams/compliance/completeness"
 	"github.com/wxteams/wxteams/compliance/supervision"
 )
 
@@ -220,7 +221,8 @@ operator ("cli:<user>@<host>") as actor, a decision's note as the record's (encr
                                       no_issue, escalate or close (a note is required to escalate
                                       or close); an escalated item is decided again
   wxteams review sample [--day D]     draw the day's random sample now (default: yesterday, UTC);
-                                      a day already drawn adds nothing. The share is the
+                                      a day already drawn adds nothing, a day not ended yet
+                                      (midnight UTC + 5m) is refused. The share is the
                                       sample_percent setting (wxteams review sample --percent P sets it)
   wxteams review report [--from D] [--to D] [--format csv|jsonl --out DIR]
                                       items per reason, rule and decision with time to review, and
@@ -241,7 +243,7 @@ func runReview(ctx context.Context, env *environment, args []string) error {
 	fs.StringVar(&f.Employee, "employee", "", "list: items about this employee (Entra object id)")
 	page := fs.Int("page", 1, "list: the page, 50 items each")
 	note := fs.String("note", "", "decide: why (archived, encrypted)")
-	dayFlag := fs.String("day", "", "sample: the UTC day to draw, YYYY-MM-DD (default yesterday)")
+	dayFlag := fs.String("day", "", "sample: the UTC day to draw, YYYY-MM-DD (default: the latest ended day, yesterday after 00:05 UTC)")
 	percent := fs.Int("percent", -1, "sample: first set sample_percent to this (0–100; archived)")
 	from := fs.String("from", "", "report: first day (UTC) of items counted")
 	to := fs.String("to", "", "report: last day (UTC) of items counted, included")
@@ -316,11 +318,15 @@ func runReview(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "review item %d: %s by %s; now %s\n", it.ID, it.Decision, it.DecidedBy, it.State)
 		return nil
 	case "sample":
-		day := now.UTC().Add(-24 * time.Hour)
+		day, _ := time.Parse(time.DateOnly, completeness.LastEnded(now))
 		if *dayFlag != "" {
 			if day, err = time.Parse(time.DateOnly, *dayFlag); err != nil {
 				return fmt.Errorf("%w: --day %q: use YYYY-MM-DD", errUsage, *dayFlag)
 			}
+		}
+		if end, _ := completeness.EndOf(completeness.DayOf(day)); now.Before(end) {
+			return fmt.Errorf("%w: day %s has not ended yet: it can be sampled from %s (midnight UTC + %s)", errUsage, completeness.DayOf(day),
+				end.Format(time.RFC3339), completeness.Grace)
 		}
 		if *percent >= 0 {
 			if *percent > 100 {
@@ -475,18 +481,41 @@ func showReview(ctx context.Context, env *environment, store *sqlstore.Store, id
 	return nil
 }
 
-// runSampler draws the previous UTC day's sample at start and then hourly (a day already drawn —
-// by this replica or another — adds nothing, so every replica may run it).
-func runSampler(ctx context.Context, store *sqlstore.Store, clk bridge.Clock, log *zap.Logger) {
-	for {
-		now := clk.Now()
-		res, err := store.SampleDay(ctx, now.UTC().Add(-24*time.Hour), "system:sample", now)
+// sampleDays draws the sample of every ended UTC day (midnight + completeness.Grace) that sampling
+// has not handled yet: from the day after the latest handled one (yesterday alone if none is)
+// through the latest ended day, at most backfillDays of them (the latest; earlier ones skipped with
+// a warning). A day that fails stops the run, so that the next run starts again there.
+func sampleDays(ctx context.Context, store *sqlstore.Store, now time.Time, log *zap.Logger) {
+	last, err := store.LastSampledDay(ctx)
+	if err != nil {
+		log.Error("daily review sample failed", zap.Error(err))
+		return
+	}
+	days, skipped := completeness.Backfill(last, "", completeness.LastEnded(now), backfillDays)
+	warnSkipped(log, "review samples", skipped)
+	for _, d := range days {
+		day, err := time.Parse(time.DateOnly, d)
+		if err != nil {
+			log.Error("daily review sample failed", zap.String("day", d), zap.Error(err))
+			return
+		}
+		res, err := store.SampleDay(ctx, day, "system:sample", now)
 		switch {
 		case err != nil:
-			log.Error("daily review sample failed", zap.Error(err))
+			log.Error("daily review sample failed", zap.String("day", d), zap.Error(err))
+			return
 		case res.Percent > 0 && !res.Done:
 			log.Info("daily review sample drawn", zap.String("day", res.Day), zap.Int("items", len(res.Items)), zap.Int("percent", res.Percent))
 		}
+	}
+}
+
+// runSampler draws the samples of the ended days not drawn yet (sampleDays) at start and then
+// hourly (a day already drawn — by this replica or another — adds nothing, so every replica may
+// run it).
+func runSampler(ctx context.Context, store *sqlstore.Store, clk bridge.Clock, log *zap.Logger) {
+	for {
+		sampleDays(ctx, store, clk.Now(), log)
 		select {
 		case <-ctx.Done():
 			return

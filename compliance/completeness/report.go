@@ -25,8 +25,35 @@ import (
 	"github.com/wxteams/wxteams/compliance"
 )
 
-// Version is the report format's version; a reader refuses others.
-const Version = 1
+// Version is the report format's version. Version 2 added Final, Late, RefusedByPolicy and the
+// delivery_late gap; a reader reads versions 1 and 2 and refuses others.
+const Version = 2
+
+// Grace is how long after a day's end (midnight UTC) its report and its review sample wait, so
+// that the steps stamped just before midnight have committed. Before then the day has not ended
+// for them: a report made earlier is provisional (Final false) and is never archived.
+const Grace = 5 * time.Minute
+
+// ErrNotEnded means a day has not ended yet (with Grace): its report cannot be archived, nor its
+// sample drawn.
+var ErrNotEnded = errors.New("the day has not ended yet")
+
+// EndOf is when day (YYYY-MM-DD, UTC) has ended for reports and samples: its midnight plus Grace.
+func EndOf(day string) (time.Time, error) {
+	_, to, err := DayBounds(day)
+	return to.Add(Grace), err
+}
+
+// Ended reports whether day has ended at now (its midnight plus Grace has passed); a day that
+// cannot be parsed has not.
+func Ended(day string, now time.Time) bool {
+	end, err := EndOf(day)
+	return err == nil && !now.Before(end)
+}
+
+// LastEnded is the latest day that has ended at now: yesterday, once Grace has passed after
+// midnight, else the day before.
+func LastEnded(now time.Time) string { return DayOf(now.Add(-Grace - 24*time.Hour)) }
 
 // Gap kinds.
 const (
@@ -37,7 +64,15 @@ const (
 	GapRefused = "refused_after_receipt"
 	// GapChain: a stream whose chain does not verify across the day's records.
 	GapChain = "chain_broken"
+	// GapLate: a delivery created that day whose outcome (delivered, failed, unknown) came more
+	// than the policy allows after it was created. It finished, but late.
+	GapLate = "delivery_late"
 )
+
+// PolicyReasons are the refusal reasons that are policy, not loss: the receipt was refused on
+// purpose and archived as a refused call (bot: an activity from another tenant, archived as
+// message.refused in the admin stream). They are counted (Counts.RefusedByPolicy), never gaps.
+var PolicyReasons = map[string]bool{"not_allowed": true}
 
 // ChannelNone is the channel of records about neither side (administration, chat status …).
 const ChannelNone = "none"
@@ -58,8 +93,15 @@ type Counts struct {
 	// report was made; Overdue those of them older than the policy allows.
 	Waiting int64 `json:"waiting"`
 	Overdue int64 `json:"overdue"`
-	// Refused: pushes or activities refused after they were received (channel rows only).
+	// Refused: pushes or activities refused after they were received and not archived (channel
+	// rows only): gaps.
 	Refused int64 `json:"refused_after_receipt"`
+	// Late: deliveries created that day whose outcome came more than the policy allows after
+	// they were created (version 2).
+	Late int64 `json:"late"`
+	// RefusedByPolicy: receipts refused by policy and archived as refused calls (PolicyReasons;
+	// channel rows only): not gaps (version 2).
+	RefusedByPolicy int64 `json:"refused_by_policy"`
 }
 
 func (c *Counts) add(o Counts) {
@@ -72,6 +114,8 @@ func (c *Counts) add(o Counts) {
 	c.Waiting += o.Waiting
 	c.Overdue += o.Overdue
 	c.Refused += o.Refused
+	c.Late += o.Late
+	c.RefusedByPolicy += o.RefusedByPolicy
 }
 
 // Row is one channel and stream kind.
@@ -89,14 +133,16 @@ type Gap struct {
 	Channel string `json:"channel,omitempty"`
 	Stream  string `json:"stream,omitempty"`
 	ChatID  int64  `json:"chat_id,omitempty"`
-	// OutboxID, MessageID, State, Attempts, Since and AgeSeconds describe an overdue delivery:
-	// since when it has waited, and how long that was when the report was made.
+	// OutboxID, MessageID, State, Attempts, Since and AgeSeconds describe an overdue delivery
+	// (since when it has waited, and how long that was when the report was made) or a late one
+	// (created at Since, its outcome State at OutcomeAt, AgeSeconds after it was created).
 	OutboxID   int64     `json:"outbox_id,omitempty"`
 	MessageID  string    `json:"message_id,omitempty"`
 	State      string    `json:"state,omitempty"`
 	Attempts   int       `json:"attempts,omitempty"`
 	Since      time.Time `json:"since,omitzero"`
 	AgeSeconds int64     `json:"age_seconds,omitempty"`
+	OutcomeAt  time.Time `json:"outcome_at,omitzero"`
 	// Reason says why: the refusal's reason, the chain's problem.
 	Reason string `json:"reason,omitempty"`
 	// Count is how many refusals the gap sums up.
@@ -112,6 +158,11 @@ type Report struct {
 	To   time.Time `json:"to"`
 	// MadeAt is when the report was made: waiting and overdue are as of then.
 	MadeAt time.Time `json:"made_at"`
+	// Final is true when the report was made after the day ended (To plus Grace): only a final
+	// report is archived. A provisional one (made earlier) says what was known so far; the day's
+	// traffic may still grow. Version 1 reports lack it (read as false; the archived ones were
+	// final unless made by hand before the day ended).
+	Final bool `json:"final"`
 	// OverdueAfter is the policy: a delivery waiting longer is a gap (WXTEAMS_DELIVERY_OVERDUE).
 	OverdueAfter string `json:"overdue_after"`
 	Rows         []Row  `json:"rows"`
@@ -119,7 +170,7 @@ type Report struct {
 	Channels []Row  `json:"channels"`
 	Total    Counts `json:"total"`
 	Gaps     []Gap  `json:"gaps"`
-	// GapsOmitted counts overdue deliveries beyond the ones listed (the list is bounded).
+	// GapsOmitted counts overdue and late deliveries beyond the ones listed (the list is bounded).
 	GapsOmitted int64 `json:"gaps_omitted,omitempty"`
 	// StreamsChecked is how many streams with records that day had their chain checked across
 	// the day (from the record before the day's first to the one after its last, or the head).
@@ -147,7 +198,7 @@ func New(day string, madeAt time.Time, overdueAfter time.Duration) (*Report, err
 		return nil, err
 	}
 	return &Report{Version: Version, Day: day, From: from, To: to, MadeAt: madeAt.UTC().Truncate(time.Second),
-		OverdueAfter: overdueAfter.String(), Rows: []Row{}, Channels: []Row{}, Gaps: []Gap{}}, nil
+		Final: !madeAt.Before(to.Add(Grace)), OverdueAfter: overdueAfter.String(), Rows: []Row{}, Channels: []Row{}, Gaps: []Gap{}}, nil
 }
 
 // Row returns the counts of channel and stream kind, adding the row if it is new.
@@ -259,8 +310,8 @@ func (s *Signed) Open(pub ed25519.PublicKey) (*Report, error) {
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("read the report: %w", err)
 	}
-	if r.Version != Version {
-		return nil, fmt.Errorf("report format version %d; this wxteams reads version %d", r.Version, Version)
+	if r.Version < 1 || r.Version > Version {
+		return nil, fmt.Errorf("report format version %d; this wxteams reads versions 1 to %d", r.Version, Version)
 	}
 	if pub == nil {
 		return &r, nil
@@ -288,4 +339,36 @@ func (s *Signed) Event(day string, at time.Time, actor string, gaps int) complia
 	return compliance.Event{Stream: compliance.AdminStream, At: at, Kind: compliance.KindCompleteness, Actor: actor,
 		Meta:    compliance.Meta{Subject: day, Hash: s.Hash, KeyID: s.KeyID, Count: gaps, Signature: sig},
 		Content: compliance.Content{Payload: s.Report}}
+}
+
+// Backfill lists the days a daily job has to catch up on: every day after last (the latest day
+// done; "" when none is) through through (the latest day that has ended), oldest first. With no
+// last day it starts at first (the earliest day there is anything to do for; "" for through
+// alone). At most max days are listed, the latest ones; skipped are the earlier days beyond max,
+// which the job will not make (it names them in a warning).
+func Backfill(last, first, through string, max int) (days, skipped []string) {
+	end, err := time.Parse(time.DateOnly, through)
+	if err != nil || max <= 0 {
+		return nil, nil
+	}
+	start := end
+	switch {
+	case last != "":
+		l, err := time.Parse(time.DateOnly, last)
+		if err != nil {
+			return nil, nil
+		}
+		start = l.AddDate(0, 0, 1)
+	case first != "":
+		if f, err := time.Parse(time.DateOnly, first); err == nil && f.Before(end) {
+			start = f
+		}
+	}
+	for d := start; !d.After(end); d = d.AddDate(0, 0, 1) {
+		days = append(days, DayOf(d))
+	}
+	if len(days) > max {
+		skipped, days = days[:len(days)-max], days[len(days)-max:]
+	}
+	return days, skipped
 }
