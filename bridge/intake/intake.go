@@ -85,9 +85,9 @@ type Watcher struct {
 	cfg Config
 
 	mu          sync.Mutex
-	last        time.Time            // latest receipt this replica saw accepted (settled, not refused)
+	last        time.Time // latest receipt this replica saw accepted (settled, not refused)
 	inflight    map[inflightKey]*inflight
-	lastRefused time.Time // latest receipt this replica refused
+	lastRefused time.Time            // latest receipt this replica refused
 	pending     map[refusalKey]int64 // refusals not yet written
 	sinceStart  map[refusalKey]int64 // refusals this process saw, written or not (for the log)
 	stalled     bool

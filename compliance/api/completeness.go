@@ -11,8 +11,9 @@ import (
 )
 
 // CompletenessFunc returns the completeness report of a day (YYYY-MM-DD, UTC): the archived one
-// (archived true), or else one computed now and signed but not archived (cmd/wxteams wires the
-// store and the signing key).
+// (archived true), or else one computed now and signed but not archived — provisional ("final":
+// false, inside what is signed) while the day has not ended (cmd/wxteams wires the store and the
+// signing key).
 type CompletenessFunc func(ctx context.Context, day string) (report *completeness.Signed, archived bool, err error)
 
 // completenessReply is GET /completeness's answer: the signed report, and whether it is the one
