@@ -163,9 +163,11 @@ func (t Term) validate() error {
 		return fmt.Errorf("pattern longer than %d bytes", MaxPatternBytes)
 	case !t.Regex && len(t.Text) > MaxTermBytes:
 		return fmt.Errorf("term longer than %d bytes", MaxTermBytes)
+	case t.Regex && t.Text == "":
+		return errors.New("the pattern is empty; write what it must match")
 	case t.Regex:
-		if _, err := regexp.Compile(t.Text); err != nil {
-			return fmt.Errorf("pattern %q: %w", t.Text, err)
+		if _, err := compilePattern(t.Text); err != nil {
+			return err
 		}
 	case Fold(t.Text) == "":
 		return fmt.Errorf("term %q has nothing to match once spaces and punctuation are ignored", t.Text)
