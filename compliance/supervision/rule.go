@@ -1,7 +1,8 @@
 // Package supervision is the firm's own lexicon: rules its compliance team writes (terms, patterns,
 // exceptions, who and which direction they cover, and whether a hit blocks, redacts or flags a
 // message), compiled into one matcher that folds text the way Chinese needs (NFKC, case, width,
-// Traditional ↔ Simplified, separators between characters) and finds every term in one pass.
+// Traditional ↔ Simplified, separators between characters, invisible characters and accents) and
+// finds every term in one pass.
 //
 // It is a leaf under compliance: it does no I/O and imports nothing from wxteams but compliance.
 // The engine (bridge) checks messages with a compiled Set; the store keeps rule versions; the
