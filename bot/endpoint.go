@@ -325,7 +325,7 @@ func (e *Endpoint) onMessage(ctx context.Context, a *Activity, emp *bridge.Emplo
 	}
 	for i, att := range media {
 		m := bridge.Message{Type: "image", Media: &bridge.Media{Source: "teams:" + att.ContentURL, Name: att.Name}}
-		_, err := e.bridge.EmployeeWrites(ctx, bridge.EmployeeMessage{Employee: emp.ID, Chat: chat, Message: m, ExternalID: a.ID, DedupeKey: key + ":" + strconv.Itoa(i)})
+		_, err := e.bridge.EmployeeWrites(ctx, bridge.EmployeeMessage{Employee: emp.ID, Chat: chat, Message: m, Caption: text, ExternalID: a.ID, DedupeKey: key + ":" + strconv.Itoa(i)})
 		if err != nil && !errors.Is(err, bridge.ErrDuplicate) {
 			return err
 		}

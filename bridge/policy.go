@@ -200,7 +200,7 @@ func DefaultPolicy() Policy {
 			DeleteNotRelayed:  "You deleted a message in Teams. Deletions are not relayed: your contact on WeChat still has the message.",
 			NoCurrentChat:     "Not sent: you have no current WeChat contact. Type \"contacts\" to list them, then \"to <name>\" to pick one, or press Reply on a message.",
 			Blocked:           "Not sent: your message to {contact} breaks the firm's rule {rules}. It is kept in the compliance record; rephrase it or ask your compliance team.",
-			Redacted:          "Sent to {contact} with {n} passage(s) replaced under the firm's rule {rules}: they received \"{text}\".",
+			Redacted:          "Your message to {contact} had {n} passage(s) replaced under the firm's rule {rules}; they receive \"{text}\".",
 			Withheld:          "{contact} wrote a message the firm's rule {rules} keeps from you. It is kept in the compliance record for your compliance team.",
 		},
 	}

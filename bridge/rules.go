@@ -247,6 +247,7 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 			res.Outcome, res.Reason = OutcomeRefused, "not_connected"
 			if chat != nil {
 				res.Chat = chat.ID
+				return s.flag(chat, meta.MessageID, "", screened) // nobody read it, but a flag asks for review
 			}
 			return nil
 		}
@@ -509,9 +510,12 @@ func (s *step) close(c *Chat, reason, template, text string, code int) error {
 
 // EmployeeMessage is a message an employee wrote in Teams for a chat.
 type EmployeeMessage struct {
-	Employee   EmployeeID
-	Chat       ChatID
-	Message    Message
+	Employee EmployeeID
+	Chat     ChatID
+	Message  Message
+	// Caption is the text sent together with an image (Teams sends both in one activity; the
+	// bridge relays them as separate messages): a firm's rule that blocks it blocks the image too.
+	Caption    string
 	ExternalID string // Teams activity id
 	DedupeKey  string
 }
@@ -536,6 +540,12 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 		content := compliance.Content{Text: in.Message.Text}
 		actor := actorEmployee(emp.ID)
 		screened := s.screen(&meta, in.Message.Text, supervision.ToCustomer, []EmployeeID{emp.ID})
+		if in.Message.Text == "" && in.Caption != "" {
+			caption := meta
+			if c := s.screen(&caption, in.Caption, supervision.ToCustomer, []EmployeeID{emp.ID}); c.Action == supervision.ActionBlock {
+				screened, meta = c, caption // the image does not go without the words it came with
+			}
+		}
 
 		chat, err := s.lock(in.Chat)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -552,6 +562,9 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 		switch {
 		case !emp.Enabled:
 			res = s.refuse(chatIf(member, chat), emp.ID, res.MessageID, "not_enabled", "employee.not_enabled", s.policy.Employee.NotEnabled)
+			if member { // refused, but what they wrote is in the chat's record: a flag still asks for review
+				return s.flag(chat, res.MessageID, emp.ID, screened)
+			}
 			return nil
 		case in.Chat == 0:
 			res = s.refuse(nil, emp.ID, res.MessageID, "no_current_chat", "employee.no_current_chat", s.policy.Employee.NoCurrentChat)
@@ -577,6 +590,11 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 			res = s.blockEmployeeMessage(chat, emp.ID, res.MessageID, screened)
 		case screened.Action == supervision.ActionRedact:
 			m := s.redacted(chat, res.MessageID, emp.ID, "to_customer", in.Message, screened)
+			if len(m.Text) > p.MaxTextBytes { // the replacements made it longer than WeChat takes
+				res = s.refuse(chat, emp.ID, res.MessageID, "too_long", "employee.too_long", s.employeeText(chat, p.Employee.TooLong,
+					"{size}", strconv.Itoa(len(m.Text)), "{max}", strconv.Itoa(p.MaxTextBytes)))
+				break
+			}
 			if res, err = s.employeeSends(chat, emp.ID, res.MessageID, m); err == nil && res.Outcome != OutcomeRefused {
 				s.noticeAbout(chat, emp.ID, "employee.redacted", s.employeeText(chat, p.Employee.Redacted,
 					"{n}", strconv.Itoa(spans(screened, supervision.ActionRedact)), "{rules}", s.ruleWords(screened, supervision.ActionRedact), "{text}", m.Text), []string{res.MessageID})

@@ -141,10 +141,18 @@ func (s *step) blockEmployeeMessage(c *Chat, emp EmployeeID, messageID string, r
 // returns the message to deliver.
 func (s *step) redacted(c *Chat, messageID string, emp EmployeeID, direction string, m Message, res supervision.Result) Message {
 	refs := matchedRefs(res, supervision.ActionRedact)
-	s.archiveChat(c, compliance.KindRedacted, actorSystem, compliance.Meta{
+	meta := compliance.Meta{
 		MessageID: messageID, Employee: string(emp), Contact: string(c.Contact), Direction: direction,
 		Matched: refs, Action: string(supervision.ActionRedact), Count: spans(res, supervision.ActionRedact),
-	}, compliance.Content{Text: res.Text})
+	}
+	if m.Media != nil {
+		// The text was taken from the media (WeChat's transcript of a voice message): the media
+		// would say what the redaction took out, so only the redacted text goes.
+		meta.Reason = "media withheld"
+		mediaMeta(&meta, m.Media)
+		m.Media, m.Type = nil, "text"
+	}
+	s.archiveChat(c, compliance.KindRedacted, actorSystem, meta, compliance.Content{Text: res.Text})
 	m.Text = res.Text
 	return m
 }

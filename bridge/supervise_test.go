@@ -243,7 +243,7 @@ func TestARedactionDeliversTheRedactedTextAndKeepsTheOriginal(t *testing.T) {
 			t.Fatalf("redacted message = %+v; want sent", res)
 		}
 		w.customerGets(ming, "Your temporary password is [redacted], change it")
-		w.employeeGets(ann, `Sent to WeChat customer 1 with 1 passage(s) replaced under the firm's rule “Passwords”: they received "Your temporary password is [redacted], change it".`)
+		w.employeeGets(ann, `Your message to WeChat customer 1 had 1 passage(s) replaced under the firm's rule “Passwords”; they receive "Your temporary password is [redacted], change it".`)
 		_, original := w.record(chat, compliance.KindEmployeeMessage, res.MessageID)
 		meta, delivered := w.record(chat, compliance.KindRedacted, res.MessageID)
 		if original.Text != "Your temporary password is hunter2, change it" || delivered.Text != "Your temporary password is [redacted], change it" {
@@ -413,3 +413,51 @@ type noNames struct{}
 
 func (noNames) Employee(string) string { return "" }
 func (noNames) Contact(string) string  { return "" }
+
+func TestTheRulesHoldAtTheirEdges(t *testing.T) {
+	scenario(t, func(w *world) {
+		chat := activeChat(w)
+		w.useRules(insiderRule, passwordRule, promiseRule)
+
+		// Teams sends words and an image in one activity; the bridge relays them apart. The image
+		// does not go without the words a rule blocked.
+		image := bridge.Message{Type: "image", Media: &bridge.Media{Source: "teams:https://smba.trafficmanager.net/chart.png", Name: "chart.png"}}
+		res, err := w.engine.EmployeeWrites(w.ctx, bridge.EmployeeMessage{Employee: ann, Chat: chat, Message: image, Caption: "inside information, see chart"})
+		if err != nil || res.Reason != "blocked" {
+			t.Errorf("an image sent with blocked words = %+v, %v; want blocked", res, err)
+		}
+		res, err = w.engine.EmployeeWrites(w.ctx, bridge.EmployeeMessage{Employee: ann, Chat: chat, Message: image, Caption: "the chart"})
+		if err != nil || res.Outcome != bridge.OutcomeSent {
+			t.Errorf("an image sent with harmless words = %+v, %v; want sent", res, err)
+		}
+
+		// Replacements that make a message longer than WeChat takes: refused, not failed at WeChat.
+		long := strings.Repeat("hunter2 ", 255)
+		if res := w.employeeSays(ann, chat, long); res.Outcome != bridge.OutcomeRefused || res.Reason != "too_long" {
+			t.Errorf("a message the redaction made too long = %+v; want refused: too long", res)
+		}
+
+		// A voice message's transcript redacted: the recording, which says it all, is not passed on.
+		w.seenTeams[ann] = len(w.teams.Texts(ann))
+		voice := bridge.Message{Type: "voice", Text: "my password is hunter2", Media: &bridge.Media{Source: "wechat:media-1", Name: "media-1.amr"}}
+		if _, err := w.engine.CustomerWrites(w.ctx, bridge.Inbound{Contact: ming, Message: voice}); err != nil {
+			t.Fatal(err)
+		}
+		w.drain()
+		if got := w.lastTeams(ann); got.Message.Media != nil || got.Message.Text != "my password is [redacted]" {
+			t.Errorf("Ann was shown %+v; want the redacted transcript and no recording", got.Message)
+		}
+
+		// Refused messages a flag rule matched still go to review: they are in the record.
+		if err := w.engine.DisableEmployee(w.ctx, ann, "admin:it@acme.example"); err != nil {
+			t.Fatal(err)
+		}
+		refused := w.employeeSays(ann, chat, "a guaranteed return, honestly")
+		if refused.Outcome != bridge.OutcomeRefused {
+			t.Fatalf("a disabled employee's message = %+v; want refused", refused)
+		}
+		if got := w.reviews(chat); !slices.Contains(got, "flag:"+refused.MessageID+":promises@1:open") {
+			t.Errorf("review queue %q lacks the refused flagged message", got)
+		}
+	})
+}

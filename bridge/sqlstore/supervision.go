@@ -132,6 +132,9 @@ func (s *Store) writeRule(ctx context.Context, r supervision.Rule, deleted bool,
 		if err != nil && !isNoRows(err) {
 			return fmt.Errorf("rule %s: %w", r.ID, t.s.wrap(err))
 		}
+		if expect == 0 && current > 0 && !wasDeleted && !deleted {
+			return fmt.Errorf("rule %s exists (version %d): edit that version, or choose another id: %w", r.ID, current, supervision.ErrStale)
+		}
 		if expect != 0 && expect != current {
 			return fmt.Errorf("rule %s is at version %d, not %d (someone changed it meanwhile; reload it): %w", r.ID, current, expect, supervision.ErrStale)
 		}

@@ -163,6 +163,9 @@ func runRules(ctx context.Context, env *environment, args []string) error {
 		emps = []string{*employee}
 	}
 	res := set.Check(positional[0], supervision.Direction(*direction), emps)
+	if err := cliAccess(ctx, store, actor, now, "check a message against the rules", "rules check --direction "+*direction, len(res.Matches)); err != nil {
+		return err
+	}
 	action2 := string(res.Action)
 	if action2 == "" {
 		action2 = "none"
@@ -279,6 +282,9 @@ func runReview(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := cliAccess(ctx, store, actor, now, "list review items", "review list", len(items)); err != nil {
+			return err
+		}
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tOPENED\tREASON\tSTATE\tEMPLOYEE\tCHAT\tRULES/DAY\tASSIGNEE\tDECISION")
 		for _, it := range items {
@@ -295,6 +301,10 @@ func runReview(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "%d of %d item(s), page %d\n", len(items), total, max(*page, 1))
 		return nil
 	case "show":
+		// The item's notes and the talk around it are read: the read is archived, as the API's are.
+		if err := cliAccess(ctx, store, actor, now, "read review item", "review show "+strconv.FormatInt(id, 10), 1); err != nil {
+			return err
+		}
 		return showReview(ctx, env, store, id)
 	case "assign":
 		who := positional[1]
@@ -522,4 +532,13 @@ func runSampler(ctx context.Context, store *sqlstore.Store, clk bridge.Clock, lo
 		case <-clk.After(time.Hour):
 		}
 	}
+}
+
+// cliAccess archives a read made on the command line, as the compliance API archives its calls:
+// who, what was asked (never message text), how many results.
+func cliAccess(ctx context.Context, store *sqlstore.Store, actor string, now time.Time, what, query string, count int) error {
+	if err := archiveAdmin(ctx, store, compliance.KindAccess, actor, now, compliance.Meta{Reason: what, Query: query, Count: count}); err != nil {
+		return fmt.Errorf("the read could not be archived, so it was not made: %w", err)
+	}
+	return nil
 }

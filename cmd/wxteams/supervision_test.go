@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wxteams/wxteams/bridge/sqlstore"
+	"github.com/wxteams/wxteams/compliance"
 )
 
 // The supervision commands as a compliance officer uses them on the database: a rule written,
@@ -67,8 +70,32 @@ func TestRulesAndReviewOnTheCommandLine(t *testing.T) {
 			t.Errorf("wxteams %s = %d:\n%s\nwant %d saying %q", strings.Join(s.args, " "), code, out, s.code, s.want)
 		}
 	}
-	// Every change is in the record with the operator as actor.
+	if code, out := cli("review", "list"); code != 0 {
+		t.Errorf("review list = %d %s", code, out)
+	}
+	// Every change is in the record with the operator as actor, and so are the reads.
 	if code, out := cli("verify"); code != 0 {
 		t.Errorf("verify = %d %s", code, out)
+	}
+	store, err := sqlstore.Open(context.Background(), env["WXTEAMS_DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	recs, err := store.ArchiveStream(context.Background(), compliance.AdminStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := map[string]int{}
+	for _, r := range recs {
+		if m, _ := compliance.DecodeMeta(r.Meta); r.Kind == compliance.KindAccess && strings.HasPrefix(r.Actor, "cli:") {
+			reads[m.Reason]++
+			if strings.Contains(m.Query, "內幕") {
+				t.Errorf("an access record holds the text checked: %q", m.Query)
+			}
+		}
+	}
+	if reads["check a message against the rules"] != 2 || reads["list review items"] != 1 {
+		t.Errorf("reads archived: %v; want the two checks and the list", reads)
 	}
 }

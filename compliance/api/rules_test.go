@@ -123,6 +123,15 @@ func TestOfficersManageRulesOverTheAPI(t *testing.T) {
 			}
 		}
 
+		// A new rule under an id in force would replace it unawares; a group nobody made covers nobody.
+		if code, out := f.call(t, http.MethodPut, "/compliance/v1/rules/insider", blockRule, "cco"); code != http.StatusConflict || !strings.Contains(out["error"].(string), "exists (version 1)") {
+			t.Errorf("a second new rule insider: %d %v; want 409 saying it exists", code, out)
+		}
+		grouped := strings.Replace(blockRule, `"action": "block"`, `"action": "block", "groups": ["equites"]`, 1)
+		if code, out := f.call(t, http.MethodPut, "/compliance/v1/rules/desk", grouped, "cco"); code != http.StatusBadRequest || !strings.Contains(out["error"].(string), `no supervision group "equites"`) {
+			t.Errorf("a rule naming an unknown group: %d %v; want 400", code, out)
+		}
+
 		// Two officers edit version 1: the second is told to reload.
 		edit := strings.Replace(blockRule, `"action": "block"`, `"action": "flag", "version": 1`, 1)
 		if code, out := f.call(t, http.MethodPut, "/compliance/v1/rules/insider", edit, "cco"); code != http.StatusOK {

@@ -30,8 +30,6 @@ type literal struct {
 	rule      int
 	term      int // index in the rule's Terms, or in its Exceptions when exception
 	exception bool
-	wordStart bool  // its first folded character is a word character: needs a word boundary before
-	wordEnd   bool  // likewise after
 	gaps      []int // folded positions p where the term itself has separators before character p
 }
 
@@ -57,8 +55,7 @@ func Compile(rules []Rule, groups map[string][]string) (*Set, error) {
 		}
 		total += len(f.chars)
 		runes := make([]rune, len(f.chars))
-		l := literal{rule: rule, term: term, exception: exception,
-			wordStart: f.chars[0].flags&flagWord != 0, wordEnd: f.chars[len(f.chars)-1].flags&flagWord != 0}
+		l := literal{rule: rule, term: term, exception: exception}
 		for i, c := range f.chars {
 			runes[i] = c.r
 			if i > 0 && c.flags&flagGap != 0 {
@@ -105,8 +102,10 @@ func Compile(rules []Rule, groups map[string][]string) (*Set, error) {
 	return s, nil
 }
 
-// compilePattern compiles an RE2 term to run on folded text: case-insensitive, and with its literal
-// characters folded as text is (ｉ → i, 內 → 内) where a character folds to one other.
+// compilePattern compiles an RE2 term to run on folded text: case-insensitive, with its literal
+// characters folded as text is (ｉ → i, 內 → 内) where a character folds to one other, and without
+// the invisible characters and combining marks folding drops. It refuses a pattern that can match
+// empty text: its empty matches would mark nothing, so it would never find anything.
 func compilePattern(src string) (*regexp.Regexp, error) {
 	re, err := syntax.Parse(src, syntax.Perl)
 	if err != nil {
@@ -115,23 +114,60 @@ func compilePattern(src string) (*regexp.Regexp, error) {
 	var walk func(*syntax.Regexp)
 	walk = func(re *syntax.Regexp) {
 		if re.Op == syntax.OpLiteral {
-			for i, r := range re.Rune {
-				if e := entry(r); e&cacheMulti == 0 {
-					re.Rune[i] = rune(e & 0x1FFFFF)
+			rs := re.Rune[:0]
+			for _, r := range re.Rune {
+				switch e := entry(r); {
+				case e&cacheMulti != 0:
+					rs = append(rs, r)
+				case entryKind(e) != kindIgnore:
+					rs = append(rs, rune(e&cacheRune))
 				}
 			}
+			re.Rune = rs
 			re.Flags |= syntax.FoldCase
+			if len(rs) == 0 {
+				re.Op, re.Rune = syntax.OpEmptyMatch, nil
+			}
 		}
 		for _, sub := range re.Sub {
 			walk(sub)
 		}
 	}
 	walk(re)
+	if matchesEmpty(re) {
+		return nil, fmt.Errorf("pattern %q matches empty text, so it would match everywhere and mark nothing; make it need at least one character", src)
+	}
 	out, err := regexp.Compile("(?i)" + re.String())
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %w", src, err)
 	}
 	return out, nil
+}
+
+// matchesEmpty reports whether re can match empty text somewhere, taking every assertion (^ $ \b
+// \B) as one that may hold.
+func matchesEmpty(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpLiteral:
+		return len(re.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return matchesEmpty(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min == 0 || matchesEmpty(re.Sub[0])
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if !matchesEmpty(sub) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		return slices.ContainsFunc(re.Sub, matchesEmpty)
+	}
+	return false // OpNoMatch, character classes, any character
 }
 
 // Rules returns the compiled rules (nil for a nil Set).
@@ -246,22 +282,20 @@ func (s *Set) Check(text string, dir Direction, employees []string) Result {
 	return res
 }
 
-// fits reports whether the literal's occurrence at chars[first..last] counts: word boundaries at
-// its ends when they are word characters, and no gap splitting a word where the literal has none,
-// unless the text spells it letter by letter (i n s i d e r).
+// fits reports whether the literal's occurrence at chars[first..last] counts: a word boundary at
+// each end (the character outside does not continue the word: see joined), and no gap splitting a
+// word (letters from letters, digits from digits) where the literal has none, unless the text
+// spells it letter by letter (i n s i d e r).
 func (l *literal) fits(chars []fchar, first, last int) bool {
-	if l.wordStart && first > 0 && chars[first].flags&flagGap == 0 && chars[first-1].flags&flagWord != 0 {
-		return false
-	}
-	if l.wordEnd && last < len(chars)-1 && chars[last+1].flags&(flagGap|flagWord) == flagWord {
+	if first > 0 && joined(chars[first-1], chars[first]) || last < len(chars)-1 && joined(chars[last], chars[last+1]) {
 		return false
 	}
 	for k := first + 1; k <= last; k++ {
-		c, p := chars[k].flags, chars[k-1].flags
-		if c&flagGap == 0 || c&flagWord == 0 || p&flagWord == 0 {
+		c, p := chars[k], chars[k-1]
+		if c.flags&flagGap == 0 || !joined(p, fchar{flags: c.flags &^ flagGap}) {
 			continue
 		}
-		if c&flagSingle != 0 && p&flagSingle != 0 || slices.Contains(l.gaps, k-first) {
+		if c.flags&p.flags&flagSingle != 0 || slices.Contains(l.gaps, k-first) {
 			continue
 		}
 		return false

@@ -53,19 +53,24 @@ func TestFoldingTheWayAnOfficerExpects(t *testing.T) {
 		{"σοφός", "ΣΟΦΌΣ", "Greek final sigma"},
 		{"kg", "㎏", "a compatibility unit"},
 		{"guaranteedreturns", "Guaranteed   returns!", "spaces and punctuation between words"},
+		{"insider", "in\u200bsi\u00adde\u2060r", "invisible characters are nothing, not separators"},
+		{"insider", "insi\u034fder\u0301", "a combining grapheme joiner and an accent"},
+		{"内幕消息", "内\u3164幕\u0301消\ufe0e息", "a Hangul filler, an accent and a variation selector"},
+		{"résumé", "resume", "accents"},
+		{"가", "\u1100\u1161", "Hangul jamo compose"},
 	}
 	for _, c := range same {
 		if fa, fb := Fold(c.a), Fold(c.b); fa != fb {
 			t.Errorf("%s: Fold(%q) = %q, Fold(%q) = %q; want the same", c.why, c.a, fa, c.b, fb)
 		}
 	}
-	differ := [][2]string{{"内幕消息", "内部消息"}, {"insider", "inside"}, {"保本", "保险"}}
+	differ := [][2]string{{"内幕消息", "内部消息"}, {"insider", "inside"}, {"保本", "保险"}, {"ガス", "カス"}}
 	for _, c := range differ {
 		if Fold(c[0]) == Fold(c[1]) {
 			t.Errorf("Fold(%q) = Fold(%q); want them told apart", c[0], c[1])
 		}
 	}
-	for _, s := range []string{"", " ", "—·、。!?", "\u200b\ufeff", "$%^&*"} {
+	for _, s := range []string{"", " ", "—·、。!?", "\u200b\ufeff", "$%^&*", "\u3164\u034f\u0301", "\U000E0001\U000E0041"} {
 		if f := Fold(s); f != "" {
 			t.Errorf("Fold(%q) = %q; want nothing to match", s, f)
 		}
@@ -91,7 +96,8 @@ func TestTermsMatchAcrossScriptsWidthsAndSpacing(t *testing.T) {
 		{"Insider", "INSIDER info", []string{"INSIDER"}},
 		{"insider", "we have insiders", nil},
 		{"insider", "an outsider", nil},
-		{"insider", "insider123", nil},
+		{"insider", "insider123", []string{"insider"}}, // letters then digits: two words (see the ticker test)
+		{"insider", "insiders123", nil},
 		{"insider", "(insider)", []string{"insider"}},
 		{"insider", "买入insider消息", []string{"insider"}}, // Chinese next to a Latin word is a boundary
 		// Spaces between Latin letters are not ignored for words ("cash in side" is not "inside"),
@@ -117,6 +123,136 @@ func TestTermsMatchAcrossScriptsWidthsAndSpacing(t *testing.T) {
 		got := matched(s.Check(c.text, ToCustomer, nil))
 		if !slices.Equal(got, c.want) {
 			t.Errorf("term %q in %q: matched %q, want %q", c.term, c.text, got, c.want)
+		}
+	}
+}
+
+// An invisible character or a combining accent slipped into a term must not hide it: it is
+// neither a character nor a separator, and a redaction takes it with the term.
+func TestInvisibleCharactersAndAccentsDoNotHideATerm(t *testing.T) {
+	cases := []struct {
+		term, text, why string
+		want            []string // the original spans found; nil: no match
+	}{
+		{"insider", "in\u200bsider tips", "a zero-width space", []string{"in\u200bsider"}},
+		{"insider", "in\u00adsider", "a soft hyphen", []string{"in\u00adsider"}},
+		{"insider", "in\u2060sider", "a word joiner", []string{"in\u2060sider"}},
+		{"insider", "in\u200c\u200dsi\ufeffder", "zero-width non-joiner, joiner and no-break space", []string{"in\u200c\u200dsi\ufeffder"}},
+		{"insider", "insi\u034fder", "a combining grapheme joiner", []string{"insi\u034fder"}},
+		{"insider", "in\U000E0041sider", "a tag character", []string{"in\U000E0041sider"}},
+		{"insider", "i\ufe0fnsider", "a variation selector", []string{"i\ufe0fnsider"}},
+		{"insider", "insider\u0301 tips", "an accent after the last letter", []string{"insider\u0301"}},
+		{"insider", "i\u0301nsi\u0300de\u0308r", "accents on every other letter", []string{"i\u0301nsi\u0300de\u0308r"}},
+		{"insider", "ínsidér", "precomposed accented letters", []string{"ínsidér"}},
+		{"insider", "in\u200b sider", "an invisible character beside a real space is still a space", nil},
+		{"insider", "in\u200bsiders", "no boundary after, invisible or not", nil},
+		{"内幕消息", "内\u034f幕消息", "a combining grapheme joiner between Chinese characters", []string{"内\u034f幕消息"}},
+		{"内幕消息", "内\u3164幕消息", "a Hangul filler", []string{"内\u3164幕消息"}},
+		{"内幕消息", "内\u115f幕\u1160消\uffa0息", "the other Hangul fillers", []string{"内\u115f幕\u1160消\uffa0息"}},
+		{"内幕消息", "内\u0301幕消息", "a combining accent on a Chinese character", []string{"内\u0301幕消息"}},
+		{"内幕消息", "內\u20dd幕消息", "an enclosing mark", []string{"內\u20dd幕消息"}},
+		{"内幕消息", "内\u200b幕\u2060消\u00ad息", "invisible characters between all four", []string{"内\u200b幕\u2060消\u00ad息"}},
+		{"café", "cafe\u0301 and cafe", "accents do not tell words apart", []string{"cafe\u0301", "cafe"}},
+		// Accents are dropped, not the kana voicing marks: ガス is not カス.
+		{"ガス", "カス", "voiced and unvoiced kana", nil},
+		{"ガス", "カ\u3099ス", "a kana with a combining voicing mark", []string{"カ\u3099ス"}},
+		{"ガス", "ｶﾞｽ", "half-width kana", []string{"ｶﾞｽ"}},
+	}
+	for _, c := range cases {
+		s := compile(t, rule("r", ActionRedact, c.term))
+		res := s.Check(c.text, ToCustomer, nil)
+		if got := matched(res); !slices.Equal(got, c.want) {
+			t.Errorf("%s: term %q in %q: matched %q, want %q", c.why, c.term, c.text, got, c.want)
+			continue
+		}
+		if c.want == nil {
+			continue
+		}
+		// What a reviewer sees Fold make of the span is the term, and the redaction leaves nothing of it.
+		if f := Fold(c.want[0]); f != Fold(c.term) {
+			t.Errorf("%s: Fold(%q) = %q, but the term folds to %q", c.why, c.want[0], f, Fold(c.term))
+		}
+		if strings.Contains(res.Text, c.want[0]) || !strings.Contains(res.Text, DefaultReplacement) {
+			t.Errorf("%s: %q redacted to %q", c.why, c.text, res.Text)
+		}
+	}
+}
+
+// A stock code is a number: it matches next to letters (exchange prefixes and suffixes), not inside
+// a longer number. Only a letter touching a letter or a digit touching a digit joins a word.
+func TestTickersMatchNextToLetters(t *testing.T) {
+	cases := []struct {
+		term, text string
+		want       []string
+	}{
+		{"600519", "买SH600519", []string{"600519"}},
+		{"600519", "600519.SS", []string{"600519"}},
+		{"600519", "sz600519sh", []string{"600519"}},
+		{"600519", "ｓｈ６００５１９", []string{"６００５１９"}},
+		{"600519", "6005191", nil},
+		{"600519", "1600519", nil},
+		{"600519", "600519.5", []string{"600519"}}, // a point is a separator
+		{"600519", "6 0 0 5 1 9", []string{"6 0 0 5 1 9"}},
+		{"600519", "SH6 0 0 5 1 9", []string{"6 0 0 5 1 9"}},
+		{"600519", "600 519", nil}, // two numbers
+		{"sh600519", "SH600519", []string{"SH600519"}},
+		{"sh600519", "SH 600519", []string{"SH 600519"}}, // a separator between letters and digits is ignored
+		{"sh600519", "ASH600519", nil},
+		{"sh600519", "SH6005191", nil},
+		{"aapl", "AAPL2024", []string{"AAPL"}},
+		{"aapl", "2024aapl", []string{"aapl"}},
+		{"aapl", "AAPLX", nil},
+		{"a股", "600519A股", []string{"A股"}},
+	}
+	for _, c := range cases {
+		s := compile(t, rule("r", ActionFlag, c.term))
+		if got := matched(s.Check(c.text, ToCustomer, nil)); !slices.Equal(got, c.want) {
+			t.Errorf("term %q in %q: matched %q, want %q", c.term, c.text, got, c.want)
+		}
+	}
+}
+
+func TestValidateRefusesPatternsThatCannotMarkAnything(t *testing.T) {
+	cases := []struct{ pattern, want string }{
+		{"", "the pattern is empty"},
+		{"a*", "matches empty text"},
+		{"(insider)?", "matches empty text"},
+		{"^$", "matches empty text"},
+		{`\b`, "matches empty text"},
+		{"insider|", "matches empty text"},
+		{`x{0,3}`, "matches empty text"},
+		{"\u200b", "matches empty text"}, // an invisible character: folding drops it from every text
+		{"(unclosed", "missing closing )"},
+	}
+	for _, c := range cases {
+		r := Rule{ID: "p", Name: "p", Action: ActionFlag, Directions: []Direction{ToCustomer},
+			Terms: []Term{{Text: c.pattern, Regex: true}}}
+		if err := r.Validate(); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "term 1") {
+			t.Errorf("pattern %q: Validate = %v; want an error naming term 1 and saying %q", c.pattern, err, c.want)
+		}
+	}
+	for _, ok := range []string{"a+", `\d{3}-\d{4}`, `^insider\b`, "(a|b)c?", "x{1,3}"} {
+		r := Rule{ID: "p", Name: "p", Action: ActionFlag, Directions: []Direction{ToCustomer},
+			Terms: []Term{{Text: ok, Regex: true}}}
+		if err := r.Validate(); err != nil {
+			t.Errorf("pattern %q: %v", ok, err)
+		}
+	}
+}
+
+func TestPatternsSeeNeitherInvisibleCharactersNorAccents(t *testing.T) {
+	phone := Rule{ID: "phone", Version: 1, Name: "phone numbers", Action: ActionRedact, Directions: []Direction{ToCustomer},
+		Terms: []Term{{Text: `1[3-9]\d{9}`, Regex: true}, {Text: `in\x{200B}sider`, Regex: true}}}
+	s := compile(t, phone)
+	cases := []struct{ text, want string }{
+		{"call 138\u200b1234\u20605678 now", "call [redacted] now"},
+		{"call 1\u03013812345678 now", "call [redacted] now"},
+		{"in\u00adsider", "[redacted]"}, // the pattern's own invisible character is dropped too
+		{"insider", "[redacted]"},
+	}
+	for _, c := range cases {
+		if got := s.Check(c.text, ToCustomer, nil).Text; got != c.want {
+			t.Errorf("%q → %q, want %q", c.text, got, c.want)
 		}
 	}
 }

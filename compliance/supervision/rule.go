@@ -1,7 +1,8 @@
 // Package supervision is the firm's own lexicon: rules its compliance team writes (terms, patterns,
 // exceptions, who and which direction they cover, and whether a hit blocks, redacts or flags a
 // message), compiled into one matcher that folds text the way Chinese needs (NFKC, case, width,
-// Traditional ↔ Simplified, separators between characters) and finds every term in one pass.
+// Traditional ↔ Simplified, separators between characters, invisible characters and accents) and
+// finds every term in one pass.
 //
 // It is a leaf under compliance: it does no I/O and imports nothing from wxteams but compliance.
 // The engine (bridge) checks messages with a compiled Set; the store keeps rule versions; the
@@ -163,9 +164,11 @@ func (t Term) validate() error {
 		return fmt.Errorf("pattern longer than %d bytes", MaxPatternBytes)
 	case !t.Regex && len(t.Text) > MaxTermBytes:
 		return fmt.Errorf("term longer than %d bytes", MaxTermBytes)
+	case t.Regex && t.Text == "":
+		return errors.New("the pattern is empty; write what it must match")
 	case t.Regex:
-		if _, err := regexp.Compile(t.Text); err != nil {
-			return fmt.Errorf("pattern %q: %w", t.Text, err)
+		if _, err := compilePattern(t.Text); err != nil {
+			return err
 		}
 	case Fold(t.Text) == "":
 		return fmt.Errorf("term %q has nothing to match once spaces and punctuation are ignored", t.Text)
