@@ -11,7 +11,9 @@ type Receipts interface {
 	// Received: a push or activity from the channel arrived at.
 	Received(ch Channel, at time.Time)
 	// Refused: one that was received was then refused, for reason (a short stable word, such as
-	// "not_recorded"; never message content).
+	// "not_recorded"; never message content). at is the time its Received was told (the stall
+	// judge pairs a refusal with its receipt by that time), and only a receipt that was told may be
+	// refused.
 	Refused(ch Channel, reason string, at time.Time)
 }
 
