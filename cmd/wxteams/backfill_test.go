@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,26 +123,7 @@ func TestCompletenessAndSampleBackfillAfterDowntime(t *testing.T) {
 // A day that has not ended (midnight UTC + 5 minutes) is neither archived nor sampled from the
 // command line; its report is shown, marked provisional.
 func TestCompletenessArchiveAndReviewSampleRefuseADayNotEnded(t *testing.T) {
-	dir := t.TempDir()
-	key := func() string {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		return base64.StdEncoding.EncodeToString(b)
-	}
-	env := map[string]string{
-		"WXTEAMS_DATABASE_URL": "sqlite:" + filepath.Join(dir, "wxteams.db"),
-		"WXTEAMS_ARCHIVE_KEY":  key(),
-		"WXTEAMS_SIGNING_KEY":  key(),
-	}
-	cli := func(args ...string) (int, string) {
-		var out, errOut bytes.Buffer
-		e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return env[k] }}
-		code := run(context.Background(), e, args)
-		return code, out.String() + errOut.String()
-	}
-	if code, out := cli("migrate"); code != 0 {
-		t.Fatalf("migrate = %d %s", code, out)
-	}
+	cli, _, _ := freshCLI(t)
 	today := completeness.DayOf(time.Now())
 	ended := completeness.LastEnded(time.Now())
 	steps := []struct {

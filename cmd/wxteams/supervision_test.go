@@ -18,26 +18,7 @@ import (
 // refused when it would overwrite one unawares, tried, listed and ended; the review queue sampled
 // and its report exported, signed and verified offline.
 func TestRulesAndReviewOnTheCommandLine(t *testing.T) {
-	dir := t.TempDir()
-	key := func() string {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		return base64.StdEncoding.EncodeToString(b)
-	}
-	env := map[string]string{
-		"WXTEAMS_DATABASE_URL": "sqlite:" + filepath.Join(dir, "wxteams.db"),
-		"WXTEAMS_ARCHIVE_KEY":  key(),
-		"WXTEAMS_SIGNING_KEY":  key(),
-	}
-	cli := func(args ...string) (int, string) {
-		var out, errOut bytes.Buffer
-		e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return env[k] }}
-		code := run(context.Background(), e, args)
-		return code, out.String() + errOut.String()
-	}
-	if code, out := cli("migrate"); code != 0 {
-		t.Fatalf("migrate = %d %s", code, out)
-	}
+	cli, env, dir := freshCLI(t)
 	rule := filepath.Join(dir, "insider.json")
 	if err := os.WriteFile(rule, []byte(`{"id": "insider", "name": "Inside information", "action": "block",
 		"directions": ["to_customer"], "terms": [{"text": "内幕消息"}], "reason": "never pass on non-public information"}`), 0o600); err != nil {
@@ -98,4 +79,31 @@ func TestRulesAndReviewOnTheCommandLine(t *testing.T) {
 	if reads["check a message against the rules"] != 2 || reads["list review items"] != 1 {
 		t.Errorf("reads archived: %v; want the two checks and the list", reads)
 	}
+}
+
+// freshCLI runs wxteams commands on a new, migrated SQLite database with archive and signing
+// keys, as an operator would; it returns the runner, the environment and the database's folder.
+func freshCLI(t *testing.T) (cli func(args ...string) (int, string), env map[string]string, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	key := func() string {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	env = map[string]string{
+		"WXTEAMS_DATABASE_URL": "sqlite:" + filepath.Join(dir, "wxteams.db"),
+		"WXTEAMS_ARCHIVE_KEY":  key(),
+		"WXTEAMS_SIGNING_KEY":  key(),
+	}
+	cli = func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return env[k] }}
+		code := run(context.Background(), e, args)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := cli("migrate"); code != 0 {
+		t.Fatalf("migrate = %d %s", code, out)
+	}
+	return cli, env, dir
 }
