@@ -281,16 +281,7 @@ func (e *Engine) CustomerWrites(ctx context.Context, in Inbound) (Result, error)
 		msg := in.Message
 		switch screened.Action {
 		case supervision.ActionBlock:
-			// The firm's rule keeps it from the employees: they are told a message was withheld, and
-			// why; the customer is not (the chat goes on as if it had been read).
-			s.archiveChat(chat, compliance.KindBlocked, actorSystem, compliance.Meta{
-				MessageID: meta.MessageID, Contact: string(chat.Contact), Direction: "to_employee",
-				Reason: "rule", Matched: matchedRefs(screened, supervision.ActionBlock), Action: string(supervision.ActionBlock),
-			}, compliance.Content{})
-			words := s.ruleWords(screened, supervision.ActionBlock)
-			for _, emp := range recipients {
-				s.noticeAbout(chat, emp, "employee.withheld", s.employeeText(chat, s.policy.Employee.Withheld, "{rules}", words), []string{meta.MessageID})
-			}
+			s.withholdCustomerMessage(chat, meta.MessageID, recipients, screened)
 			recipients = nil
 		case supervision.ActionRedact:
 			msg = s.redacted(chat, meta.MessageID, "", "to_employee", msg, screened)
@@ -597,7 +588,7 @@ func (e *Engine) EmployeeWrites(ctx context.Context, in EmployeeMessage) (Result
 			}
 			if res, err = s.employeeSends(chat, emp.ID, res.MessageID, m); err == nil && res.Outcome != OutcomeRefused {
 				s.noticeAbout(chat, emp.ID, "employee.redacted", s.employeeText(chat, p.Employee.Redacted,
-					"{n}", strconv.Itoa(spans(screened, supervision.ActionRedact)), "{rules}", s.ruleWords(screened, supervision.ActionRedact), "{text}", m.Text), []string{res.MessageID})
+					"{n}", strconv.Itoa(screened.Spans(supervision.ActionRedact)), "{rules}", s.ruleWords(screened, supervision.ActionRedact), "{text}", m.Text), []string{res.MessageID})
 			}
 		default:
 			res, err = s.employeeSends(chat, emp.ID, res.MessageID, in.Message)

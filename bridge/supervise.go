@@ -3,12 +3,11 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
-
-	"slices"
-	"strings"
 
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/supervision"
@@ -99,14 +98,18 @@ func (s *step) screen(meta *compliance.Meta, text string, dir supervision.Direct
 
 // ruleWords names the rules of one action that matched, for a notice: “Name” (reason), …
 func (s *step) ruleWords(res supervision.Result, a supervision.Action) string {
-	reasons := map[string]string{}
+	reasons := map[string]string{} // by ref: two rules may share a name
 	for _, r := range s.e.rules.Load().Rules() {
-		reasons[r.Name] = r.Reason
+		reasons[r.Ref()] = strings.TrimSpace(r.Reason)
 	}
-	var parts []string
-	for _, name := range res.Names(a) {
-		w := "“" + name + "”"
-		if why := strings.TrimSpace(reasons[name]); why != "" {
+	var parts, seen []string
+	for _, m := range res.Matches {
+		if m.Action != a || slices.Contains(seen, m.Rule) {
+			continue
+		}
+		seen = append(seen, m.Rule)
+		w := "“" + m.Name + "”"
+		if why := reasons[m.Rule]; why != "" {
 			w += " (" + why + ")"
 		}
 		parts = append(parts, w)
@@ -114,36 +117,39 @@ func (s *step) ruleWords(res supervision.Result, a supervision.Action) string {
 	return strings.Join(parts, ", ")
 }
 
-// matchedRefs lists the refs of the rules of one action that matched.
-func matchedRefs(res supervision.Result, a supervision.Action) []string {
-	var out []string
-	for _, m := range res.Matches {
-		if m.Action == a && !slices.Contains(out, m.Rule) {
-			out = append(out, m.Rule)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // blockEmployeeMessage archives an employee message a rule kept from the customer and tells its
 // author which rule, in words.
 func (s *step) blockEmployeeMessage(c *Chat, emp EmployeeID, messageID string, res supervision.Result) Result {
-	s.archiveChat(c, compliance.KindBlocked, actorSystem, compliance.Meta{
-		MessageID: messageID, Employee: string(emp), Contact: string(c.Contact), Direction: "to_customer",
-		Reason: "rule", Matched: matchedRefs(res, supervision.ActionBlock), Action: string(supervision.ActionBlock),
-	}, compliance.Content{})
+	s.archiveBlocked(c, messageID, emp, "to_customer", res)
 	s.noticeAbout(c, emp, "employee.blocked", s.employeeText(c, s.policy.Employee.Blocked, "{rules}", s.ruleWords(res, supervision.ActionBlock)), []string{messageID})
 	return Result{Chat: c.ID, MessageID: messageID, Outcome: OutcomeRefused, Reason: "blocked", Window: s.window(c)}
+}
+
+// withholdCustomerMessage archives a customer's message a rule kept from the employees and tells
+// them which rule; the customer is not told (the chat goes on as if it had been read).
+func (s *step) withholdCustomerMessage(c *Chat, messageID string, recipients []EmployeeID, res supervision.Result) {
+	s.archiveBlocked(c, messageID, "", "to_employee", res)
+	text := s.employeeText(c, s.policy.Employee.Withheld, "{rules}", s.ruleWords(res, supervision.ActionBlock))
+	for _, emp := range recipients {
+		s.noticeAbout(c, emp, "employee.withheld", text, []string{messageID})
+	}
+}
+
+// archiveBlocked records that a rule kept a message from its recipient, and which rule.
+func (s *step) archiveBlocked(c *Chat, messageID string, emp EmployeeID, direction string, res supervision.Result) {
+	s.archiveChat(c, compliance.KindBlocked, actorSystem, compliance.Meta{
+		MessageID: messageID, Employee: string(emp), Contact: string(c.Contact), Direction: direction,
+		Reason: "rule", Matched: res.RulesOf(supervision.ActionBlock), Action: string(supervision.ActionBlock),
+	}, compliance.Content{})
 }
 
 // redacted archives the text a redact rule left of a message — what its recipient gets — and
 // returns the message to deliver.
 func (s *step) redacted(c *Chat, messageID string, emp EmployeeID, direction string, m Message, res supervision.Result) Message {
-	refs := matchedRefs(res, supervision.ActionRedact)
+	refs := res.RulesOf(supervision.ActionRedact)
 	meta := compliance.Meta{
 		MessageID: messageID, Employee: string(emp), Contact: string(c.Contact), Direction: direction,
-		Matched: refs, Action: string(supervision.ActionRedact), Count: spans(res, supervision.ActionRedact),
+		Matched: refs, Action: string(supervision.ActionRedact), Count: res.Spans(supervision.ActionRedact),
 	}
 	if m.Media != nil {
 		// The text was taken from the media (WeChat's transcript of a voice message): the media
@@ -157,20 +163,9 @@ func (s *step) redacted(c *Chat, messageID string, emp EmployeeID, direction str
 	return m
 }
 
-// spans counts the matched spans of one action.
-func spans(res supervision.Result, a supervision.Action) int {
-	n := 0
-	for _, m := range res.Matches {
-		if m.Action == a {
-			n++
-		}
-	}
-	return n
-}
-
 // flag opens a review item for a message a flag rule matched, in the same transaction as its record.
 func (s *step) flag(c *Chat, messageID string, emp EmployeeID, res supervision.Result) error {
-	refs := matchedRefs(res, supervision.ActionFlag)
+	refs := res.RulesOf(supervision.ActionFlag)
 	if len(refs) == 0 {
 		return nil
 	}

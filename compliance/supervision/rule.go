@@ -224,15 +224,30 @@ type Result struct {
 }
 
 // Rules lists the distinct refs of the rules that matched, sorted.
-func (r Result) Rules() []string {
+func (r Result) Rules() []string { return r.RulesOf(ActionNone) }
+
+// RulesOf lists the distinct refs of the rules of action a that matched (ActionNone: of any
+// action), sorted.
+func (r Result) RulesOf(a Action) []string {
 	var out []string
 	for _, m := range r.Matches {
-		if !slices.Contains(out, m.Rule) {
+		if (a == ActionNone || m.Action == a) && !slices.Contains(out, m.Rule) {
 			out = append(out, m.Rule)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Spans counts the matched spans of rules of action a.
+func (r Result) Spans(a Action) int {
+	n := 0
+	for _, m := range r.Matches {
+		if m.Action == a {
+			n++
+		}
+	}
+	return n
 }
 
 // Names lists the distinct names of the rules that matched with the given action, in the order they
