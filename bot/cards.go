@@ -152,7 +152,7 @@ var fates = []struct {
 	{"employee.refused_", "⛔ Not sent", "Attention"},
 	{"employee.queue_full", "⛔ Not sent", "Attention"},
 	{"employee.blocked", "⛔ Not sent · firm rule", "Attention"},
-	{"employee.redacted", "✂ Sent redacted · firm rule", "Warning"},
+	{"employee.redacted", "✂ Redacted · firm rule", "Warning"}, // sent or queued, redacted
 	{"employee.withheld", "⛔ Withheld · firm rule", "Attention"},
 	{"employee.", "⊘ Cancelled", "Default"}, // the customer left, unfollowed, scanned another code …
 }

@@ -40,6 +40,9 @@ func TestNoticesOpenWithTheFateOfTheirMessages(t *testing.T) {
 		{"employee.too_long", []string{"m1"}, "⛔ Not sent"},
 		{"employee.cancelled", []string{"m1"}, "⊘ Cancelled"},
 		{"employee.customer_left", []string{"m1", "m2"}, "⊘ Cancelled · 2 messages"},
+		{"employee.blocked", []string{"m1"}, "⛔ Not sent · firm rule"},
+		{"employee.redacted", []string{"m1"}, "✂ Redacted · firm rule"},
+		{"employee.withheld", []string{"m1"}, "⛔ Withheld · firm rule"},
 		{"employee.limit", nil, "WeChat · WeChat customer 1"},
 		{"employee.help", nil, "WeChat · WeChat customer 1"},
 	} {

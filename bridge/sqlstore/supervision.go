@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -25,7 +26,7 @@ func (t *tx) AddReview(ctx context.Context, it *supervision.ReviewItem) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (message_id) WHERE reason = 'flag' DO NOTHING RETURNING id`,
 		it.Tenant, it.ChatID, it.MessageID, it.Employee, it.Contact, it.Reason, strings.Join(it.Rules, ","), it.Day,
-		cmpOr(it.State, supervision.StateOpen), us(it.CreatedAt)).Scan(&it.ID)
+		cmp.Or(it.State, supervision.StateOpen), us(it.CreatedAt)).Scan(&it.ID)
 	if isNoRows(err) {
 		err = t.queryRow(ctx, `SELECT id FROM review_items WHERE message_id = $1 AND reason = 'flag'`, it.MessageID).Scan(&it.ID)
 	}
@@ -33,13 +34,6 @@ func (t *tx) AddReview(ctx context.Context, it *supervision.ReviewItem) error {
 		return fmt.Errorf("open review of %s: %w", it.MessageID, t.s.wrap(err))
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // SupervisionRules returns the rules in force (the latest version of each rule not deleted), by
