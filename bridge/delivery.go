@@ -89,9 +89,12 @@ func (e *Engine) dispatch(ctx context.Context) {
 // far, and finished outbox rows are kept a while for operators; both are then pruned.
 const (
 	keepSeen      = 7 * 24 * time.Hour
-	keepOutbox    = 7 * 24 * time.Hour
 	pruneInterval = time.Hour
 )
+
+// KeepOutbox is how long finished deliveries stay in the outbox before they are pruned (the
+// completeness report finds late deliveries there, so it says when it may have missed some).
+const KeepOutbox = 7 * 24 * time.Hour
 
 // fireTimers fires due chat timers, sleeping until the next one or the poll interval. It also
 // prunes old idempotency keys and finished outbox rows every hour.
@@ -103,7 +106,7 @@ func (e *Engine) fireTimers(ctx context.Context) {
 		}
 		if now := e.clock.Now(); now.Sub(lastPrune) >= pruneInterval {
 			lastPrune = now
-			if n, err := e.store.Prune(ctx, now.Add(-keepSeen), now.Add(-keepOutbox)); err != nil && ctx.Err() == nil {
+			if n, err := e.store.Prune(ctx, now.Add(-keepSeen), now.Add(-KeepOutbox)); err != nil && ctx.Err() == nil {
 				e.log.Warn("prune", zap.Error(err))
 			} else if n > 0 {
 				e.log.Info("pruned idempotency keys and finished deliveries", zap.Int64("rows", n))

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,10 +21,6 @@ import (
 // MaxOverdueListed bounds how many overdue and late deliveries a report lists one by one; the
 // rest are counted (Report.GapsOmitted).
 const MaxOverdueListed = 500
-
-// outboxKept is how long finished deliveries stay in the outbox before they are pruned (bridge's
-// keepOutbox): a report made later than this after its day cannot list that day's late ones.
-const outboxKept = 7 * 24 * time.Hour
 
 // CompletenessReport computes the completeness report of day (YYYY-MM-DD, UTC) as of now: what the
 // archive holds for the day, per channel and stream kind; the deliveries created by the day's end
@@ -52,12 +50,7 @@ func (s *Store) CompletenessReport(ctx context.Context, day string, now time.Tim
 	if err := s.refusalsOfDay(ctx, rep); err != nil {
 		return nil, err
 	}
-	streams := make([]string, 0, len(spans))
-	for stream := range spans {
-		streams = append(streams, stream)
-	}
-	sort.Strings(streams)
-	for _, stream := range streams {
+	for _, stream := range slices.Sorted(maps.Keys(spans)) {
 		sp := spans[stream]
 		problem, err := s.dayChainProblem(ctx, stream, sp.min, sp.max)
 		if err != nil {
@@ -75,9 +68,9 @@ func (s *Store) CompletenessReport(ctx context.Context, day string, now time.Tim
 	rep.Notes = append(rep.Notes,
 		"chains are checked across the day by their hashes and links; sealed contents are checked by `wxteams verify`",
 		"refused_after_receipt counts what each replica had written when the report was made: a replica that crashed loses the refusals it had not written yet (at most a minute's); its log names each one",
-		"late deliveries are found in the outbox, which keeps finished deliveries for 7 days: a report made within 7 days of the day's end lists all of them, one made later only those still kept")
-	if rep.MadeAt.After(rep.To.Add(outboxKept)) {
-		rep.Notes = append(rep.Notes, "this report was made more than 7 days after the day ended: the day's finished deliveries may have been pruned from the outbox, so late ones may be missing")
+		fmt.Sprintf("late deliveries are found in the outbox, which keeps finished deliveries for %[1]s: a report made within %[1]s of the day's end lists all of them, one made later only those still kept", days(bridge.KeepOutbox)))
+	if rep.MadeAt.After(rep.To.Add(bridge.KeepOutbox)) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("this report was made more than %s after the day ended: the day's finished deliveries may have been pruned from the outbox, so late ones may be missing", days(bridge.KeepOutbox)))
 	}
 	rep.Finish()
 	return rep, nil
@@ -216,7 +209,7 @@ type lateKey struct {
 // the archive, found by reading the outcome records stamped from the day's start plus overdue on
 // (an outcome before that is on time for every delivery of the day) and matching them to the
 // day's finished deliveries (held in memory, ids only). Finished deliveries are pruned from the
-// outbox after 7 days (outboxKept): a report made later misses those.
+// outbox after bridge.KeepOutbox: a report made later misses those.
 func (s *Store) lateDeliveries(ctx context.Context, rep *completeness.Report, now time.Time, overdue time.Duration) error {
 	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, chat_id, channel, state, attempts, created_us, answered_us, message_id, employee_id, contact FROM outbox
 		WHERE created_us >= $1 AND created_us < $2 AND state IN ($3, $4, $5) ORDER BY id`),
@@ -575,3 +568,6 @@ func (s *Store) LiveChats(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// days words a whole number of days: "7 days".
+func days(d time.Duration) string { return strconv.Itoa(int(d/(24*time.Hour))) + " days" }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,13 +300,7 @@ func (s *Store) SampleDay(ctx context.Context, day time.Time, actor string, now 
 			return fmt.Errorf("sample %s: %w", res.Day, err)
 		}
 		var events []compliance.Event
-		for _, emp := range slices.Sorted(func(yield func(string) bool) {
-			for e := range convs {
-				if !yield(e) {
-					return
-				}
-			}
-		}) {
+		for _, emp := range slices.Sorted(maps.Keys(convs)) {
 			chats := convs[emp]
 			picked, err := supervision.Pick(chats, supervision.SampleSize(res.Percent, len(chats)))
 			if err != nil {
@@ -379,7 +374,7 @@ func (t *tx) conversations(ctx context.Context, from, to time.Time) (map[string]
 		seen[key{emp, c.id}] = true
 		out[emp] = append(out[emp], c)
 	}
-	var customerChats []conversation
+	customerChats := map[int64]conversation{}
 	for rows.Next() {
 		var (
 			c           conversation
@@ -391,8 +386,8 @@ func (t *tx) conversations(ctx context.Context, from, to time.Time) (map[string]
 		}
 		if kind == string(compliance.KindEmployeeMessage) {
 			add(strings.TrimPrefix(actor, "employee:"), c)
-		} else if !slices.ContainsFunc(customerChats, func(x conversation) bool { return x.id == c.id }) {
-			customerChats = append(customerChats, c)
+		} else {
+			customerChats[c.id] = c
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -400,23 +395,26 @@ func (t *tx) conversations(ctx context.Context, from, to time.Time) (map[string]
 		return nil, t.s.wrap(err)
 	}
 	rows.Close()
-	for _, c := range customerChats {
-		members, err := t.query(ctx, `SELECT employee_id FROM chat_members WHERE chat_id = $1`, c.id)
+	if len(customerChats) > 0 {
+		// The members of every chat a customer wrote in that day, in one query.
+		members, err := t.query(ctx, `SELECT DISTINCT m.chat_id, m.employee_id FROM archive a JOIN chat_members m ON m.chat_id = a.chat_id
+			WHERE a.at_us >= $1 AND a.at_us < $2 AND a.kind = $3 AND a.chat_id <> 0`, us(from), us(to), compliance.KindCustomerMessage)
 		if err != nil {
 			return nil, t.s.wrap(err)
 		}
-		var emps []string
+		defer members.Close()
 		for members.Next() {
-			var e string
-			if err := members.Scan(&e); err != nil {
-				members.Close()
+			var chat int64
+			var emp string
+			if err := members.Scan(&chat, &emp); err != nil {
 				return nil, t.s.wrap(err)
 			}
-			emps = append(emps, e)
+			if c, ok := customerChats[chat]; ok {
+				add(emp, c)
+			}
 		}
-		members.Close()
-		for _, e := range emps {
-			add(e, c)
+		if err := members.Err(); err != nil {
+			return nil, t.s.wrap(err)
 		}
 	}
 	for emp := range out {

@@ -13,8 +13,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/bridge/clock"
 	"github.com/wxteams/wxteams/bridge/intake"
 	"github.com/wxteams/wxteams/bridge/sqlstore"
+	"github.com/wxteams/wxteams/compliance/api"
 	"github.com/wxteams/wxteams/compliance/completeness"
 )
 
@@ -64,10 +66,6 @@ func (m *receiptMetrics) Refused(ch bridge.Channel, reason string, at time.Time)
 	m.next.Refused(ch, reason, at)
 }
 
-// reportDay is the latest day serve reports at now: the one before, once completeness.Grace has
-// passed after midnight.
-func reportDay(now time.Time) string { return completeness.LastEnded(now) }
-
 // warnSkipped names the days a backfill skipped, beyond backfillDays.
 func warnSkipped(log *zap.Logger, what string, skipped []string) {
 	if len(skipped) == 0 {
@@ -91,7 +89,7 @@ func makeDailyReports(ctx context.Context, store *sqlstore.Store, key ed25519.Pr
 		log.Error("completeness reports failed", zap.Error(err))
 		return
 	}
-	days, skipped := completeness.Backfill(last, first, reportDay(now), backfillDays)
+	days, skipped := completeness.Backfill(last, first, completeness.LastEnded(now), backfillDays)
 	warnSkipped(log, "completeness reports", skipped)
 	for _, day := range days {
 		if !makeDailyReport(ctx, store, key, overdue, day, now, log) {
@@ -211,7 +209,7 @@ func runCompleteness(ctx context.Context, env *environment, args []string) error
 	}
 	now := time.Now()
 	if *day == "" {
-		*day = reportDay(now)
+		*day = completeness.LastEnded(now)
 	}
 	if from, _, err := completeness.DayBounds(*day); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -241,7 +239,7 @@ func runCompleteness(ctx context.Context, env *environment, args []string) error
 		signed, _, err = store.MakeCompleteness(ctx, *day, keys.sign, cfg.DeliveryOverdue, cliActor(), now)
 		archived = true
 	} else {
-		signed, archived, err = completenessSource(store, keys, cfg, wallClock{})(ctx, *day)
+		signed, archived, err = completenessSource(store, keys, cfg, clock.System{})(ctx, *day)
 	}
 	if err != nil {
 		return err
@@ -249,7 +247,7 @@ func runCompleteness(ctx context.Context, env *environment, args []string) error
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(completenessReplyJSON{Archived: archived, Signed: signed})
+		return enc.Encode(api.CompletenessReply{Archived: archived, Signed: signed})
 	}
 	rep, err := signed.Open(pub)
 	status := "signature verifies"
@@ -271,12 +269,6 @@ func runCompleteness(ctx context.Context, env *environment, args []string) error
 	return rep.WriteText(env.stdout)
 }
 
-// completenessReplyJSON is what --json prints: the API's answer's shape.
-type completenessReplyJSON struct {
-	Archived bool `json:"archived"`
-	*completeness.Signed
-}
-
 // verifyCompletenessFile checks a saved report with pub and prints it.
 func verifyCompletenessFile(env *environment, path string, pub ed25519.PublicKey) error {
 	data, err := os.ReadFile(path) // #nosec G304 -- the operator's file to check
@@ -294,9 +286,3 @@ func verifyCompletenessFile(env *environment, path string, pub ed25519.PublicKey
 	fmt.Fprintf(env.stdout, "report of %s intact: signed by %s, hash %s\n", rep.Day, signed.KeyID, signed.Hash)
 	return rep.WriteText(env.stdout)
 }
-
-// wallClock is the system clock for commands.
-type wallClock struct{}
-
-func (wallClock) Now() time.Time                         { return time.Now() }
-func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -141,7 +141,7 @@ func TestCompletenessReportAndStallEndToEnd(t *testing.T) {
 	}
 	// Yesterday has ended: archived once (by the command or the daily job, whichever came
 	// first); the API then serves the archived one; the archive verifies.
-	day = reportDay(m.clock.Now())
+	day = completeness.LastEnded(m.clock.Now())
 	for range 2 {
 		if code, out := cli("completeness", "--day", day, "--archive"); code != 0 || !strings.Contains(out, "as archived") || !strings.Contains(out, "signature verifies") ||
 			!strings.Contains(out, "FINAL") {
@@ -191,6 +191,6 @@ func TestCompletenessReportAndStallEndToEnd(t *testing.T) {
 	}
 
 	// The daily job archives the day that ended (yesterday, by the clock) on its own.
-	yesterday := reportDay(m.clock.Now())
+	yesterday := completeness.LastEnded(m.clock.Now())
 	m.eventually(t, "the daily report", func() bool { _, err := s.store.Completeness(ctx, yesterday); return err == nil })
 }

@@ -375,6 +375,11 @@ func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 	if err != nil {
 		return writeRefusal(w, err)
 	}
+	return writeJSON(w, http.StatusAccepted, a.launchExport(r.Context(), c, scope))
+}
+
+// launchExport starts an export in the background, for POST /exports and the review report.
+func (a *API) launchExport(ctx context.Context, c *call, scope export.Scope) ExportStatus {
 	now := a.cfg.Clock.Now().UTC()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -384,14 +389,13 @@ func (a *API) startExport(w http.ResponseWriter, r *http.Request, c *call) int {
 	a.running.Store(id, now)
 	go func() {
 		defer a.running.Delete(id)
-		ctx := context.WithoutCancel(r.Context())
-		if _, err := a.cfg.Export(ctx, dir, scope, c.actor); err != nil {
+		if _, err := a.cfg.Export(context.WithoutCancel(ctx), dir, scope, c.actor); err != nil {
 			_ = os.RemoveAll(dir)
 			_ = os.WriteFile(dir+".failed", []byte(err.Error()), 0o640) // #nosec G306 -- beside the exports, 0640 like them
 			a.cfg.Log.Error("export failed", zap.String("id", id), zap.Error(err))
 		}
 	}()
-	return writeJSON(w, http.StatusAccepted, ExportStatus{ID: id, State: "running", Started: now})
+	return ExportStatus{ID: id, State: "running", Started: now}
 }
 
 func without(list []string, s string) []string {

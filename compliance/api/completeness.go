@@ -16,9 +16,9 @@ import (
 // signing key).
 type CompletenessFunc func(ctx context.Context, day string) (report *completeness.Signed, archived bool, err error)
 
-// completenessReply is GET /completeness's answer: the signed report, and whether it is the one
+// CompletenessReply is GET /completeness's answer (and `wxteams completeness --json`'s): the signed report, and whether it is the one
 // archived for the day.
-type completenessReply struct {
+type CompletenessReply struct {
 	Archived bool `json:"archived"`
 	*completeness.Signed
 }
@@ -50,5 +50,5 @@ func (a *API) completenessOf(w http.ResponseWriter, r *http.Request, c *call) in
 	if rep, err := signed.Open(nil); err == nil {
 		c.count = len(rep.Gaps)
 	}
-	return writeJSON(w, http.StatusOK, completenessReply{Archived: archived, Signed: signed})
+	return writeJSON(w, http.StatusOK, CompletenessReply{Archived: archived, Signed: signed})
 }

@@ -3,23 +3,18 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
-	"go.uber.org/zap"
 
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
@@ -515,24 +510,4 @@ func (a *API) exportReviewReport(w http.ResponseWriter, r *http.Request, c *call
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
 	return writeJSON(w, http.StatusAccepted, a.launchExport(r.Context(), c, scope))
-}
-
-// launchExport starts an export in the background, as POST /exports does.
-func (a *API) launchExport(ctx context.Context, c *call, scope export.Scope) ExportStatus {
-	now := a.cfg.Clock.Now().UTC()
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	id := "x-" + now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix)
-	c.detail += " id=" + id
-	dir := filepath.Join(a.cfg.ExportDir, id)
-	a.running.Store(id, now)
-	go func() {
-		defer a.running.Delete(id)
-		if _, err := a.cfg.Export(context.WithoutCancel(ctx), dir, scope, c.actor); err != nil {
-			_ = os.RemoveAll(dir)
-			_ = os.WriteFile(dir+".failed", []byte(err.Error()), 0o640) // #nosec G306 -- beside the exports, 0640 like them
-			a.cfg.Log.Error("export failed", zap.String("id", id), zap.Error(err))
-		}
-	}()
-	return ExportStatus{ID: id, State: "running", Started: now}
 }
