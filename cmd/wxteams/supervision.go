@@ -394,22 +394,11 @@ func runReview(ctx context.Context, env *environment, args []string) error {
 	return tw.Flush()
 }
 
+// reportWindow reads --from and --to as the API reads from and to.
 func reportWindow(from, to string) (time.Time, time.Time, error) {
-	var f, t time.Time
-	var err error
-	if from != "" {
-		if f, err = time.Parse(time.DateOnly, from); err != nil {
-			return f, t, fmt.Errorf("%w: --from %q: use YYYY-MM-DD", errUsage, from)
-		}
-	}
-	if to != "" {
-		if t, err = time.Parse(time.DateOnly, to); err != nil {
-			return f, t, fmt.Errorf("%w: --to %q: use YYYY-MM-DD", errUsage, to)
-		}
-		t = t.Add(24 * time.Hour)
-	}
-	if !f.IsZero() && !t.IsZero() && !t.After(f) {
-		return f, t, fmt.Errorf("%w: --to is before --from", errUsage)
+	f, t, err := api.Window(from, to)
+	if err != nil {
+		return f, t, fmt.Errorf("%w: --%v", errUsage, err)
 	}
 	return f, t, nil
 }

@@ -42,6 +42,8 @@ func TestRulesAndReviewOnTheCommandLine(t *testing.T) {
 		{[]string{"review", "sample", "--percent", "10", "--day", "2026-11-01"}, 0, "2026-11-01: 0 conversation(s) drawn"},
 		{[]string{"review", "sample", "--day", "2026-11-01"}, 0, "was sampled already"},
 		{[]string{"review", "decide", "999", "no_issue", "--note", "fine"}, 1, "999"},
+		{[]string{"review", "report", "--from", "2026-11-05", "--to", "2026-11-01"}, 2, "the window is empty"},
+		{[]string{"review", "report", "--from", "5 Nov"}, 2, `from: "5 Nov" is neither`},
 		{[]string{"review", "report", "--format", "csv", "--out", filepath.Join(dir, "report")}, 0, "review report written to"},
 		{[]string{"verify-export", filepath.Join(dir, "report")}, 0, ""},
 	}

@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -235,6 +236,25 @@ func (a *API) scopeFrom(r *http.Request) (export.Scope, error) {
 		return s, fmt.Errorf("to: %v", err)
 	}
 	return s, s.Validate()
+}
+
+// pageOf reads page [1, at most maxPage] and size [50, at most 500] from a query.
+func pageOf(q url.Values, maxPage int) (page, size int, err error) {
+	page, size = 1, 50
+	for _, p := range []struct {
+		name string
+		v    *int
+		max  int
+	}{{"page", &page, maxPage}, {"size", &size, 500}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return 0, 0, errors.New(p.name + " must be a positive number")
+			}
+			*p.v = min(n, p.max)
+		}
+	}
+	return page, size, nil
 }
 
 func parseWhen(v string) (time.Time, error) {

@@ -199,19 +199,9 @@ func (a *API) transcriptOf(w http.ResponseWriter, r *http.Request, c *call) int 
 			return writeError(w, http.StatusBadRequest, fmt.Sprintf("types: %q is none of message, notice, event", t))
 		}
 	}
-	page, size := 1, 50
-	for _, p := range []struct {
-		name string
-		v    *int
-		max  int
-	}{{"page", &page, 1 << 30}, {"size", &size, 500}} {
-		if v := q.Get(p.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return writeError(w, http.StatusBadRequest, p.name+" must be a positive number")
-			}
-			*p.v = min(n, p.max)
-		}
+	page, size, err := pageOf(q, 1<<30)
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, err.Error())
 	}
 	info, ok, err := a.cfg.People.ChatInfo(r.Context(), id)
 	if err != nil {

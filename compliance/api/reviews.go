@@ -118,28 +118,12 @@ func (a *API) listReviews(w http.ResponseWriter, r *http.Request, c *call) int {
 		return writeRefusal(w, err)
 	}
 	var err error
-	if f.From, err = parseWhen(q.Get("from")); err != nil {
-		return writeError(w, http.StatusBadRequest, "from: "+err.Error())
+	if f.From, f.To, err = Window(q.Get("from"), q.Get("to")); err != nil {
+		return writeError(w, http.StatusBadRequest, err.Error())
 	}
-	if f.To, err = parseWhen(q.Get("to")); err != nil {
-		return writeError(w, http.StatusBadRequest, "to: "+err.Error())
-	}
-	if to := q.Get("to"); to != "" && len(to) == len(time.DateOnly) {
-		f.To = f.To.Add(24 * time.Hour) // a day "to" includes that day
-	}
-	page, size := 1, 50
-	for _, p := range []struct {
-		name string
-		v    *int
-		max  int
-	}{{"page", &page, 1 << 20}, {"size", &size, 500}} {
-		if v := q.Get(p.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return writeError(w, http.StatusBadRequest, p.name+" must be a positive number")
-			}
-			*p.v = min(n, p.max)
-		}
+	page, size, err := pageOf(q, 1<<20)
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, err.Error())
 	}
 	f.Limit, f.Offset = size, (page-1)*size
 	items, total, err := a.cfg.Reviews.ReviewItems(r.Context(), f)
@@ -409,8 +393,9 @@ func (a *API) putReviewSettings(w http.ResponseWriter, r *http.Request, c *call)
 	return writeJSON(w, http.StatusOK, ReviewSettings{SamplePercent: p})
 }
 
-// window reads from and to (a day "to" includes that day).
-func window(fromV, toV string) (from, to time.Time, err error) {
+// Window reads a report or list window from "from" and "to" (a day or an RFC 3339 time; a day "to"
+// includes that day) and refuses an empty one. The review API and `wxteams review` share it.
+func Window(fromV, toV string) (from, to time.Time, err error) {
 	if from, err = parseWhen(fromV); err != nil {
 		return from, to, fmt.Errorf("from: %v", err)
 	}
@@ -429,7 +414,7 @@ func window(fromV, toV string) (from, to time.Time, err error) {
 // reviewReport: GET /reviews/report?from=&to= — items opened in the window per reason, rule and
 // decision with their time to review, and the backlog now by age.
 func (a *API) reviewReport(w http.ResponseWriter, r *http.Request, c *call) int {
-	from, to, err := window(r.URL.Query().Get("from"), r.URL.Query().Get("to"))
+	from, to, err := Window(r.URL.Query().Get("from"), r.URL.Query().Get("to"))
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
@@ -497,7 +482,7 @@ func (a *API) exportReviewReport(w http.ResponseWriter, r *http.Request, c *call
 	if body.Format != export.CSV && body.Format != export.JSONL {
 		return writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: use csv or jsonl", body.Format))
 	}
-	from, to, err := window(body.From, body.To)
+	from, to, err := Window(body.From, body.To)
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
