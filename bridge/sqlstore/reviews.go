@@ -127,6 +127,12 @@ func (s *Store) ReviewItem(ctx context.Context, id int64) (supervision.ReviewIte
 
 // stateConflict is a step the item's state refused: it is supervision.ErrState and, for callers
 // that branch on the store's errors, bridge.ErrConflict.
+// badStep is a step asked for wrongly: invalid input to the store, a bad step to the API.
+type badStep struct{ err error }
+
+func (e badStep) Error() string   { return e.err.Error() }
+func (e badStep) Unwrap() []error { return []error{e.err, bridge.ErrInvalid, supervision.ErrBadStep} }
+
 type stateConflict struct{ err error }
 
 func (e stateConflict) Error() string   { return e.err.Error() }
@@ -152,7 +158,7 @@ func (s *Store) changeReview(ctx context.Context, id int64, step func(*supervisi
 			if errors.Is(err, supervision.ErrState) {
 				return stateConflict{err}
 			}
-			return fmt.Errorf("%w: %v", bridge.ErrInvalid, err)
+			return badStep{err}
 		}
 		res, err := t.exec(ctx, `UPDATE review_items SET state = $1, assignee = $2, decision = $3, decided_by = $4, decided_us = $5
 			WHERE id = $6 AND state = $7 AND assignee = $8 AND decided_us = $9`,

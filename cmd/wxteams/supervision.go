@@ -307,14 +307,7 @@ func runReview(ctx context.Context, env *environment, args []string) error {
 		}
 		return showReview(ctx, env, store, id)
 	case "assign":
-		who := positional[1]
-		switch {
-		case who == "me":
-			who = actor
-		case !strings.Contains(who, ":"):
-			who = "compliance:" + who
-		}
-		it, err := store.AssignReview(ctx, id, who, actor, now)
+		it, err := store.AssignReview(ctx, id, supervision.Reviewer(positional[1], actor), actor, now)
 		if err != nil {
 			return reviewError(err, id)
 		}

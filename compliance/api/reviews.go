@@ -284,6 +284,8 @@ func stepError(w http.ResponseWriter, err error) int {
 		return writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, supervision.ErrNoReview):
 		return writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, supervision.ErrBadStep):
+		return writeError(w, http.StatusBadRequest, err.Error())
 	}
 	return writeError(w, http.StatusServiceUnavailable, "the step was not recorded: the database did not answer; try again")
 }
@@ -301,21 +303,8 @@ func (a *API) assignReview(w http.ResponseWriter, r *http.Request, c *call) int 
 	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 		return writeError(w, http.StatusBadRequest, `the body must be JSON: {"assignee": "me" or the reviewer}`)
 	}
-	who := strings.TrimSpace(body.Assignee)
-	switch {
-	case who == "" || who == "me":
-		who = c.actor
-	case !strings.Contains(who, ":"):
-		who = "compliance:" + who
-	}
+	who := supervision.Reviewer(body.Assignee, c.actor)
 	c.detail += " assignee=" + who
-	check := it
-	if err := check.Assign(who); err != nil {
-		if errors.Is(err, supervision.ErrState) {
-			return writeError(w, http.StatusConflict, err.Error())
-		}
-		return writeError(w, http.StatusBadRequest, err.Error())
-	}
 	it, err := a.cfg.Reviews.AssignReview(r.Context(), it.ID, who, c.actor, a.cfg.Clock.Now())
 	if err != nil {
 		return stepError(w, err)
@@ -337,15 +326,7 @@ func (a *API) decideReview(w http.ResponseWriter, r *http.Request, c *call) int 
 		return writeError(w, http.StatusBadRequest, `the body must be JSON: {"decision": "no_issue", "escalate" or "close", "note": "why"}`)
 	}
 	c.detail += " decision=" + body.Decision // never the note: it is the record's content
-	now := a.cfg.Clock.Now()
-	check := it
-	if err := check.Decide(body.Decision, body.Note, c.actor, now); err != nil {
-		if errors.Is(err, supervision.ErrState) {
-			return writeError(w, http.StatusConflict, err.Error())
-		}
-		return writeError(w, http.StatusBadRequest, err.Error())
-	}
-	it, err := a.cfg.Reviews.DecideReview(r.Context(), it.ID, body.Decision, body.Note, c.actor, now)
+	it, err := a.cfg.Reviews.DecideReview(r.Context(), it.ID, body.Decision, body.Note, c.actor, a.cfg.Clock.Now())
 	if err != nil {
 		return stepError(w, err)
 	}

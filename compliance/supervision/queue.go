@@ -24,6 +24,22 @@ var ErrState = errors.New("not allowed in the item's state")
 // decisions, one wins). The API answers it with 409.
 var ErrChanged = errors.New("changed meanwhile")
 
+// ErrBadStep refuses a step asked for wrongly (an unknown decision, a missing note or reviewer),
+// whatever the item's state.
+var ErrBadStep = errors.New("invalid review step")
+
+// Reviewer is who an assignment names: the caller for "me" or nothing, a compliance officer for a
+// bare name ("compliance:<name>"), else the actor as given.
+func Reviewer(who, caller string) string {
+	switch who = strings.TrimSpace(who); {
+	case who == "" || who == "me":
+		return caller
+	case !strings.Contains(who, ":"):
+		return "compliance:" + who
+	}
+	return who
+}
+
 // ErrNoReview is returned for a review item that does not exist.
 var ErrNoReview = errors.New("no such review item")
 
