@@ -78,7 +78,8 @@ func (e *Engine) WatchRules(ctx context.Context, src RuleSource, every time.Dura
 	}
 }
 
-// SetRules makes set the rules messages are checked against from the next step on (nil: none).
+// SetRules makes set the rules messages are checked against from the next step on (nil: none),
+// for tests and benchmarks: serve uses LoadRules and WatchRules, which follow the store's revision.
 func (e *Engine) SetRules(set *supervision.Set) { e.rules.Store(set) }
 
 // Rules returns the rules messages are checked against now (nil: none).

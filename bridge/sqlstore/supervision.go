@@ -94,7 +94,31 @@ func (s *Store) PutRule(ctx context.Context, r supervision.Rule, actor string, n
 	if err := r.Validate(); err != nil {
 		return r, fmt.Errorf("%w: %v", supervision.ErrInvalid, err)
 	}
+	if err := s.fitsRules(ctx, r); err != nil {
+		return r, err
+	}
 	return s.writeRule(ctx, r, false, actor, now)
+}
+
+// fitsRules refuses a rule that names a supervision group nobody made (it would cover no one while
+// listed as in force), or that the rules in force could not be compiled with (every replica would
+// keep the old rules, and a restart would refuse to start). Whoever writes rules — the API, the
+// CLI — gets the same answer.
+func (s *Store) fitsRules(ctx context.Context, r supervision.Rule) error {
+	rules, groups, err := s.SupervisionRules(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range r.Groups {
+		if _, ok := groups[g]; !ok {
+			return fmt.Errorf("%w: rule %s: there is no supervision group %q; create it first", supervision.ErrInvalid, r.ID, g)
+		}
+	}
+	rules = slices.DeleteFunc(rules, func(x supervision.Rule) bool { return x.ID == r.ID })
+	if _, err := supervision.Compile(append(rules, r), groups); err != nil {
+		return fmt.Errorf("%w: the rules in force with this one do not compile: %v", supervision.ErrInvalid, err)
+	}
+	return nil
 }
 
 // DeleteRule ends a rule: a last version marked deleted, archived. version, if not 0, must be the

@@ -24,6 +24,11 @@ func TestRulesAndReviewOnTheCommandLine(t *testing.T) {
 		"directions": ["to_customer"], "terms": [{"text": "内幕消息"}], "reason": "never pass on non-public information"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	grouped := filepath.Join(dir, "desk.json")
+	if err := os.WriteFile(grouped, []byte(`{"id": "desk", "name": "Desk", "action": "flag", "directions": ["to_customer"],
+		"terms": [{"text": "tip"}], "groups": ["equites"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	steps := []struct {
 		args []string
 		code int
@@ -32,6 +37,7 @@ func TestRulesAndReviewOnTheCommandLine(t *testing.T) {
 		{[]string{"rules", "put", rule}, 0, "rule insider is now at version 1 (block)"},
 		{[]string{"rules", "put", rule}, 2, `rule insider exists (version 1): set "version"`},
 		{[]string{"rules", "list"}, 0, "insider"},
+		{[]string{"rules", "put", grouped}, 2, `there is no supervision group "equites"`},
 		{[]string{"rules", "check", "--direction", "to_customer", "我有內幕消息"}, 0, "action: block"},
 		{[]string{"rules", "check", "--direction", "to_customer", "内部消息"}, 0, "action: none"},
 		{[]string{"rules", "check", "我有內幕消息"}, 2, "--direction"},
