@@ -301,6 +301,7 @@ func BuildReport(items, backlog []ReviewItem, from, to, now time.Time) Report {
 	})
 	for _, k := range order {
 		a := accs[k]
+		slices.Sort(a.times)
 		a.row.MedianSeconds, a.row.P90Seconds = percentile(a.times, 50), percentile(a.times, 90)
 		rep.Rows = append(rep.Rows, a.row)
 	}
@@ -308,11 +309,10 @@ func BuildReport(items, backlog []ReviewItem, from, to, now time.Time) Report {
 }
 
 // percentile is the nearest-rank percentile p of ds, in whole seconds (0 for none).
-func percentile(ds []time.Duration, p int) int64 {
-	if len(ds) == 0 {
+func percentile(s []time.Duration, p int) int64 { // s sorted
+	if len(s) == 0 {
 		return 0
 	}
-	s := slices.Sorted(slices.Values(ds))
 	rank := (p*len(s) + 99) / 100 // ceil(p/100 × n), 1-based
 	return int64(s[max(rank, 1)-1] / time.Second)
 }
