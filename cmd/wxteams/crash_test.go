@@ -26,6 +26,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
+	"github.com/wxteams/wxteams/internal/loadtest"
 )
 
 // The crash tests run wxteams as its own process (the binary, built once) against the fakes,
@@ -136,7 +137,7 @@ type arrivals struct {
 func (a *arrivals) note(text string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, m := range marker.FindAllString(text, -1) {
+	for _, m := range loadtest.Marker.FindAllString(text, -1) {
 		a.seen[m]++
 	}
 }
@@ -218,7 +219,7 @@ func crashRun(t *testing.T, c crashCase) {
 	const chats = 16
 	token := world.Token()
 	for i := range chats {
-		id := loadEmployee(i)
+		id := loadtest.Employee(i)
 		world.teams.AddUser(id, "Crash employee "+strconv.Itoa(i), sandboxTenant)
 		req, _ := http.NewRequest(http.MethodPut, base+"/admin/v1/users/"+id+"/wechat", strings.NewReader(`{"name":"Crash employee"}`))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -227,7 +228,7 @@ func crashRun(t *testing.T, c crashCase) {
 			t.Fatalf("enable %d: %v %v", i, err, resp)
 		}
 		resp.Body.Close()
-		if r, err := world.wechat.ScanScene(context.Background(), loadCustomer(i), bridge.SceneFor(bridge.EmployeeID(id))); err != nil || !r.Acked {
+		if r, err := world.wechat.ScanScene(context.Background(), loadtest.Customer(i), bridge.SceneFor(bridge.EmployeeID(id))); err != nil || !r.Acked {
 			t.Fatalf("scan %d: %+v %v", i, r, err)
 		}
 	}
@@ -264,7 +265,7 @@ func crashRun(t *testing.T, c crashCase) {
 				default:
 				}
 				m := newMarker()
-				if r, _, err := world.wechat.Send(ctx, loadCustomer(i), "Customer says "+m); err == nil && r.Acked {
+				if r, _, err := world.wechat.Send(ctx, loadtest.Customer(i), "Customer says "+m); err == nil && r.Acked {
 					mu.Lock()
 					ackedAll = append(ackedAll, acked{m, true, i})
 					mu.Unlock()
@@ -273,7 +274,7 @@ func crashRun(t *testing.T, c crashCase) {
 					continue // wxteams is down: the customer tries again later
 				}
 				m = newMarker()
-				if _, err := world.teams.Say(ctx, loadEmployee(i), "Employee says "+m); err == nil {
+				if _, err := world.teams.Say(ctx, loadtest.Employee(i), "Employee says "+m); err == nil {
 					mu.Lock()
 					ackedAll = append(ackedAll, acked{m, false, i})
 					mu.Unlock()
@@ -324,7 +325,7 @@ func crashRun(t *testing.T, c crashCase) {
 	// settles otherwise: a send of unknown outcome, or a message the policy refused (a chat whose
 	// lane a killed send held keeps its streak full, its queue fills, and the next is refused).
 	missing := func() []acked {
-		facts, err := readArchive(context.Background(), store)
+		facts, err := loadtest.ReadArchive(context.Background(), store)
 		if err != nil {
 			return nil // the database is still coming back: ask again
 		}
@@ -336,7 +337,7 @@ func crashRun(t *testing.T, c crashCase) {
 			if a.inbound {
 				side = toEmployees
 			}
-			if side.count(a.marker) == 0 && !facts.settled(markerID(a.marker)) {
+			if side.count(a.marker) == 0 && !facts.Settled(loadtest.MarkerID(a.marker)) {
 				out = append(out, a)
 			}
 		}
@@ -352,7 +353,7 @@ func crashRun(t *testing.T, c crashCase) {
 				continue // only Teams deliveries are outstanding: they need time, not messages
 			}
 			m := newMarker()
-			if r, _, err := world.wechat.Send(context.Background(), loadCustomer(i), "Customer nudges "+m); err == nil && r.Acked {
+			if r, _, err := world.wechat.Send(context.Background(), loadtest.Customer(i), "Customer nudges "+m); err == nil && r.Acked {
 				mu.Lock()
 				ackedAll = append(ackedAll, acked{m, true, i})
 				mu.Unlock()
@@ -365,15 +366,15 @@ func crashRun(t *testing.T, c crashCase) {
 	mu.Unlock()
 	p.stop()
 
-	facts, err := readArchive(context.Background(), store)
+	facts, err := loadtest.ReadArchive(context.Background(), store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	messageOf := func(marker string) string { return facts.messageOf[markerID(marker)] }
+	messageOf := func(marker string) string { return facts.MessageOf[loadtest.MarkerID(marker)] }
 	var problems []string
 	dupInTeams, nRefused := 0, 0
 	for _, a := range all {
-		if n := facts.archived[markerID(a.marker)]; n != 1 {
+		if n := facts.Archived[loadtest.MarkerID(a.marker)]; n != 1 {
 			problems = append(problems, fmt.Sprintf("%s archived %d times", a.marker, n))
 		}
 		if a.inbound {
@@ -384,15 +385,15 @@ func crashRun(t *testing.T, c crashCase) {
 			}
 			continue
 		}
-		n, outcomeUnknown := toCustomers.count(a.marker), facts.unknown[messageOf(a.marker)]
+		n, outcomeUnknown := toCustomers.count(a.marker), facts.Unknown[messageOf(a.marker)]
 		switch {
-		case facts.refused[messageOf(a.marker)]:
+		case facts.Refused[messageOf(a.marker)]:
 			nRefused++
 			if n > 0 {
 				problems = append(problems, fmt.Sprintf("%s was refused and yet arrived", a.marker))
 			}
 		case n == 0 && !outcomeUnknown:
-			problems = append(problems, fmt.Sprintf("%s (employee → customer) never arrived: %v", a.marker, facts.history[messageOf(a.marker)]))
+			problems = append(problems, fmt.Sprintf("%s (employee → customer) never arrived: %v", a.marker, facts.History[messageOf(a.marker)]))
 		case n > 1 && !outcomeUnknown:
 			problems = append(problems, fmt.Sprintf("%s arrived %d times at the customer without an outcome-unknown record", a.marker, n))
 		case n > 1:
@@ -433,7 +434,7 @@ func crashRun(t *testing.T, c crashCase) {
 		t.Error("wxteams logged no database error: the outages never reached it, and the test proved nothing about them")
 	}
 	t.Logf("%d acknowledged messages through %d kills/outages; %d outcome-unknown sends; %d refused (queue full); %d duplicate Teams cards; %d database errors logged",
-		len(all), c.restarts, len(facts.unknown), nRefused, dupInTeams, dbErrors)
+		len(all), c.restarts, len(facts.Unknown), nRefused, dupInTeams, dbErrors)
 }
 
 func tail(s string, n int) string {

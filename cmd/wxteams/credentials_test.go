@@ -108,10 +108,10 @@ func runCanaries(t *testing.T, dbURL string) {
 	m.eventually(t, "the customer's message in Teams", func() bool { return strings.Contains(lastText(m.teams.Texts(testMegan)), "Hello Megan") })
 
 	// WeChat with an access token: a reset connection, a timeout, then unreachable again.
-	m.wechat.Fail(customSendPath, wechatfake.Fault{Reset: true})
+	m.wechat.Fail(sendPath, wechatfake.Fault{Reset: true})
 	say(t, m, "Reset #1")
 	m.eventually(t, "the reset send archived as outcome unknown", func() bool { return archived(t, s, compliance.KindOutcomeUnknown, "wechat") >= 1 })
-	m.wechat.Fail(customSendPath, wechatfake.Fault{Delay: 3 * time.Second})
+	m.wechat.Fail(sendPath, wechatfake.Fault{Delay: 3 * time.Second})
 	say(t, m, "Slow #2")
 	m.eventually(t, "the slow send archived as outcome unknown", func() bool { return archived(t, s, compliance.KindOutcomeUnknown, "wechat") >= 2 })
 	if r, _, err := m.wechat.Send(ctx, "o-ming", "Still there?"); err != nil || !r.Acked {

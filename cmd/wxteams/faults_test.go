@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxteams/wxteams/bridge/sqlstore/sqlstoretest"
+	"github.com/wxteams/wxteams/internal/loadtest"
 )
 
 // A load with every kind of fault injected throughout — WeChat answering -1, slowly, 45015 and
@@ -15,7 +16,7 @@ import (
 // storms and 502/503/504, and WeChat pushing every callback three times — loses nothing: every
 // message is archived once and arrives, or is archived as outcome unknown with its employee told;
 // nothing arrives twice or out of order within a chat; no customer sees more than the cap in a
-// row; the archive verifies. (The checks are the load tool's: loadfaults.go.)
+// row; the archive verifies. (The checks are the load tool's: internal/loadtest.)
 func TestNothingLostUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load run with faults")
@@ -29,28 +30,28 @@ func TestNothingLostUnderFaults(t *testing.T) {
 	} {
 		t.Run(db.name, func(t *testing.T) {
 			env := &environment{getenv: func(string) string { return "" }}
-			res, err := runLoad(context.Background(), env, loadOptions{db: db.url(t), chats: 8, duration: 8 * time.Second,
-				keysDir: t.TempDir(), window: 3 * time.Second, faults: true})
+			res, _, err := runLoad(context.Background(), env, loadOptions{db: db.url(t), keysDir: t.TempDir(),
+				load: loadtest.Options{Chats: 8, Duration: 8 * time.Second, Window: 3 * time.Second, Faults: true}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var out strings.Builder
-			res.print(&out)
+			res.Print(&out)
 			t.Log("\n" + out.String())
-			if len(res.injected) != len(loadFaults) {
-				t.Errorf("%d kinds of fault injected; want all %d", len(res.injected), len(loadFaults))
+			if len(res.Injected) != len(loadtest.Faults()) {
+				t.Errorf("%d kinds of fault injected; want all %d", len(res.Injected), len(loadtest.Faults()))
 			}
-			if res.delivered < 50 {
-				t.Errorf("only %d messages delivered: the load did not run", res.delivered)
+			if res.Delivered < 50 {
+				t.Errorf("only %d messages delivered: the load did not run", res.Delivered)
 			}
-			if res.notices24h == 0 || res.inactive == 0 {
-				t.Errorf("timers seen in Teams: %d 24 h notices, %d chats gone inactive; want both (customers go quiet past the window)", res.notices24h, res.inactive)
+			if res.Notices24h == 0 || res.Inactive == 0 {
+				t.Errorf("timers seen in Teams: %d 24 h notices, %d chats gone inactive; want both (customers go quiet past the window)", res.Notices24h, res.Inactive)
 			}
-			if res.unknownSends == 0 {
+			if res.UnknownSends == 0 {
 				t.Error("no send was archived as outcome unknown: the connection resets did not bite")
 			}
-			if res.lost > 0 || len(res.problems) > 0 || len(res.errors) > 0 {
-				t.Errorf("lost %d; problems %q; errors %q", res.lost, res.problems, res.errors)
+			if res.Lost > 0 || len(res.Problems) > 0 || len(res.Errors) > 0 {
+				t.Errorf("lost %d; problems %q; errors %q", res.Lost, res.Problems, res.Errors)
 			}
 		})
 	}

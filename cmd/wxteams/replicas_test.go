@@ -20,6 +20,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/sqlstore/sqlstoretest"
 	"github.com/wxteams/wxteams/bridge/wechat/wechatfake"
 	"github.com/wxteams/wxteams/compliance"
+	"github.com/wxteams/wxteams/internal/loadtest"
 )
 
 // Two replicas of `wxteams serve` on one PostgreSQL, behind a round-robin balancer, under load:
@@ -72,14 +73,14 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 	delivered := map[string]int{}
 	world.wechat.OnDeliver = func(d wechatfake.Delivered) {
 		deliveredMu.Lock()
-		for _, m := range marker.FindAllString(d.Text, -1) {
+		for _, m := range loadtest.Marker.FindAllString(d.Text, -1) {
 			delivered[m]++
 		}
 		deliveredMu.Unlock()
 	}
 	world.teams.OnReceive = func(r teamsfake.Received) {
 		deliveredMu.Lock()
-		for _, m := range marker.FindAllString(teamsfake.VisibleText(&r.Activity), -1) {
+		for _, m := range loadtest.Marker.FindAllString(teamsfake.VisibleText(&r.Activity), -1) {
 			delivered[m]++
 		}
 		deliveredMu.Unlock()
@@ -88,7 +89,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 	const chats = 8
 	token := world.Token()
 	for i := range chats {
-		id := loadEmployee(i)
+		id := loadtest.Employee(i)
 		world.teams.AddUser(id, "Replica employee "+strconv.Itoa(i), sandboxTenant)
 		req, _ := http.NewRequest(http.MethodPut, lb.URL+"/admin/v1/users/"+id+"/wechat", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -97,7 +98,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 			t.Fatalf("enable %d: %v %v", i, err, resp)
 		}
 		resp.Body.Close()
-		if r, err := world.wechat.ScanScene(context.Background(), loadCustomer(i), bridge.SceneFor(bridge.EmployeeID(id))); err != nil || !r.Acked {
+		if r, err := world.wechat.ScanScene(context.Background(), loadtest.Customer(i), bridge.SceneFor(bridge.EmployeeID(id))); err != nil || !r.Acked {
 			t.Fatalf("scan %d: %+v %v", i, r, err)
 		}
 	}
@@ -112,7 +113,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 			defer wg.Done()
 			ctx := context.Background()
 			for range 6 {
-				if r, _, err := world.wechat.Send(ctx, loadCustomer(i), "Question "+mark()); err != nil || !r.Acked {
+				if r, _, err := world.wechat.Send(ctx, loadtest.Customer(i), "Question "+mark()); err != nil || !r.Acked {
 					t.Errorf("chat %d: customer message: %+v %v", i, r, err)
 					return
 				}
@@ -121,7 +122,7 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 					answers.Add(1)
 					go func() {
 						defer answers.Done()
-						if _, err := world.teams.Say(ctx, loadEmployee(i), "Answer "+mark()); err != nil {
+						if _, err := world.teams.Say(ctx, loadtest.Employee(i), "Answer "+mark()); err != nil {
 							t.Errorf("chat %d: employee message: %v", i, err)
 						}
 					}()

@@ -25,6 +25,7 @@ import (
 	"github.com/wxteams/wxteams/bridge/sqlstore/sqlstoretest"
 	"github.com/wxteams/wxteams/compliance"
 	"github.com/wxteams/wxteams/compliance/export"
+	"github.com/wxteams/wxteams/internal/loadtest"
 )
 
 // These tests are the security review's findings about start-up (issue 13: 1 the bare command and
@@ -680,7 +681,7 @@ func TestLoadtestKeepsItsKeysInItsOwnFolder(t *testing.T) {
 	t.Chdir(cwd)
 	keysDir := t.TempDir()
 	env := &environment{getenv: func(string) string { return "" }}
-	if _, err := runLoad(context.Background(), env, loadOptions{db: dbURL, chats: 1, duration: time.Second, keysDir: keysDir}); err != nil {
+	if _, _, err := runLoad(context.Background(), env, loadOptions{db: dbURL, keysDir: keysDir, load: loadtest.Options{Chats: 1, Duration: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
