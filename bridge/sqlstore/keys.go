@@ -186,7 +186,7 @@ func (s *Store) openWith(ctx context.Context, c conn, keyID string, sealed, aad 
 	if err != nil {
 		return nil, err
 	}
-	if _, inTx := c.q.(*sql.Tx); !inTx {
+	if !c.inTx() {
 		s.cacheKey(dk)
 	}
 	plain, err := dk.Open(sealed, aad)

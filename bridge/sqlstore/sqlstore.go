@@ -50,9 +50,10 @@ type Store struct {
 	outbox      *sql.DB
 	outboxStmts stmtCache
 	// writers serializes SQLite write transactions in the process, so they queue here instead of
-	// polling SQLite's busy handler (which sleeps in steps up to 100 ms). Reads outside
-	// transactions still run beside them (WAL).
+	// polling SQLite's busy handler (which sleeps in steps up to 100 ms); those waiting meanwhile
+	// are committed together (group.go). Reads outside transactions still run beside them (WAL).
 	writers sync.Mutex
+	waiting writeQueue
 	keys    *keys // nil: content is stored as plaintext
 }
 
@@ -217,15 +218,19 @@ func (s *Store) InTx(ctx context.Context, fn func(bridge.Tx) error) error {
 	}
 }
 
-func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) {
+func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) error {
 	if s.dialect == SQLite {
-		s.writers.Lock()
-		defer s.writers.Unlock()
+		return s.inWriteGroup(ctx, fn)
 	}
 	db := s.db
 	if s.outbox != nil && bridge.IsOutboxWork(ctx) {
 		db = s.outbox
 	}
+	return s.inOwnTx(ctx, db, fn)
+}
+
+// inOwnTx runs fn in a transaction of its own on db.
+func (s *Store) inOwnTx(ctx context.Context, db *sql.DB, fn func(bridge.Tx) error) error {
 	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", s.wrap(err))
@@ -235,28 +240,35 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) (err error) 
 		q = outboxTx{sqlTx}
 	}
 	tx := &tx{conn: conn{s: s, q: q}, members: map[bridge.ChatID]string{}}
+	ended := false
 	defer func() {
-		if err != nil {
+		if !ended { // fn failed or panicked
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if err := fn(tx); err != nil {
-		if tx.failed != nil {
-			return tx.failed // what failed the transaction, not what failed after it
-		}
+	if err := tx.run(ctx, fn); err != nil {
 		return err
 	}
-	if err := tx.deferTimers(ctx); err != nil {
-		return err
-	}
-	if err := tx.flushDeferred(ctx); err != nil {
-		return err
-	}
+	ended = true
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", s.wrap(err))
 	}
 	tx.committed()
 	return nil
+}
+
+// run runs fn in the transaction and then writes what it left waiting (timers, deferred writes).
+func (t *tx) run(ctx context.Context, fn func(bridge.Tx) error) error {
+	if err := fn(t); err != nil {
+		if t.failed != nil {
+			return t.failed // what failed the transaction, not what failed after it
+		}
+		return err
+	}
+	if err := t.deferTimers(ctx); err != nil {
+		return err
+	}
+	return t.flushDeferred(ctx)
 }
 
 // ErrUnavailable marks errors that come from the database being unreachable or failing, as opposed
@@ -300,6 +312,9 @@ func (s *Store) wrap(err error) error {
 
 // retryable reports whether a whole transaction may simply be run again.
 func retryable(err error) bool {
+	if errors.Is(err, errGroupRolledBack) {
+		return true
+	}
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		return pqErr.Code == "40001" || pqErr.Code == "40P01" // serialization_failure, deadlock_detected

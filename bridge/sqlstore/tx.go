@@ -32,7 +32,17 @@ type conn struct {
 	q querier
 }
 
+// context is ctx without its cancellation in a transaction shared by a group (SQLite's group
+// commit, group.go), where one interrupted statement could roll the others back.
+func (t conn) context(ctx context.Context) context.Context {
+	if _, shared := t.q.(groupTx); shared {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 func (t conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = t.context(ctx)
 	q = t.s.rebind(q)
 	if st := t.prepared(ctx, q); st != nil {
 		r, err := st.ExecContext(ctx, storable(args)...)
@@ -43,6 +53,7 @@ func (t conn) exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 }
 
 func (t conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = t.context(ctx)
 	q = t.s.rebind(q)
 	if st := t.prepared(ctx, q); st != nil {
 		rows, err := st.QueryContext(ctx, storable(args)...)
@@ -53,6 +64,7 @@ func (t conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 }
 
 func (t conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = t.context(ctx)
 	q = t.s.rebind(q)
 	if st := t.prepared(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, storable(args)...)
@@ -72,6 +84,10 @@ func (t conn) prepared(ctx context.Context, q string) *sql.Stmt {
 		if st := t.s.outboxStmts.get(ctx, t.s.outbox, q); st != nil {
 			return c.StmtContext(ctx, st)
 		}
+	case groupTx:
+		if st := t.s.stmts.get(ctx, t.s.db, q); st != nil {
+			return c.StmtContext(ctx, st)
+		}
 	case *sql.DB:
 		return t.s.stmts.get(ctx, c, q)
 	}
@@ -80,6 +96,18 @@ func (t conn) prepared(ctx context.Context, q string) *sql.Stmt {
 
 // outboxTx is a transaction on the store's outbox pool.
 type outboxTx struct{ *sql.Tx }
+
+// groupTx is a SQLite transaction shared by a group of write transactions (group.go).
+type groupTx struct{ *sql.Tx }
+
+// inTx reports whether the connection is a transaction, whose reads may yet be rolled back.
+func (t conn) inTx() bool {
+	switch t.q.(type) {
+	case *sql.Tx, outboxTx, groupTx:
+		return true
+	}
+	return false
+}
 
 // storable makes every string argument storable (compliance.StorableText): PostgreSQL refuses NUL
 // bytes and invalid UTF-8 in text, and a message that cannot be stored would be refused forever.
