@@ -102,7 +102,10 @@ func open(rawURL string) (*Store, error) {
 		if memory {
 			db.SetMaxOpenConns(1) // each connection to :memory: would be a database of its own
 		} else {
+			// Connections are kept: a new one opens the file, runs the pragmas above and
+			// prepares every statement again (database/sql keeps two idle by default).
 			db.SetMaxOpenConns(8)
+			db.SetMaxIdleConns(8)
 		}
 		return &Store{db: db, dialect: SQLite}, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
