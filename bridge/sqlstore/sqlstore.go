@@ -3,7 +3,7 @@
 //
 // One SQL text serves both databases: queries are written for PostgreSQL ($1 placeholders,
 // FOR UPDATE … SKIP LOCKED) and rewritten for SQLite by rebind, which serializes writers with
-// BEGIN IMMEDIATE instead of row locks. Migrations are embedded and versioned (goose); a schema newer
+// BEGIN IMMEDIATE instead of row locks (and commits writers that queue meanwhile together, group.go). Migrations are embedded and versioned (goose); a schema newer
 // than this code is refused. Archive rows are append-only in the database itself (triggers).
 //
 // It imports bridge and compliance, and nothing else of wxteams.
