@@ -41,7 +41,8 @@ func TestNothingLostUnderFaults(t *testing.T) {
 			if len(res.Injected) != len(loadtest.Faults()) {
 				t.Errorf("%d kinds of fault injected; want all %d", len(res.Injected), len(loadtest.Faults()))
 			}
-			if res.Delivered < 50 {
+			// About 120 arrive on a quiet machine; under -race with other work on the cores, 45.
+			if res.Delivered < 20 {
 				t.Errorf("only %d messages delivered: the load did not run", res.Delivered)
 			}
 			if res.Notices24h == 0 || res.Inactive == 0 {
