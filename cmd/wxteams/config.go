@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wxteams/wxteams/bridge"
+	"github.com/wxteams/wxteams/bridge/sqlstore"
 )
 
 // Config is everything wxteams reads from its environment (DESIGN §6). Each field names its
@@ -21,6 +22,8 @@ type Config struct {
 	Listen         string // WXTEAMS_LISTEN: public listener
 	InternalListen string // WXTEAMS_INTERNAL_LISTEN: /metrics and /debug/pprof, never public
 	DatabaseURL    string // WXTEAMS_DATABASE_URL: sqlite:PATH or postgres://…
+	// DBConnections is how many PostgreSQL connections the steps share (WXTEAMS_DB_CONNECTIONS).
+	DBConnections int
 	PublicURL      string // WXTEAMS_PUBLIC_URL: external https base URL
 	AutoMigrate    bool   // WXTEAMS_AUTO_MIGRATE: serve migrates the database at start
 	PolicyFile     string // WXTEAMS_POLICY_FILE: the firm's policy as JSON over the defaults
@@ -207,6 +210,12 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 		},
 		AdminOpenIDURL: get("WXTEAMS_ADMIN_OPENID_URL", ""),
 		Policy:         bridge.DefaultPolicy(),
+	}
+	conns := get("WXTEAMS_DB_CONNECTIONS", strconv.Itoa(sqlstore.DefaultConnections))
+	if n, err := strconv.Atoi(conns); err != nil || n < 2 || n > 1000 {
+		bad("WXTEAMS_DB_CONNECTIONS", "%q is not a number of connections between 2 and 1000", conns)
+	} else {
+		c.DBConnections = n
 	}
 	grace := get("WXTEAMS_SHUTDOWN_GRACE", "30s")
 	var err error

@@ -65,7 +65,8 @@ func TestConfigurationIsValidatedWithClearErrors(t *testing.T) {
 		t.Fatalf("a good configuration was refused: %v", err)
 	}
 	if !cfg.Configured() || cfg.Listen != ":8080" || cfg.InternalListen != "127.0.0.1:9090" || cfg.DatabaseURL != "sqlite:wxteams.db" ||
-		cfg.WeChat.APIBase != "https://api.weixin.qq.com" || len(cfg.ArchiveKey) != 32 || len(cfg.Bot.ServiceURLAllow) == 0 {
+		cfg.WeChat.APIBase != "https://api.weixin.qq.com" || len(cfg.ArchiveKey) != 32 || len(cfg.Bot.ServiceURLAllow) == 0 ||
+		cfg.DBConnections != 16 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	policyFile := filepath.Join(t.TempDir(), "policy.json")
@@ -87,6 +88,8 @@ func TestConfigurationIsValidatedWithClearErrors(t *testing.T) {
 		{map[string]string{"WXTEAMS_DATABASE_URL": "mysql://db"}, "want sqlite:PATH or postgres://"},
 		{map[string]string{"WXTEAMS_INTERNAL_LISTEN": ":8080"}, "must differ from WXTEAMS_LISTEN"},
 		{map[string]string{"WXTEAMS_LOG_LEVEL": "loud"}, "WXTEAMS_LOG_LEVEL"},
+		{map[string]string{"WXTEAMS_DB_CONNECTIONS": "1"}, "WXTEAMS_DB_CONNECTIONS: \"1\" is not a number of connections between 2 and 1000"},
+		{map[string]string{"WXTEAMS_DB_CONNECTIONS": "many"}, "WXTEAMS_DB_CONNECTIONS"},
 		{map[string]string{"WXTEAMS_POLICY_FILE": policyFile}, "cap must be at least 1"},
 		{map[string]string{"WXTEAMS_POLICY_FILE": "/nonexistent/policy.json"}, "no such file"},
 	} {

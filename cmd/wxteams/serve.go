@@ -233,6 +233,7 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 		return err
 	}
 	defer store.Close()
+	store.SetConnections(cfg.DBConnections)
 	store.UseKeyring(keys.ring)
 	if opts.sandbox == nil {
 		if sandboxDB, err := store.IsSandbox(ctx); err != nil {
