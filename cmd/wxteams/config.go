@@ -22,8 +22,7 @@ type Config struct {
 	Listen         string // WXTEAMS_LISTEN: public listener
 	InternalListen string // WXTEAMS_INTERNAL_LISTEN: /metrics and /debug/pprof, never public
 	DatabaseURL    string // WXTEAMS_DATABASE_URL: sqlite:PATH or postgres://…
-	// DBConnections is how many PostgreSQL connections the steps share (WXTEAMS_DB_CONNECTIONS).
-	DBConnections int
+	DBConnections  int    // WXTEAMS_DB_CONNECTIONS: PostgreSQL connections the steps share
 	PublicURL      string // WXTEAMS_PUBLIC_URL: external https base URL
 	AutoMigrate    bool   // WXTEAMS_AUTO_MIGRATE: serve migrates the database at start
 	PolicyFile     string // WXTEAMS_POLICY_FILE: the firm's policy as JSON over the defaults
