@@ -221,7 +221,6 @@ type tracker struct {
 	mu      sync.Mutex
 	next    atomic.Int64
 	pending map[int64]sent
-	arrived chan int64
 	// changed is closed (and replaced) at each arrival, to wake waitFor.
 	changed chan struct{}
 	res     *Result
@@ -306,12 +305,6 @@ func (t *tracker) arrive(text string, at time.Time) {
 			t.res.Delivered++
 		}
 		t.mu.Unlock()
-		if ok {
-			select {
-			case t.arrived <- id:
-			default:
-			}
-		}
 	}
 }
 
@@ -384,7 +377,7 @@ func (t *tracker) addError(format string, args ...any) {
 // Options.Window, the engine's policy.
 func Run(ctx context.Context, w *World, opts Options) (*Result, error) {
 	res := &Result{Database: w.DatabaseURL, Chats: opts.Chats}
-	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{}, arrived: make(chan int64, 1),
+	tr := &tracker{pending: map[int64]sent{}, written: map[int64]sent{}, last: map[direction]int64{},
 		changed: make(chan struct{}), res: res}
 	w.WeChat.SetOnDeliver(func(d wechatfake.Delivered) { tr.arrive(d.Text, d.At) })
 	if opts.Window > 0 {
