@@ -126,6 +126,7 @@ func (s *Store) ClaimExportJob(ctx context.Context, name, owner string, now time
 	var job *ExportJob
 	err := s.InTx(ctx, func(btx bridge.Tx) error {
 		t := btx.(*tx)
+		job = nil // a transaction run again starts afresh
 		q := `SELECT ` + jobColumns + ` FROM export_jobs WHERE lease_until_us <= $1 AND next_us <= $1 ORDER BY next_us LIMIT 1 FOR UPDATE SKIP LOCKED`
 		args := []any{us(now)}
 		if name != "" {

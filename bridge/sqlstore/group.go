@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/wxteams/wxteams/bridge"
 )
@@ -17,8 +20,12 @@ import (
 // others commit. Each still runs as if alone: one after the other, seeing the ones before it, as
 // when they took turns on the lock.
 
-// maxGroup is how many write transactions one commit takes at most.
-const maxGroup = 64
+// A group takes at most maxGroup transactions, and no more once it has run for maxGroupTime: the
+// first of a group is answered only when the last has run.
+const (
+	maxGroup     = 64
+	maxGroupTime = 25 * time.Millisecond
+)
 
 // errGroupRolledBack is what the members of a group are told when the group's transaction was
 // lost with another member's failure: nothing of theirs was written, and InTx runs them again.
@@ -28,10 +35,17 @@ var errGroupRolledBack = errors.New("rolled back with the transactions committed
 type writeRequest struct {
 	ctx  context.Context
 	fn   func(bridge.Tx) error
-	done chan error // receives the outcome, once
+	done chan error // receives the outcome, once (answer)
+	// answered is set by the writer that sends the outcome.
+	answered bool
 }
 
-// writeQueue holds the write transactions waiting for the writer lock, oldest first.
+func (r *writeRequest) answer(err error) {
+	r.answered = true
+	r.done <- err
+}
+
+// writeQueue holds the write transactions waiting for the writer, oldest first.
 type writeQueue struct {
 	mu      sync.Mutex
 	waiting []*writeRequest
@@ -48,42 +62,74 @@ func (q *writeQueue) take(n int) []*writeRequest {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n = min(n, len(q.waiting))
-	group := q.waiting[:n:n]
+	group := slices.Clone(q.waiting[:n])
+	clear(q.waiting[:n]) // the closures they hold go with them
 	q.waiting = q.waiting[n:]
 	return group
 }
 
-// inWriteGroup runs fn in a write transaction on SQLite. It queues, takes the writer lock, and
-// runs whatever has queued by then as one group, unless an earlier holder already ran fn with its
-// own group.
+// putBack returns requests a group did not get to, to the front of the queue.
+func (q *writeQueue) putBack(rs []*writeRequest) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.waiting = append(slices.Clone(rs), q.waiting...)
+}
+
+// inWriteGroup runs fn in a write transaction on SQLite. It queues and waits until either a writer
+// has run it with a group, or it becomes the writer itself (s.writer is the one slot) and runs
+// whatever has queued by then.
 func (s *Store) inWriteGroup(ctx context.Context, fn func(bridge.Tx) error) error {
 	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	s.waiting.add(r)
-	s.writers.Lock()
-	defer s.writers.Unlock()
 	for {
 		select {
 		case err := <-r.done:
-			var p *panicked
-			if errors.As(err, &p) {
-				panic(p.value) // in the goroutine whose function panicked
-			}
-			return err
-		default:
-			// r is still waiting, so the queue holds it: every group taken is answered before
-			// the lock is let go.
-			s.runGroup(s.waiting.take(maxGroup))
+			return outcome(err)
+		case s.writer <- struct{}{}:
 		}
+		select {
+		case err := <-r.done: // answered just before this became the writer
+			<-s.writer
+			return outcome(err)
+		default:
+		}
+		func() {
+			defer func() { <-s.writer }()
+			s.runGroup(s.waiting.take(maxGroup))
+		}()
 	}
+}
+
+// outcome is a transaction's answer, re-raising a panic of its function in its own goroutine.
+func outcome(err error) error {
+	var p *panicked
+	if errors.As(err, &p) {
+		panic(p)
+	}
+	return err
 }
 
 // runGroup runs a group of write transactions and answers each. A group of one runs exactly as a
 // transaction of its own.
 func (s *Store) runGroup(group []*writeRequest) {
+	// Whatever happens here (a function calling runtime.Goexit, a panic outside a function), no
+	// caller is left waiting for an answer.
+	var sqlTx interface{ Rollback() error }
+	owned := group // those this writer answers
+	defer func() {
+		for _, r := range owned {
+			if !r.answered {
+				if sqlTx != nil {
+					_ = sqlTx.Rollback()
+				}
+				r.answer(fmt.Errorf("%w: the writer stopped before it was answered", errGroupRolledBack))
+			}
+		}
+	}()
 	var live []*writeRequest
 	for _, r := range group {
 		if err := r.ctx.Err(); err != nil {
-			r.done <- fmt.Errorf("begin: %w", s.wrap(err))
+			r.answer(fmt.Errorf("begin: %w", s.wrap(err)))
 			continue
 		}
 		live = append(live, r)
@@ -93,84 +139,97 @@ func (s *Store) runGroup(group []*writeRequest) {
 		return
 	case 1:
 		r := live[0]
-		r.done <- catch(func() error { return s.inOwnTx(r.ctx, s.db, r.fn) })
+		r.answer(catch(func() error { return s.inOwnTx(r.ctx, s.db, r.fn) }))
 		return
 	}
 	// The group's transaction is not cancelled with any one member's context: an interrupted
 	// SQLite statement may roll the whole transaction back.
 	ctx := context.WithoutCancel(live[0].ctx)
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	tx0, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		for _, r := range live {
-			r.done <- fmt.Errorf("begin: %w", s.wrap(err))
+			r.answer(fmt.Errorf("begin: %w", s.wrap(err)))
 		}
 		return
 	}
+	sqlTx = tx0
 	type member struct {
 		r  *writeRequest
 		tx *tx
 	}
 	var written []member
 	// lost ends the group when its transaction can no longer be trusted: the members written so
-	// far and those not run yet are told to run again; failed is the member at fault, if any.
-	lost := func(cause error, failed *writeRequest, rest []*writeRequest) {
-		_ = sqlTx.Rollback()
-		again := fmt.Errorf("%w: %v", errGroupRolledBack, cause)
+	// far and those not run yet are told to run again.
+	lost := func(cause error, rest []*writeRequest) {
+		_ = tx0.Rollback()
+		again := fmt.Errorf("%w: %w", errGroupRolledBack, cause)
 		for _, m := range written {
-			m.r.done <- again
+			m.r.answer(again)
 		}
 		for _, r := range rest {
-			if r != failed {
-				r.done <- again
+			if !r.answered {
+				r.answer(again)
 			}
 		}
 	}
+	started := time.Now()
 	for i, r := range live {
-		if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT step"); err != nil {
-			lost(s.wrap(err), nil, live[i:])
+		if i > 0 && time.Since(started) > maxGroupTime {
+			owned = live[:i]
+			s.waiting.putBack(live[i:]) // the next writer takes them
+			break
+		}
+		if _, err := tx0.ExecContext(ctx, "SAVEPOINT step"); err != nil {
+			lost(s.wrap(err), live[i:])
 			return
 		}
-		t := &tx{conn: conn{s: s, q: groupTx{sqlTx}}, members: map[bridge.ChatID]string{}}
+		t := &tx{conn: conn{s: s, q: groupTx{tx0}}, members: map[bridge.ChatID]string{}}
 		if err := catch(func() error { return t.run(r.ctx, r.fn) }); err != nil {
-			if _, rerr := sqlTx.ExecContext(ctx, "ROLLBACK TO step"); rerr != nil {
+			if _, rerr := tx0.ExecContext(ctx, "ROLLBACK TO step"); rerr != nil {
 				// SQLite rolled the whole transaction back (an I/O error, a full disk).
-				r.done <- err
-				lost(err, r, live[i:])
+				r.answer(err)
+				lost(err, live[i+1:])
 				return
 			}
-			r.done <- err
+			r.answer(err)
 		} else {
 			written = append(written, member{r, t})
 		}
-		if _, err := sqlTx.ExecContext(ctx, "RELEASE step"); err != nil {
-			lost(s.wrap(err), nil, live[i+1:])
+		if _, err := tx0.ExecContext(ctx, "RELEASE step"); err != nil {
+			lost(s.wrap(err), live[i+1:])
 			return
 		}
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if err := tx0.Commit(); err != nil {
 		err = fmt.Errorf("commit: %w", s.wrap(err))
 		for _, m := range written {
-			m.r.done <- err
+			m.r.answer(err)
 		}
 		return
 	}
 	for _, m := range written {
 		m.tx.committed()
-		m.r.done <- nil
+		m.r.answer(nil)
 	}
 }
 
 // panicked carries a panic out of a function run for another goroutine's transaction, so that
-// its own goroutine panics with it and the group's other members are still answered.
-type panicked struct{ value any }
+// its own goroutine panics with it (and the stack where it happened) while the group's other
+// members are still answered.
+type panicked struct {
+	value any
+	stack []byte
+}
 
-func (p *panicked) Error() string { return fmt.Sprintf("panic in a write transaction: %v", p.value) }
+func (p *panicked) Error() string {
+	return fmt.Sprintf("panic in a write transaction: %v\n\n%s", p.value, p.stack)
+}
 
 // catch runs f and turns a panic into a *panicked error.
 func catch(f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &panicked{v}
+			err = &panicked{v, debug.Stack()}
 		}
 	}()
 	return f()

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,19 +32,20 @@ func groupStore(t *testing.T) *Store {
 }
 
 // inOneGroup runs fns as write transactions that all queue while the writer lock is held, so
-// they are taken as one group, and returns what each InTx returned (or panicked with).
+// they are taken as one group, and returns what each InTx returned (or the first line of what it
+// panicked with).
 func inOneGroup(t *testing.T, s *Store, ctxs []context.Context, fns []func(bridge.Tx) error) []any {
 	t.Helper()
 	out := make([]any, len(fns))
 	var wg sync.WaitGroup
-	s.writers.Lock()
+	s.writer <- struct{}{} // the slot is taken: they all queue
 	for i, fn := range fns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() {
 				if v := recover(); v != nil {
-					out[i] = fmt.Sprintf("panic: %v", v)
+					out[i], _, _ = strings.Cut(fmt.Sprintf("panic: %v", v), "\n")
 				}
 			}()
 			out[i] = s.InTx(ctxs[i], fn)
@@ -60,7 +64,7 @@ func inOneGroup(t *testing.T, s *Store, ctxs []context.Context, fns []func(bridg
 			time.Sleep(time.Millisecond)
 		}
 	}
-	s.writers.Unlock()
+	<-s.writer
 	wg.Wait()
 	return out
 }
@@ -125,7 +129,7 @@ func TestGroupCommitAnswersEachAlone(t *testing.T) {
 		})
 	}
 	got := inOneGroup(t, s, ctxs, fns)
-	want := []any{nil, nil, refused, "panic: step 3 broke", nil, nil}
+	want := []any{nil, nil, refused, "panic: panic in a write transaction: step 3 broke", nil, nil}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("transaction %d: InTx = %v; want %v", i, got[i], want[i])
@@ -190,5 +194,81 @@ func TestGroupCommitRunsAgainWhatAnotherLost(t *testing.T) {
 	}
 	if runs[0] != 2 || runs[1] != 1 || runs[2] != 1 || runs[3] != 1 {
 		t.Errorf("runs = %v; want [2 1 1 1]: the one written before the failure run again, those after it run once", runs)
+	}
+}
+
+// A group stops taking members once it has run for maxGroupTime: the first of a group is
+// answered only when the last has run. The rest go back to the queue, and the next writer runs them.
+func TestGroupCommitStopsAfterItsTime(t *testing.T) {
+	s := groupStore(t)
+	var (
+		mu  sync.Mutex
+		txs []*sql.Tx
+	)
+	ctxs := make([]context.Context, 4)
+	var fns []func(bridge.Tx) error
+	for i := range ctxs {
+		ctxs[i] = context.Background()
+		fns = append(fns, func(btx bridge.Tx) error {
+			mu.Lock()
+			var q *sql.Tx
+			switch c := btx.(*tx).q.(type) {
+			case groupTx:
+				q = c.Tx
+			case *sql.Tx:
+				q = c
+			}
+			txs = append(txs, q)
+			mu.Unlock()
+			if i == 0 {
+				time.Sleep(2 * maxGroupTime)
+			}
+			return markSeen(ctxs[i], btx, fmt.Sprintf("k%d", i))
+		})
+	}
+	for i, err := range inOneGroup(t, s, ctxs, fns) {
+		if err != nil {
+			t.Errorf("transaction %d: %v", i, err)
+		}
+	}
+	if len(txs) != 4 || txs[1] == txs[0] {
+		t.Errorf("the slow first one shared its transaction with the next (%d runs); want the others put back for the next writer", len(txs))
+	}
+	if keys := seenKeys(t, s); len(keys) != 4 {
+		t.Errorf("committed %v; want all four", keys)
+	}
+}
+
+// A writer that stops half-way (its goroutine exits, as t.Fatal does) leaves no caller waiting
+// and the writer's slot free.
+func TestGroupCommitSurvivesAWriterThatExits(t *testing.T) {
+	s := groupStore(t)
+	var exited atomic.Bool
+	ctxs := make([]context.Context, 4)
+	var fns []func(bridge.Tx) error
+	for i := range ctxs {
+		ctxs[i] = context.Background()
+		fns = append(fns, func(btx bridge.Tx) error {
+			if i == 2 && exited.CompareAndSwap(false, true) {
+				runtime.Goexit()
+			}
+			return markSeen(ctxs[i], btx, fmt.Sprintf("k%d", i))
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		inOneGroup(t, s, ctxs, fns)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("callers still waiting 20 s after a writer exited")
+	}
+	if err := s.InTx(context.Background(), func(btx bridge.Tx) error { return markSeen(context.Background(), btx, "after") }); err != nil {
+		t.Fatalf("a write after the writer exited: %v", err)
+	}
+	if !seenKeys(t, s)["after"] {
+		t.Error("the write after it was not committed")
 	}
 }

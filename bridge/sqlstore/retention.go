@@ -150,6 +150,7 @@ func (s *Store) purgeStream(ctx context.Context, stream string, cutoff time.Time
 	)
 	err := s.InTx(ctx, func(btx bridge.Tx) error {
 		t := btx.(*tx)
+		d, isHeld, media = Disposal{Stream: stream}, false, 0 // a transaction run again starts afresh
 		// Lock the stream's head: nothing is appended to it meanwhile.
 		var headSeq int64
 		if err := t.queryRow(ctx, `SELECT seq FROM archive_heads WHERE stream = $1 FOR UPDATE`, stream).Scan(&headSeq); err != nil {

@@ -2,9 +2,10 @@
 // and PostgreSQL (github.com/lib/pq): it implements bridge.Store and keeps the compliance archive.
 //
 // One SQL text serves both databases: queries are written for PostgreSQL ($1 placeholders,
-// FOR UPDATE … SKIP LOCKED) and rewritten for SQLite by rebind, which serializes writers with
-// BEGIN IMMEDIATE instead of row locks (and commits writers that queue meanwhile together, group.go). Migrations are embedded and versioned (goose); a schema newer
-// than this code is refused. Archive rows are append-only in the database itself (triggers).
+// FOR UPDATE … SKIP LOCKED) and rewritten for SQLite by rebind; SQLite's writers take turns in
+// the process instead of row locks, and those that queue meanwhile commit together (group.go).
+// Migrations are embedded and versioned (goose); a schema newer than this code is refused.
+// Archive rows are append-only in the database itself (triggers).
 //
 // It imports bridge and compliance, and nothing else of wxteams.
 package sqlstore
@@ -49,10 +50,11 @@ type Store struct {
 	// incoming messages cannot starve deliveries; nil on SQLite, whose writers take turns anyway.
 	outbox      *sql.DB
 	outboxStmts stmtCache
-	// writers serializes SQLite write transactions in the process, so they queue here instead of
-	// polling SQLite's busy handler (which sleeps in steps up to 100 ms); those waiting meanwhile
-	// are committed together (group.go). Reads outside transactions still run beside them (WAL).
-	writers sync.Mutex
+	// writer is SQLite's one writer slot: write transactions queue in the process (waiting)
+	// instead of polling SQLite's busy handler (which sleeps in steps up to 100 ms), and the
+	// holder of the slot commits those waiting together (group.go). Reads outside transactions
+	// still run beside them (WAL). Nil on PostgreSQL.
+	writer  chan struct{}
 	waiting writeQueue
 	keys    *keys // nil: content is stored as plaintext
 }
@@ -107,7 +109,7 @@ func open(rawURL string) (*Store, error) {
 			db.SetMaxOpenConns(8)
 			db.SetMaxIdleConns(8)
 		}
-		return &Store{db: db, dialect: SQLite}, nil
+		return &Store{db: db, dialect: SQLite, writer: make(chan struct{}, 1)}, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		u, err := url.Parse(rawURL)
 		if err != nil {
