@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -363,11 +364,14 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
-	go runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody"))
-	go engine.WatchRules(engineCtx, store, rulesWatchEvery)
-	go runCompletenessJob(engineCtx, store, keys, cfg, clk, log.Named("completeness"))
-	go watcher.Run(engineCtx)
-	go runSampler(engineCtx, store, clk, log.Named("sample"))
+	// The background jobs end with the engine; serve waits for them, so nothing of this process
+	// logs or touches the store after serve returns.
+	var jobs sync.WaitGroup
+	jobs.Go(func() { runCustodyJobs(engineCtx, store, keys, engine.Policy, cfg, clk, log.Named("custody")) })
+	jobs.Go(func() { engine.WatchRules(engineCtx, store, rulesWatchEvery) })
+	jobs.Go(func() { runCompletenessJob(engineCtx, store, keys, cfg, clk, log.Named("completeness")) })
+	jobs.Go(func() { watcher.Run(engineCtx) })
+	jobs.Go(func() { runSampler(engineCtx, store, clk, log.Named("sample")) })
 
 	log.Info("wxteams listening",
 		zap.String("version", versionString()),
@@ -409,6 +413,13 @@ func serve(ctx context.Context, env *environment, cfg *Config, opts serveOptions
 	case <-engineDone:
 	case <-graceCtx.Done():
 		log.Warn("deliveries still in flight at the end of the grace period; their claims will run out and be resolved by the next process")
+	}
+	jobsDone := make(chan struct{})
+	go func() { jobs.Wait(); close(jobsDone) }()
+	select {
+	case <-jobsDone:
+	case <-graceCtx.Done():
+		log.Warn("background jobs (custody, completeness, sampling) still running at the end of the grace period")
 	}
 	if err := s.internal.Shutdown(graceCtx); err != nil {
 		log.Warn("internal listener did not drain in time", zap.Error(err))
