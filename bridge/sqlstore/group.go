@@ -172,9 +172,12 @@ func (s *Store) runGroup(group []*writeRequest) {
 			}
 		}
 	}
-	started := time.Now()
+	started, most := time.Now(), s.groupTime
+	if most == 0 {
+		most = maxGroupTime
+	}
 	for i, r := range live {
-		if i > 0 && time.Since(started) > maxGroupTime {
+		if i > 0 && time.Since(started) > most {
 			owned = live[:i]
 			s.waiting.putBack(live[i:]) // the next writer takes them
 			break

@@ -56,7 +56,9 @@ type Store struct {
 	// still run beside them (WAL). Nil on PostgreSQL.
 	writer  chan struct{}
 	waiting writeQueue
-	keys    *keys // nil: content is stored as plaintext
+	// groupTime is how long a group takes members (maxGroupTime when 0; tests change it).
+	groupTime time.Duration
+	keys      *keys // nil: content is stored as plaintext
 }
 
 var _ bridge.Store = (*Store)(nil)
