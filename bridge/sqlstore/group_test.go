@@ -276,3 +276,20 @@ func TestGroupCommitSurvivesAWriterThatExits(t *testing.T) {
 		t.Error("the write after it was not committed")
 	}
 }
+
+// What SQLite acknowledges is on disk: every commit (every group's) flushes the WAL
+// (synchronous=FULL, 2), so it survives a power failure, not only a crash of the process.
+func TestSQLiteFlushesEveryCommit(t *testing.T) {
+	s := groupStore(t)
+	var journal string
+	var synchronous int
+	if err := s.db.QueryRow(`PRAGMA journal_mode`).Scan(&journal); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRow(`PRAGMA synchronous`).Scan(&synchronous); err != nil {
+		t.Fatal(err)
+	}
+	if journal != "wal" || synchronous != 2 {
+		t.Errorf("journal_mode %s, synchronous %d; want wal and 2 (FULL)", journal, synchronous)
+	}
+}
