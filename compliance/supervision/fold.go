@@ -259,10 +259,13 @@ func computeEntry(r rune) uint32 {
 	var buf [utf8.UTFMax]byte
 	s := buf[:utf8.EncodeRune(buf[:], r)]
 	e := uint32(cacheKnown)
-	if !norm.NFKC.Properties(s).BoundaryBefore() {
+	n, _ := normalize(nil, nil, string(s))
+	// r joins the character before it if it combines with it, or if what it becomes does: a
+	// compatibility jamo (ㅕ) becomes a conjoining one (U+1167) that composes with the consonant
+	// before it, so Fold of "ㅅㅕ" must be 셔 at once, as folding again would make it.
+	if !norm.NFKC.Properties(s).BoundaryBefore() || (len(n) > 0 && !norm.NFKC.Properties(n).BoundaryBefore()) {
 		e |= cacheJoins
 	}
-	n, _ := normalize(nil, nil, string(s))
 	r1, size := utf8.DecodeRune(n)
 	switch {
 	case len(n) == 0:

@@ -58,6 +58,7 @@ func TestFoldingTheWayAnOfficerExpects(t *testing.T) {
 		{"内幕消息", "内\u3164幕\u0301消\ufe0e息", "a Hangul filler, an accent and a variation selector"},
 		{"résumé", "resume", "accents"},
 		{"가", "\u1100\u1161", "Hangul jamo compose"},
+		{"셔", "ㅅㅕ", "compatibility jamo compose too (once folded, as folding again would)"},
 	}
 	for _, c := range same {
 		if fa, fb := Fold(c.a), Fold(c.b); fa != fb {
