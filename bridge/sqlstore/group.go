@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -114,16 +115,19 @@ func outcome(err error) error {
 func (s *Store) runGroup(group []*writeRequest) {
 	// Whatever happens here (a function calling runtime.Goexit, a panic outside a function), no
 	// caller is left waiting for an answer.
-	var sqlTx interface{ Rollback() error }
-	owned := group // those this writer answers
+	var tx0 *sql.Tx // the group's transaction, once begun
+	owned := group  // those this writer answers
 	defer func() {
+		rolledBack := false
 		for _, r := range owned {
-			if !r.answered {
-				if sqlTx != nil {
-					_ = sqlTx.Rollback()
-				}
-				r.answer(fmt.Errorf("%w: the writer stopped before it was answered", errGroupRolledBack))
+			if r.answered {
+				continue
 			}
+			if tx0 != nil && !rolledBack {
+				_ = tx0.Rollback()
+				rolledBack = true
+			}
+			r.answer(fmt.Errorf("%w: the writer stopped before it was answered", errGroupRolledBack))
 		}
 	}()
 	var live []*writeRequest
@@ -145,14 +149,13 @@ func (s *Store) runGroup(group []*writeRequest) {
 	// The group's transaction is not cancelled with any one member's context: an interrupted
 	// SQLite statement may roll the whole transaction back.
 	ctx := context.WithoutCancel(live[0].ctx)
-	tx0, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	var err error
+	if tx0, err = s.db.BeginTx(ctx, nil); err != nil {
 		for _, r := range live {
 			r.answer(fmt.Errorf("begin: %w", s.wrap(err)))
 		}
 		return
 	}
-	sqlTx = tx0
 	type member struct {
 		r  *writeRequest
 		tx *tx
