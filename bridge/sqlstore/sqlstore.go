@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"golang.org/x/sync/semaphore"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -50,6 +51,11 @@ type Store struct {
 	// incoming messages cannot starve deliveries; nil on SQLite, whose writers take turns anyway.
 	outbox      *sql.DB
 	outboxStmts stmtCache
+	// turns hands the PostgreSQL steps' connections out first come, first served, one per step
+	// transaction (nil on SQLite). database/sql gives a freed connection to a random waiter, so
+	// with more steps than connections some waited many turns while others went at once: the
+	// answers to WeChat and Teams had a long tail (BENCHMARKS.md).
+	turns *semaphore.Weighted
 	// writer is SQLite's one writer slot: write transactions queue in the process (waiting)
 	// instead of polling SQLite's busy handler (which sleeps in steps up to 100 ms), and the
 	// holder of the slot commits those waiting together (group.go). Reads outside transactions
@@ -140,7 +146,7 @@ func open(rawURL string) (*Store, error) {
 		outbox.SetMaxOpenConns(4)
 		outbox.SetMaxIdleConns(4)
 		outbox.SetConnMaxIdleTime(5 * time.Minute)
-		return &Store{db: db, outbox: outbox, dialect: Postgres}, nil
+		return &Store{db: db, outbox: outbox, dialect: Postgres, turns: semaphore.NewWeighted(DefaultConnections)}, nil
 	}
 	return nil, fmt.Errorf("database url %q: want sqlite:PATH or postgres://…", redactURL(rawURL))
 }
@@ -175,13 +181,15 @@ func redactURL(raw string) string {
 const DefaultConnections = 16
 
 // SetConnections sets how many PostgreSQL connections the steps share (the delivery bookkeeping
-// has its own four). SQLite keeps its own pool: one writer at a time.
+// has its own four). SQLite keeps its own pool: one writer at a time. Call it before the store
+// is used.
 func (s *Store) SetConnections(n int) {
 	if s.dialect != Postgres || n < 1 {
 		return
 	}
 	s.db.SetMaxOpenConns(n)
 	s.db.SetMaxIdleConns(n)
+	s.turns = semaphore.NewWeighted(int64(n))
 }
 
 // Dialect reports which database the store is on.
@@ -254,8 +262,15 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) error {
 	return s.inOwnTx(ctx, db, fn)
 }
 
-// inOwnTx runs fn in a transaction of its own on db.
+// inOwnTx runs fn in a transaction of its own on db, a step's transaction waiting its turn
+// (Store.turns).
 func (s *Store) inOwnTx(ctx context.Context, db *sql.DB, fn func(bridge.Tx) error) error {
+	if db == s.db && s.turns != nil {
+		if err := s.turns.Acquire(ctx, 1); err != nil {
+			return fmt.Errorf("begin: waiting for a database connection: %w", s.wrap(err))
+		}
+		defer s.turns.Release(1)
+	}
 	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", s.wrap(err))

@@ -1,7 +1,12 @@
 package sqlstore_test
 
 import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wxteams/wxteams/bridge"
 	"github.com/wxteams/wxteams/bridge/bridgetest"
@@ -30,5 +35,68 @@ func TestConnectionsAreSet(t *testing.T) {
 	lite.SetConnections(5)
 	if got := lite.DB().Stats().MaxOpenConnections; got != 8 {
 		t.Errorf("SQLite opens up to %d connections after SetConnections(5); want its own 8", got)
+	}
+}
+
+// Steps waiting for PostgreSQL connections get them in the order they asked (database/sql alone
+// gives a freed connection to a random waiter, which gave the answers to WeChat and Teams a long
+// tail under load).
+func TestStepsTakeTurnsInOrder(t *testing.T) {
+	pg := sqlstoretest.Postgres(t)
+	pg.SetConnections(1)
+	ctx := context.Background()
+	holding, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = pg.InTx(ctx, func(bridge.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	var (
+		mu    sync.Mutex
+		order []int
+		wg    sync.WaitGroup
+	)
+	const waiters = 8
+	for k := range waiters {
+		wg.Go(func() {
+			err := pg.InTx(ctx, func(bridge.Tx) error {
+				mu.Lock()
+				defer mu.Unlock()
+				order = append(order, k)
+				return nil
+			})
+			if err != nil {
+				t.Errorf("step %d: %v", k, err)
+			}
+		})
+		time.Sleep(30 * time.Millisecond) // step k asks before step k+1
+	}
+	close(release)
+	wg.Wait()
+	if !slices.IsSorted(order) || len(order) != waiters {
+		t.Errorf("steps ran in the order %v; want the order they asked in, 0 to %d", order, waiters-1)
+	}
+
+	// A step that gives up waiting says why, and leaves the turns as they were.
+	holding, release = make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = pg.InTx(ctx, func(bridge.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := pg.InTx(short, func(bridge.Tx) error { return nil }); !errors.Is(err, sqlstore.ErrUnavailable) {
+		t.Errorf("a step that waited past its deadline: %v; want ErrUnavailable", err)
+	}
+	close(release)
+	if err := pg.InTx(ctx, func(bridge.Tx) error { return nil }); err != nil {
+		t.Errorf("a step after the one that gave up: %v", err)
 	}
 }
