@@ -56,7 +56,9 @@ type Store interface {
 // Tx is one transaction of the store.
 type Tx interface {
 	// FirstSeen records an idempotency key and reports whether it is new. A key already recorded
-	// means the input is a retry or a duplicate.
+	// means the input is a retry or a duplicate. A store may instead say true and fail the
+	// transaction with ErrDuplicate by a later statement or its commit (sqlstore on PostgreSQL,
+	// which sends the key with the step's first read): either way nothing of it is committed.
 	FirstSeen(ctx context.Context, key string, now time.Time) (bool, error)
 
 	Reader

@@ -562,9 +562,32 @@ func testFirstSeen(t *testing.T, s bridge.Store) {
 	ctx := context.Background()
 	var first, second bool
 	inTx(t, s, func(tx bridge.Tx) (err error) { first, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
-	inTx(t, s, func(tx bridge.Tx) (err error) { second, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
-	if !first || second {
-		t.Errorf("FirstSeen twice = %v, %v; want true, false", first, second)
+	// The second time, FirstSeen says false, or the transaction fails with ErrDuplicate.
+	err := s.InTx(ctx, func(tx bridge.Tx) (err error) { second, err = tx.FirstSeen(ctx, "wechat:o1:123", t0); return })
+	if !first || second && !errors.Is(err, bridge.ErrDuplicate) || !second && err != nil {
+		t.Errorf("FirstSeen twice = %v, %v (the second transaction: %v); want true, then false or ErrDuplicate", first, second, err)
+	}
+	// A duplicate fails its transaction before what the step does after it is committed.
+	var kept bool
+	err = s.InTx(ctx, func(tx bridge.Tx) error {
+		again, err := tx.FirstSeen(ctx, "wechat:o1:123", t0)
+		if err != nil || !again {
+			return bridge.ErrDuplicate
+		}
+		if _, err := tx.Employee(ctx, "nobody"); err != nil && !errors.Is(err, bridge.ErrNotFound) {
+			return err
+		}
+		kept = true
+		return tx.PutContact(ctx, &bridge.Contact{OpenID: "dup-o1", UpdatedAt: t0})
+	})
+	if !errors.Is(err, bridge.ErrDuplicate) {
+		t.Errorf("a step after a key recorded before: %v; want ErrDuplicate", err)
+	}
+	if kept {
+		t.Error("a step after a key recorded before went on past its first read")
+	}
+	if _, err := s.Contact(ctx, "dup-o1"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("what a duplicate step wrote was committed: %v", err)
 	}
 	// Pruning forgets old keys and finished deliveries, and keeps everything still open.
 	done := addOutbox(t, s, "A", "a1", t0)

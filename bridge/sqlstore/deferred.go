@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -88,6 +89,32 @@ func (t *tx) carrying(q string, args []any) (string, []any) {
 		b.WriteString(q)
 	}
 	return b.String(), all
+}
+
+// carryingKey is carrying for a read that begins a step: it carries the waiting writes only if
+// they are idempotency keys (FirstSeen), which no read looks at; any other waiting write goes first,
+// on its own, as before every read.
+func (t *tx) carryingKey(ctx context.Context, q string, args []any) (string, []any, error) {
+	for _, d := range t.deferred {
+		if d.table != "seen" {
+			if err := t.flushDeferred(ctx); err != nil {
+				return "", nil, err
+			}
+			return q, args, nil
+		}
+	}
+	q, args = t.carrying(q, args)
+	return q, args, nil
+}
+
+// carried notes the error of a statement that carried waiting writes: if one of them failed it
+// (an idempotency key recorded before), that is what failed the transaction, whatever the step
+// makes of the statement's error (run).
+func (t *tx) carried(err error) error {
+	if errors.Is(err, bridge.ErrDuplicate) && t.failed == nil {
+		t.failed = err
+	}
+	return err
 }
 
 // flushDeferred sends the waiting writes, in one statement.

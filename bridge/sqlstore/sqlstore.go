@@ -324,6 +324,8 @@ func (s *Store) wrap(err error) error {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		switch {
+		case pqErr.Code == "23505" && pqErr.Table == "seen": // an idempotency key recorded before (FirstSeen)
+			return fmt.Errorf("%w: idempotency key recorded before", bridge.ErrDuplicate)
 		case pqErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w: %v", bridge.ErrConflict, err)
 		case pqErr.Code.Class() == "08", pqErr.Code.Class() == "57": // connection exception, operator intervention
