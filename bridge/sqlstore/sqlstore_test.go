@@ -45,15 +45,20 @@ func TestStepsTakeTurnsInOrder(t *testing.T) {
 	pg := sqlstoretest.Postgres(t)
 	pg.SetConnections(1)
 	ctx := context.Background()
-	holding, release := make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = pg.InTx(ctx, func(bridge.Tx) error {
-			close(holding)
-			<-release
-			return nil
-		})
-	}()
-	<-holding
+	// hold runs a step that keeps the one connection until the returned function is called.
+	hold := func() (release func()) {
+		holding, released := make(chan struct{}), make(chan struct{})
+		go func() {
+			_ = pg.InTx(ctx, func(bridge.Tx) error {
+				close(holding)
+				<-released
+				return nil
+			})
+		}()
+		<-holding
+		return func() { close(released) }
+	}
+	release := hold()
 	var (
 		mu    sync.Mutex
 		order []int
@@ -74,28 +79,20 @@ func TestStepsTakeTurnsInOrder(t *testing.T) {
 		})
 		time.Sleep(30 * time.Millisecond) // step k asks before step k+1
 	}
-	close(release)
+	release()
 	wg.Wait()
 	if !slices.IsSorted(order) || len(order) != waiters {
 		t.Errorf("steps ran in the order %v; want the order they asked in, 0 to %d", order, waiters-1)
 	}
 
 	// A step that gives up waiting says why, and leaves the turns as they were.
-	holding, release = make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = pg.InTx(ctx, func(bridge.Tx) error {
-			close(holding)
-			<-release
-			return nil
-		})
-	}()
-	<-holding
+	release = hold()
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	if err := pg.InTx(short, func(bridge.Tx) error { return nil }); !errors.Is(err, sqlstore.ErrUnavailable) {
 		t.Errorf("a step that waited past its deadline: %v; want ErrUnavailable", err)
 	}
-	close(release)
+	release()
 	if err := pg.InTx(ctx, func(bridge.Tx) error { return nil }); err != nil {
 		t.Errorf("a step after the one that gave up: %v", err)
 	}
