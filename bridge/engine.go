@@ -173,7 +173,10 @@ type step struct {
 }
 
 // do runs fn as one step. A non-empty dedupeKey makes the step idempotent: a key seen before
-// returns ErrDuplicate and changes nothing.
+// returns ErrDuplicate and changes nothing. The store may tell a duplicate only with the step's
+// first read (sqlstore on PostgreSQL sends the key with it), so fn must not act outside the store
+// before its first read, and a step begins with the read its input names (its employee, its
+// customer's chat) so that two runs of one input take the same lock first.
 func (e *Engine) do(ctx context.Context, dedupeKey string, fn func(*step) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {

@@ -91,14 +91,22 @@ func (t *tx) carrying(q string, args []any) (string, []any) {
 	return b.String(), all
 }
 
-// carryingKey is carrying for a read that begins a step: it carries the waiting writes only if
-// they are idempotency keys (FirstSeen), which no read looks at; any other waiting write goes first,
-// on its own, as before every read.
-func (t *tx) carryingKey(ctx context.Context, q string, args []any) (string, []any, error) {
+// carryingKey is carrying for a read that begins a step (an employee's, a chat's lock): it carries
+// the waiting writes only if they are all idempotency keys (FirstSeen), which no read looks at.
+// Otherwise q carries nothing, and the waiting writes go first, on their own, if flushFirst (as
+// before any read through tx.query), or stay waiting.
+//
+// PostgreSQL may take the read's row lock before it writes the key. Two runs of one input that
+// began by locking different chats could then deadlock on each other (PostgreSQL breaks it after
+// deadlock_timeout, and InTx runs the loser again, which then finds the key): both runs of an input
+// always begin with the same read, so it does not arise.
+func (t *tx) carryingKey(ctx context.Context, q string, args []any, flushFirst bool) (string, []any, error) {
 	for _, d := range t.deferred {
 		if d.table != "seen" {
-			if err := t.flushDeferred(ctx); err != nil {
-				return "", nil, err
+			if flushFirst {
+				if err := t.flushDeferred(ctx); err != nil {
+					return "", nil, err
+				}
 			}
 			return q, args, nil
 		}
@@ -115,6 +123,28 @@ func (t *tx) carried(err error) error {
 		t.failed = err
 	}
 	return err
+}
+
+// keysFirst sends the idempotency keys still waiting when a step failed before any statement
+// carried them: if one was recorded before, the step is a duplicate (ErrDuplicate, in failed), and
+// that is what it reports, not what it met on the way. Any other outcome leaves failed as it was.
+func (t *tx) keysFirst(ctx context.Context) {
+	var keys, rest []deferredWrite
+	for _, d := range t.deferred {
+		if d.table == "seen" {
+			keys = append(keys, d)
+		} else {
+			rest = append(rest, d)
+		}
+	}
+	if len(keys) == 0 || t.failed != nil {
+		return
+	}
+	t.deferred = keys
+	if err := t.flushDeferred(ctx); !errors.Is(err, bridge.ErrDuplicate) {
+		t.failed = nil
+	}
+	t.deferred = rest
 }
 
 // flushDeferred sends the waiting writes, in one statement.

@@ -26,8 +26,8 @@ const PgbenchFixture = "employee bench-emp; contacts bench-c0, bench-c1, …; on
 const PgbenchMessages = 4
 
 // PgbenchScript is, for pgbench, the SQL PgbenchMessages employee messages cost the engine (observed
-// with log_statement = all): each message's step in its own transaction — idempotency key, author,
-// chat lock, the chat's details, chat state with the outbox row and its lane, archive head, record
+// with log_statement = all): each message's step in its own transaction — idempotency key with the
+// author, chat lock, the chat's details, chat state with the outbox row and its lane, archive head, record
 // and head moved; then one claim of the PgbenchMessages deliveries (their lane heads with their recipients,
 // marked sending, the lanes' due times moved) and one transaction recording their outcomes (items
 // locked and marked done, lanes settled, the records archived and the head moved) — the engine
@@ -43,8 +43,7 @@ func PgbenchScript(chats []int64) string {
 	for i := 1; i <= PgbenchMessages; i++ {
 		fmt.Fprintf(&step, `\set k random(1, 1000000000000)
 BEGIN;
-INSERT INTO seen (key, seen_us) VALUES ('pgbench' || chr(58) || :k::text, :now) ON CONFLICT (key) DO NOTHING;
-SELECT id, tenant, name, email, enabled, COALESCE(scene, ''), teams_service_url, teams_conversation_id, teams_user_id, reachable, current_chat, updated_us FROM employees WHERE id = 'bench-emp';
+WITH deferred_0 AS (INSERT INTO seen (key, seen_us) VALUES ('pgbench' || chr(58) || :k::text, :now)) SELECT id, tenant, name, email, enabled, COALESCE(scene, ''), teams_service_url, teams_conversation_id, teams_user_id, reachable, current_chat, updated_us FROM employees WHERE id = 'bench-emp';
 SELECT id, tenant, contact, status, last_inbound_us, connected_us, sent_since_inbound, employee_streak, on_hold_prompted, notified_24h, reinstate_sent, members_changed, created_us, updated_us FROM chats WHERE id = :chat FOR UPDATE;
 SELECT (SELECT COUNT(*) FROM queue WHERE queue.chat_id = c.id), COALESCE(ct.open_id, ''), COALESCE(ct.union_id, ''), COALESCE(ct.name, ''), COALESCE(ct.language, ''), COALESCE(ct.following, FALSE), COALESCE(ct.updated_us, 0), COALESCE(ct.number, 0), COALESCE(m.employee_id, ''), COALESCE(e.tenant, ''), COALESCE(e.name, ''), COALESCE(e.email, ''), COALESCE(e.enabled, FALSE), COALESCE(e.scene, ''), COALESCE(e.teams_service_url, ''), COALESCE(e.teams_conversation_id, ''), COALESCE(e.teams_user_id, ''), COALESCE(e.reachable, FALSE), COALESCE(e.current_chat, 0), COALESCE(e.updated_us, 0) FROM chats c LEFT JOIN contacts ct ON ct.open_id = c.contact LEFT JOIN chat_members m ON m.chat_id = c.id LEFT JOIN employees e ON e.id = m.employee_id WHERE c.id = :chat ORDER BY m.position;
 WITH deferred_0 AS (UPDATE chats SET status = 'active', last_inbound_us = last_inbound_us, connected_us = connected_us, sent_since_inbound = sent_since_inbound + 1, employee_streak = employee_streak + 1, on_hold_prompted = false, notified_24h = false, reinstate_sent = false, members_changed = false, updated_us = :now WHERE id = :chat), item AS (INSERT INTO outbox (chat_id, tenant, channel, lane, employee_id, contact, message_id, auto, payload, data_key, state, attempts, not_before_us, lease_until_us, created_us, template) VALUES (:chat, '', 'wechat', %[1]s, 'bench-emp', 'bench-c' || :c::text, 'm0123456789abcdef0123', false, decode('%[3]s', 'hex'), '', 'pending', 0, :now, 0, :now, '') RETURNING id, lane, channel, not_before_us, message_id), lane AS (INSERT INTO outbox_lanes (lane, channel, head_id, due_us) SELECT DISTINCT ON (lane) lane, channel, id, not_before_us FROM item ORDER BY lane, id ON CONFLICT (lane) DO UPDATE SET lane = EXCLUDED.lane) SELECT id AS ob%[5]d FROM item ORDER BY id \gset

@@ -265,11 +265,11 @@ func (s *Store) inTx(ctx context.Context, fn func(bridge.Tx) error) error {
 // inOwnTx runs fn in a transaction of its own on db, a step's transaction waiting its turn
 // (Store.turns).
 func (s *Store) inOwnTx(ctx context.Context, db *sql.DB, fn func(bridge.Tx) error) error {
-	if db == s.db && s.turns != nil {
-		if err := s.turns.Acquire(ctx, 1); err != nil {
+	if turns := s.turns; db == s.db && turns != nil {
+		if err := turns.Acquire(ctx, 1); err != nil {
 			return fmt.Errorf("begin: waiting for a database connection: %w", s.wrap(err))
 		}
-		defer s.turns.Release(1)
+		defer turns.Release(1)
 	}
 	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -299,10 +299,14 @@ func (s *Store) inOwnTx(ctx context.Context, db *sql.DB, fn func(bridge.Tx) erro
 
 // run runs fn in the transaction and then writes what it left waiting (timers, deferred writes).
 func (t *tx) run(ctx context.Context, fn func(bridge.Tx) error) error {
-	if err := fn(t); err != nil {
-		if t.failed != nil {
-			return t.failed // what failed the transaction, not what failed after it
-		}
+	err := fn(t)
+	if err != nil {
+		t.keysFirst(ctx)
+	}
+	if t.failed != nil {
+		return t.failed // what failed the transaction, not what failed after it
+	}
+	if err != nil {
 		return err
 	}
 	if err := t.deferTimers(ctx); err != nil {
@@ -324,7 +328,7 @@ func (s *Store) wrap(err error) error {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		switch {
-		case pqErr.Code == "23505" && pqErr.Table == "seen": // an idempotency key recorded before (FirstSeen)
+		case pqErr.Code == "23505" && pqErr.Constraint == "seen_pkey": // an idempotency key recorded before (FirstSeen)
 			return fmt.Errorf("%w: idempotency key recorded before", bridge.ErrDuplicate)
 		case pqErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w: %v", bridge.ErrConflict, err)

@@ -77,7 +77,7 @@ func TestStepsTakeTurnsInOrder(t *testing.T) {
 				t.Errorf("step %d: %v", k, err)
 			}
 		})
-		time.Sleep(30 * time.Millisecond) // step k asks before step k+1
+		time.Sleep(50 * time.Millisecond) // step k asks before step k+1
 	}
 	release()
 	wg.Wait()
@@ -85,15 +85,21 @@ func TestStepsTakeTurnsInOrder(t *testing.T) {
 		t.Errorf("steps ran in the order %v; want the order they asked in, 0 to %d", order, waiters-1)
 	}
 
-	// A step that gives up waiting says why, and leaves the turns as they were.
+	// A step that gives up waiting says why, never runs, and leaves the turns as they were.
 	release = hold()
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if err := pg.InTx(short, func(bridge.Tx) error { return nil }); !errors.Is(err, sqlstore.ErrUnavailable) {
-		t.Errorf("a step that waited past its deadline: %v; want ErrUnavailable", err)
+	ran := false
+	if err := pg.InTx(short, func(bridge.Tx) error { ran = true; return nil }); !errors.Is(err, sqlstore.ErrUnavailable) || ran {
+		t.Errorf("a step that waited past its deadline: %v (ran: %v); want ErrUnavailable, not run", err, ran)
 	}
 	release()
-	if err := pg.InTx(ctx, func(bridge.Tx) error { return nil }); err != nil {
-		t.Errorf("a step after the one that gave up: %v", err)
+	for range 3 { // with a turn lost, the second of these would wait for ever
+		soon, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := pg.InTx(soon, func(bridge.Tx) error { return nil })
+		cancel()
+		if err != nil {
+			t.Fatalf("a step after the one that gave up: %v", err)
+		}
 	}
 }

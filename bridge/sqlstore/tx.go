@@ -237,7 +237,7 @@ func (t *tx) Employee(ctx context.Context, id bridge.EmployeeID) (*bridge.Employ
 		return &e, nil
 	}
 	// The first read of an employee's step: it carries the step's idempotency key.
-	q, args, err := t.carryingKey(ctx, `SELECT `+employeeColumns+` FROM employees WHERE id = $1`, []any{id})
+	q, args, err := t.carryingKey(ctx, `SELECT `+employeeColumns+` FROM employees WHERE id = $1`, []any{id}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +382,7 @@ func (t *tx) lockChat(ctx context.Context, q string, arg any, what string) (*bri
 		id, lastIn, conn, created, updated int64
 	)
 	// The first read of a customer's step: it carries the step's idempotency key.
-	q, args, err := t.carryingKey(ctx, q, []any{arg})
+	q, args, err := t.carryingKey(ctx, q, []any{arg}, true)
 	if err != nil {
 		return nil, err
 	}
