@@ -129,6 +129,9 @@ func (t *tx) carried(err error) error {
 // carried them: if one was recorded before, the step is a duplicate (ErrDuplicate, in failed), and
 // that is what it reports, not what it met on the way. Any other outcome leaves failed as it was.
 func (t *tx) keysFirst(ctx context.Context) {
+	if t.failed != nil {
+		return
+	}
 	var keys, rest []deferredWrite
 	for _, d := range t.deferred {
 		if d.table == "seen" {
@@ -137,7 +140,7 @@ func (t *tx) keysFirst(ctx context.Context) {
 			rest = append(rest, d)
 		}
 	}
-	if len(keys) == 0 || t.failed != nil {
+	if len(keys) == 0 {
 		return
 	}
 	t.deferred = keys
